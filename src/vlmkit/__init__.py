@@ -1,0 +1,3 @@
+"""vlmkit: vision-language models end to end, in plain PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,168 @@
+"""Model directories: ``save_pretrained`` and ``from_pretrained``.
+
+A vlmkit model directory holds ``config.json`` (with ``"architecture"``), ``model.safetensors``,
+and, when the model has them, ``tokenizer.json`` and ``preprocessor.json``. ``from_pretrained`` also
+takes a Hugging Face CLIP/SigLIP directory (single or sharded safetensors) or an open_clip directory
+and converts on load, or a hub id, downloaded through ``huggingface_hub`` when online.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from vlmkit import __version__
+from vlmkit.checkpoints import hf, openclip
+from vlmkit.checkpoints.keymap import apply_rules
+from vlmkit.checkpoints.weights import WEIGHTS, read_safetensors
+from vlmkit.config import ConfigBase, architecture_of, config_from_json
+from vlmkit.errors import CheckpointError, ConfigError
+from vlmkit.files import atomic_write_bytes, atomic_write_json
+from vlmkit.models import build_model
+from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.processing.text import TextTokenizer
+
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+PREPROCESSOR = "preprocessor.json"
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (its config, weights, tokenizer and preprocessor) so that it reloads bit-identically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config: ConfigBase = model.config  # type: ignore[assignment]
+    tensors = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    atomic_write_bytes(directory / WEIGHTS, safetensors_bytes(tensors, metadata={"format": "pt"}))
+    tokenizer: TextTokenizer | None = getattr(model, "tokenizer", None)
+    processor: ImagePreprocessor | None = getattr(model, "image_processor", None)
+    preprocessing: dict[str, Any] = {}
+    if tokenizer is not None:
+        tokenizer.save(directory / TOKENIZER)
+        preprocessing["text"] = tokenizer.to_dict()
+    if processor is not None:
+        preprocessing["image"] = processor.to_dict()
+    if preprocessing:
+        atomic_write_json(directory / PREPROCESSOR, preprocessing)
+    # config.json last: its presence marks a complete directory.
+    atomic_write_json(
+        directory / CONFIG, {"architecture": architecture_of(config), "vlmkit_version": __version__, **config.to_dict()}
+    )
+    return directory
+
+
+def from_pretrained(
+    source: str | os.PathLike[str], device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> nn.Module:
+    """Load a vlmkit, Hugging Face or open_clip model directory, or a hub id, in eval mode."""
+    directory = resolve(source)
+    config_path = directory / CONFIG
+    if (directory / openclip.CONFIG).exists() and not config_path.exists():
+        config, model = _load_converted(directory, *openclip.read(directory))
+    elif not config_path.exists():
+        raise CheckpointError(f"{directory}: no {CONFIG}; expected a vlmkit, Hugging Face or open_clip model directory")
+    else:
+        raw = _read_json(config_path)
+        if "architecture" in raw:
+            config = config_from_json(config_path)
+            model = build_model(config, device="meta")
+            _assign(model, read_safetensors(directory), str(directory))
+        elif "model_type" in raw:
+            config = hf.dual_encoder_config_from_hf(raw, str(config_path))
+            converted = apply_rules(
+                hf.dual_encoder_rules(config),
+                read_safetensors(directory),
+                build_model(config, device="meta").state_dict(),
+                str(directory),
+                hf.is_ignored_hf_key,
+            )
+            config, model = _load_converted(directory, config, converted)
+        else:
+            raise CheckpointError(
+                f"{config_path}: neither a vlmkit config (no 'architecture') nor a Hugging Face one (no 'model_type')"
+            )
+    _attach_preprocessing(model, directory, config)
+    model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def _load_converted(
+    directory: Path, config: ConfigBase, tensors: dict[str, torch.Tensor]
+) -> tuple[ConfigBase, nn.Module]:
+    model = build_model(config, device="meta")
+    _assign(model, tensors, str(directory))
+    return config, model
+
+
+def _assign(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} has shape {tuple(tensors[k].shape)}, expected {tuple(expected[k].shape)}"
+        for k in expected
+        if k in tensors and tensors[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = [
+            f"missing tensors: {', '.join(missing[:6])}" if missing else "",
+            f"unexpected tensors: {', '.join(unexpected[:6])}" if unexpected else "",
+            f"wrong shapes: {'; '.join(wrong[:4])}" if wrong else "",
+        ]
+        raise CheckpointError(f"{where}: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(tensors, strict=True, assign=True)
+
+
+def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase) -> None:
+    """Set ``model.tokenizer`` and ``model.image_processor`` from whichever files the directory has."""
+    settings = _read_json(directory / PREPROCESSOR) if (directory / PREPROCESSOR).exists() else {}
+    if "image" in settings:
+        model.image_processor = ImagePreprocessor.from_dict(settings["image"])
+    elif (directory / "preprocessor_config.json").exists():
+        model.image_processor = ImagePreprocessor.from_hf_config(_read_json(directory / "preprocessor_config.json"))
+    elif (directory / openclip.CONFIG).exists():
+        model.image_processor = openclip.image_processor(directory)
+    if (directory / TOKENIZER).exists():
+        if "text" in settings:
+            model.tokenizer = TextTokenizer.from_file(directory / TOKENIZER, settings["text"])
+        else:
+            model.tokenizer = TextTokenizer.from_hf_dir(directory)
+
+
+def resolve(source: str | os.PathLike[str]) -> Path:
+    """A local directory as is; anything else is taken as a hub id and downloaded (cached)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    text = str(source)
+    if path.exists():
+        raise CheckpointError(f"{path}: expected a model directory, got a file")
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise CheckpointError(f"{text}: no such model directory (and not a hub id of the form 'org/name')")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(text, allow_patterns=HUB_PATTERNS))
+    except Exception as error:  # huggingface_hub raises many types for offline / missing repos
+        raise CheckpointError(
+            f"{text}: not a local directory, and downloading it from the Hugging Face Hub failed "
+            f"({type(error).__name__}); check the id, or that this machine is online, or pass a "
+            "local directory"
+        ) from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,99 @@
+"""Declarative key maps: build a vlmkit state dict from another library's tensors, with shape checks.
+
+A map is a list of ``Rule``s, each naming one vlmkit key, the source keys it is made from and how
+(copy, concatenate q/k/v into a fused projection, transpose, reshape a scalar). Applying a map
+checks every shape against the vlmkit model and reports every missing, unexpected or mis-shaped
+tensor by name in one error, instead of failing on the first inside ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from vlmkit.errors import CheckpointError
+
+
+@dataclass(frozen=True)
+class Rule:
+    target: str
+    sources: tuple[str, ...]
+    op: str = "copy"  # copy | concat (along dim 0) | transpose | reshape
+
+
+def copy(target: str, source: str) -> Rule:
+    return Rule(target, (source,))
+
+
+def concat(target: str, *sources: str) -> Rule:
+    return Rule(target, tuple(sources), "concat")
+
+
+def transpose(target: str, source: str) -> Rule:
+    return Rule(target, (source,), "transpose")
+
+
+def reshape(target: str, source: str) -> Rule:
+    return Rule(target, (source,), "reshape")
+
+
+_OPS: dict[str, Callable[[list[torch.Tensor], torch.Size], torch.Tensor]] = {
+    "copy": lambda tensors, shape: tensors[0],
+    "concat": lambda tensors, shape: torch.cat(tensors, dim=0),
+    "transpose": lambda tensors, shape: tensors[0].t(),
+    "reshape": lambda tensors, shape: tensors[0].reshape(shape) if tensors[0].numel() == shape.numel() else tensors[0],
+}
+
+
+def apply_rules(
+    rules: Iterable[Rule],
+    source: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    where: str,
+    ignore: Callable[[str], bool] = lambda key: False,
+) -> dict[str, torch.Tensor]:
+    """Build the state dict ``expected`` describes (by keys and shapes) from ``source``.
+
+    ``ignore`` names source keys that may be present without being used (buffers such as
+    ``position_ids`` that older checkpoints carry).
+    """
+    rules = list(rules)
+    result: dict[str, torch.Tensor] = {}
+    missing: list[str] = []
+    misshaped: list[str] = []
+    used: set[str] = set()
+    for rule in rules:
+        absent = [key for key in rule.sources if key not in source]
+        if absent:
+            missing.extend(absent)
+            continue
+        used.update(rule.sources)
+        tensor = _OPS[rule.op]([source[key] for key in rule.sources], expected[rule.target].shape)
+        if tensor.shape != expected[rule.target].shape:
+            misshaped.append(
+                f"{'+'.join(rule.sources)} has shape {tuple(tensor.shape)}, expected "
+                f"{tuple(expected[rule.target].shape)} for {rule.target}"
+            )
+            continue
+        result[rule.target] = tensor.contiguous()
+    unmapped_targets = sorted(set(expected) - {rule.target for rule in rules})
+    unexpected = sorted(key for key in source if key not in used and not ignore(key))
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_names(missing)}")
+    if misshaped:
+        problems.append(f"wrong shapes: {'; '.join(misshaped[:5])}{' ...' if len(misshaped) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_names(unexpected)}")
+    if unmapped_targets:
+        problems.append(f"no rule for vlmkit tensors: {_names(unmapped_targets)} (a bug in the key map)")
+    if problems:
+        raise CheckpointError(f"{where}: " + "; ".join(problems))
+    return result
+
+
+def _names(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown

@@ -1,0 +1,87 @@
+"""Contrastive dual encoder: CLIP (softmax head) and SigLIP (sigmoid head) by config."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlmkit.config import DualEncoderConfig
+from vlmkit.models.text import TextTransformer
+from vlmkit.models.vision import VisionTransformer
+
+
+def _projection(kind: str, width: int, embed_dim: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    return nn.Linear(width, embed_dim, bias=kind == "linear_bias")
+
+
+@dataclass
+class DualEncoderOutput:
+    image_embeds: torch.Tensor  # (B_img, embed_dim), L2-normalised
+    text_embeds: torch.Tensor  # (B_txt, embed_dim), L2-normalised
+    logits_per_image: torch.Tensor  # (B_img, B_txt)
+
+
+class DualEncoder(nn.Module):
+    """Image and text towers mapped into one embedding space.
+
+    A loaded model also carries ``tokenizer`` and ``image_processor`` (set by ``from_pretrained``) so
+    that tasks can go from files and strings to embeddings; a bare model has them as None.
+    """
+
+    def __init__(self, config: DualEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vision = VisionTransformer(config.vision)
+        self.text = TextTransformer(config.text)
+        self.image_projection = _projection(config.image_projection, config.vision.width, config.embed_dim)
+        self.text_projection = _projection(config.text_projection, config.text.width, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
+        self.logit_bias = nn.Parameter(torch.tensor(config.logit_bias_init)) if config.head == "sigmoid" else None
+        for projection, width in (
+            (self.image_projection, config.vision.width),
+            (self.text_projection, config.text.width),
+        ):
+            if isinstance(projection, nn.Linear):
+                nn.init.normal_(projection.weight, std=width**-0.5)
+        self.tokenizer = None
+        self.image_processor = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        embeds = self.image_projection(self.vision(pixels))
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
+    ) -> torch.Tensor:
+        embeds = self.text_projection(self.text(input_ids, attention_mask))
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    def similarity(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """Logits (images x texts): exp(logit_scale)·cos, plus logit_bias for the sigmoid head."""
+        logits = image_embeds @ text_embeds.t() * self.logit_scale.exp()
+        return logits + self.logit_bias if self.logit_bias is not None else logits
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """CLIP: softmax over the texts (one label per image). SigLIP: independent sigmoids."""
+        return torch.sigmoid(logits) if self.config.head == "sigmoid" else logits.softmax(dim=-1)
+
+    def forward(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> DualEncoderOutput:
+        image_embeds = self.encode_image(pixels)
+        text_embeds = self.encode_text(input_ids, attention_mask)
+        return DualEncoderOutput(image_embeds, text_embeds, self.similarity(image_embeds, text_embeds))
+
+    @property
+    def temperature(self) -> float:
+        return math.exp(-self.logit_scale.item())

@@ -1,0 +1,78 @@
+"""ViT image encoder in the CLIP and SigLIP flavours (see ``VisionConfig``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vlmkit.config import VisionConfig
+from vlmkit.nn import MLP, Attention, TransformerStack
+
+
+class AttentionPoolingHead(nn.Module):
+    """SigLIP's multihead attention pooling (MAP): a learned probe token attends over all tokens."""
+
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.probe = nn.Parameter(torch.zeros(1, 1, config.width))
+        self.attn = Attention(config.width, config.heads)
+        self.norm = nn.LayerNorm(config.width, eps=config.norm_eps)
+        self.mlp = MLP(config.width, config.mlp_dim, config.act)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        pooled = self.attn(self.probe.expand(tokens.shape[0], -1, -1), context=tokens)
+        return (pooled + self.mlp(self.norm(pooled)))[:, 0]
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.patch_embed = nn.Conv2d(
+            config.channels, config.width, config.patch_size, config.patch_size, bias=config.patch_bias
+        )
+        self.class_embedding = nn.Parameter(torch.zeros(config.width)) if config.class_token else None
+        self.position_embedding = nn.Parameter(torch.zeros(config.num_tokens, config.width))
+        self.pre_norm = nn.LayerNorm(config.width, eps=config.norm_eps) if config.pre_norm else nn.Identity()
+        self.transformer = TransformerStack(
+            config.layers, config.width, config.heads, config.mlp_dim, config.act, config.norm_eps
+        )
+        self.post_norm = nn.LayerNorm(config.width, eps=config.norm_eps)
+        self.head = AttentionPoolingHead(config) if config.pooling == "map" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        scale = self.config.width**-0.5
+        nn.init.normal_(self.position_embedding, std=scale)
+        if self.class_embedding is not None:
+            nn.init.normal_(self.class_embedding, std=scale)
+        if self.head is not None:
+            nn.init.normal_(self.head.probe, std=scale)
+
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.ndim != 4 or pixels.shape[1] != self.config.channels:
+            raise ValueError(f"expected pixels of shape (B, {self.config.channels}, H, W), got {tuple(pixels.shape)}")
+        size = self.config.image_size
+        if pixels.shape[-2:] != (size, size):
+            raise ValueError(f"expected {size}x{size} pixels, got {pixels.shape[-2]}x{pixels.shape[-1]}")
+        x = self.patch_embed(pixels.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
+        if self.class_embedding is not None:
+            x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1)
+        return self.pre_norm(x + self.position_embedding)
+
+    def hidden_states(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """The input of every block and the final block output, before any post-norm (for projectors)."""
+        return self.transformer(self.embed(pixels), return_layers=True)  # type: ignore[return-value]
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The pooled image vector (B, width), before any projection."""
+        tokens = self.transformer(self.embed(pixels))
+        if self.config.post_norm == "all":
+            tokens = self.post_norm(tokens)
+        if self.config.pooling == "cls":
+            pooled = tokens[:, 0]
+        elif self.config.pooling == "mean":
+            pooled = tokens[:, int(self.config.class_token) :].mean(dim=1)
+        else:
+            pooled = self.head(tokens)  # type: ignore[misc]
+        return self.post_norm(pooled) if self.config.post_norm == "pooled" else pooled

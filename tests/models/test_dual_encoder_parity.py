@@ -1,0 +1,82 @@
+"""vlmkit's CLIP and SigLIP match transformers' on the same weights (float32, max abs diff <= 1e-4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from vlmkit.checkpoints import from_pretrained
+
+TOL = 1e-4
+
+
+def _perturb(model: torch.nn.Module) -> None:
+    """Random init leaves norms at 1/0 and biases at 0, which would hide mapping mistakes."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+
+
+def _hf_clip(vision_act: str, projection_dim: int, image_size: int, patch_size: int, eos_token_id: int):
+    text = dict(vocab_size=99, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=20, hidden_act=vision_act, eos_token_id=eos_token_id, bos_token_id=97,
+                pad_token_id=1)
+    vision = dict(hidden_size=40, intermediate_size=64, num_hidden_layers=3, num_attention_heads=5,
+                  image_size=image_size, patch_size=patch_size, hidden_act=vision_act)
+    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    return transformers.CLIPModel(config)
+
+
+def _hf_siglip(act: str, image_size: int, patch_size: int):
+    text = dict(vocab_size=99, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=12, hidden_act=act)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  image_size=image_size, patch_size=patch_size, hidden_act=act)
+    return transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
+
+
+def _texts(length: int, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(3, 90, (3, length))
+    mask = torch.ones_like(ids)
+    for row, end in enumerate((length - 1, 5, 2)):  # EOS at different places, padding after it
+        ids[row, end] = eos
+        ids[row, end + 1 :] = 1
+        mask[row, end + 1 :] = 0
+    return ids, mask
+
+
+def _compare(hf_model, tmp_path, pixels, ids, mask) -> None:
+    _perturb(hf_model)
+    hf_model.eval().save_pretrained(tmp_path)
+    ours = from_pretrained(tmp_path)
+    with torch.no_grad():
+        expected = hf_model(input_ids=ids, attention_mask=mask, pixel_values=pixels)
+        got = ours(pixels, ids, mask)
+    torch.testing.assert_close(got.image_embeds, expected.image_embeds, atol=TOL, rtol=0)
+    torch.testing.assert_close(got.text_embeds, expected.text_embeds, atol=TOL, rtol=0)
+    torch.testing.assert_close(got.logits_per_image, expected.logits_per_image, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("act", "projection_dim", "image_size", "patch_size", "eos"),
+    [("quick_gelu", 24, 48, 8, 98), ("gelu", 40, 64, 16, 98), ("quick_gelu", 16, 30, 10, 2)],
+)
+def test_clip_matches_transformers(tmp_path, act, projection_dim, image_size, patch_size, eos):
+    model = _hf_clip(act, projection_dim, image_size, patch_size, eos)
+    ids, mask = _texts(20, eos if eos != 2 else 98)  # legacy eos=2 configs pool at argmax: the largest id
+    _compare(model, tmp_path, torch.randn(2, 3, image_size, image_size), ids, mask)
+
+
+@pytest.mark.parametrize(("act", "image_size", "patch_size"), [("gelu_pytorch_tanh", 32, 8), ("gelu", 48, 16)])
+def test_siglip_matches_transformers(tmp_path, act, image_size, patch_size):
+    model = _hf_siglip(act, image_size, patch_size)
+    ids = torch.randint(2, 90, (3, 12))
+    _compare(model, tmp_path, torch.randn(2, 3, image_size, image_size), ids, None)
+    # SigLIP was trained without a padding mask, but one given must be honoured as transformers does.
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, pixel_values=torch.zeros(1, 3, image_size, image_size))
+        got = from_pretrained(tmp_path).encode_text(ids, mask)
+    torch.testing.assert_close(got, expected.text_embeds, atol=TOL, rtol=0)
