@@ -1,10 +1,93 @@
-"""``vlmkit data ...``: generate and inspect datasets."""
+"""``vlmkit data shapes|show|mmbench``: generate and inspect datasets."""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
+
+from vlmkit.errors import ConfigError
+
+SPLIT_CHOICES = ("train", "val", "test", "compositional", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="generate and inspect datasets")
-    parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    shapes = commands.add_parser("shapes", help="generate a ShapesWorld dataset")
+    shapes.add_argument("--out", required=True, help="output folder (with --split all: one subfolder per split)")
+    shapes.add_argument("--n", type=int, default=10000, help="images (train images with --split all)")
+    shapes.add_argument("--size", type=int, default=64, help="image side in pixels")
+    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--split", choices=SPLIT_CHOICES, default="train")
+    shapes.add_argument("--objects", type=int, default=6, metavar="MAX", help="most objects per image")
+    shapes.add_argument("--background", choices=("plain", "textured", "mixed"), default="mixed")
+    shapes.add_argument("--held-out", default=None, metavar="PAIRS",
+                        help='compositional pairs, e.g. "red triangle,blue star" (default: 5 built-in pairs)')
+    for split in ("val", "test", "compositional"):
+        shapes.add_argument(f"--n-{split}", type=int, default=None, metavar="N",
+                            help=f"{split} images with --split all (default: n/10)")
+    shapes.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    shapes.set_defaults(handler=run_shapes)
+
+    show = commands.add_parser("show", help="draw a grid of a dataset's images with boxes, masks, captions")
+    show.add_argument("dataset", help="dataset folder with records.jsonl")
+    show.add_argument("--n", type=int, default=16, help="records to draw (the first ones)")
+    show.add_argument("--out", default="grid.png", help="output PNG")
+    show.add_argument("--columns", type=int, default=None)
+    show.set_defaults(handler=run_show)
+
+    mmbench = commands.add_parser("mmbench", help="export a dataset's multiple-choice questions as MMBench TSV")
+    mmbench.add_argument("dataset", help="dataset folder with records.jsonl")
+    mmbench.add_argument("--out", required=True, help="output .tsv")
+    mmbench.set_defaults(handler=run_mmbench)
+
+
+def _held_out(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in text.split(","):
+        words = item.split()
+        if len(words) != 2:
+            raise ConfigError(f"--held-out: expected comma-separated 'colour shape' pairs, got {item.strip()!r}")
+        pairs.append((words[0], words[1]))
+    return tuple(pairs)
+
+
+def run_shapes(args: argparse.Namespace) -> int:
+    from vlmkit.data.shapesworld import ShapesWorldConfig, generate_all, generate_split
+
+    fields = {"image_size": args.size, "max_objects": args.objects, "background": args.background}
+    if args.held_out is not None:
+        fields["held_out"] = _held_out(args.held_out)
+    config = ShapesWorldConfig(**fields)
+    start = time.perf_counter()
+    if args.split == "all":
+        default = max(1, args.n // 10)
+        counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in ("val", "test", "compositional")}}
+        generate_all(args.out, config, counts, args.seed, args.workers)
+        total = sum(counts.values())
+    else:
+        generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
+        total = args.n
+    seconds = time.perf_counter() - start
+    print(f"wrote {total} images to {args.out} in {seconds:.1f} s ({total / seconds:.0f} images/s)")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from vlmkit.data.shapesworld import draw_grid
+
+    if args.n < 1:
+        raise ConfigError(f"--n: expected at least 1 record to draw, got {args.n}")
+    print(draw_grid(args.dataset, args.n, args.out, args.columns))
+    return 0
+
+
+def run_mmbench(args: argparse.Namespace) -> int:
+    from vlmkit.data.shapesworld import write_mmbench_tsv
+    from vlmkit.data.shapesworld.grid import read_records
+
+    rows = write_mmbench_tsv(read_records(args.dataset, -1), Path(args.dataset), args.out)
+    print(f"wrote {rows} questions to {args.out}")
+    return 0

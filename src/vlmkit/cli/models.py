@@ -1,9 +1,96 @@
-"""``vlmkit info|classify|embed``: use a model directory from the command line."""
+"""``vlmkit info | classify | embed``: use a model directory from the command line."""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vlmkit.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    del subparsers
+    info = subparsers.add_parser("info", help="describe a model directory")
+    info.add_argument("model", help="model directory or hub id")
+    info.set_defaults(handler=run_info)
+
+    classify = subparsers.add_parser("classify", help="zero-shot classification of images against labels")
+    classify.add_argument("images", nargs="+", help="image files")
+    classify.add_argument("--labels", required=True, help="comma-separated labels, e.g. 'cat,dog,car'")
+    classify.add_argument("--model", required=True, help="model directory or hub id")
+    classify.add_argument(
+        "--template",
+        action="append",
+        dest="templates",
+        help="prompt template with {} for the label (repeat to ensemble)",
+    )
+    classify.add_argument("--top-k", type=int, default=3)
+    classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    classify.set_defaults(handler=run_classify)
+
+    embed = subparsers.add_parser("embed", help="embed images (or texts) into an .npy file")
+    embed.add_argument("inputs", nargs="+", help="image files, or strings with --text")
+    embed.add_argument("--model", required=True, help="model directory or hub id")
+    embed.add_argument("--out", required=True, type=Path, help="output .npy (rows in input order)")
+    embed.add_argument("--text", action="store_true", help="the inputs are texts, not image files")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.set_defaults(handler=run_embed)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from vlmkit.checkpoints import from_pretrained
+
+    model = from_pretrained(args.model)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"model: {args.model}")
+    print(f"architecture: {type(model).__name__} ({parameters / 1e6:.2f}M parameters)")
+    print(f"tokenizer: {'yes' if getattr(model, 'tokenizer', None) else 'no'}")
+    processor = getattr(model, "image_processor", None)
+    print(f"image processor: {json.dumps(processor.to_dict()) if processor else 'no'}")
+    print("config: " + json.dumps(model.config.to_dict(), indent=2))
+    return 0
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from vlmkit.checkpoints import from_pretrained
+    from vlmkit.tasks import classify
+    from vlmkit.tasks.classify import DEFAULT_TEMPLATES
+
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    if not labels:
+        raise InputError("--labels is empty; give comma-separated labels such as 'cat,dog'")
+    model = from_pretrained(args.model)
+    results = classify(model, args.images, labels, templates=args.templates or DEFAULT_TEMPLATES, top_k=args.top_k)
+    for image, predictions in zip(args.images, results, strict=True):
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "image": image,
+                        "predictions": [{"label": p.label, "probability": p.probability} for p in predictions],
+                    }
+                )
+            )
+        else:
+            print(image + ": " + ", ".join(f"{p.label} {p.probability:.3f}" for p in predictions))
+    return 0
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from vlmkit.checkpoints import from_pretrained
+    from vlmkit.files import atomic_write_bytes
+    from vlmkit.tasks import embed_images, embed_texts
+
+    model = from_pretrained(args.model)
+    if args.text:
+        vectors = embed_texts(model, args.inputs, batch_size=args.batch_size)
+    else:
+        vectors = embed_images(model, args.inputs, batch_size=args.batch_size)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors.numpy().astype(np.float32))
+    atomic_write_bytes(args.out, buffer.getvalue())
+    print(f"wrote {tuple(vectors.shape)} embeddings to {args.out}")
+    return 0
