@@ -65,7 +65,7 @@ def test_missing_directory_and_offline_hub(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="no such model directory"):
         from_pretrained(tmp_path / "nope")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="openai/clip-vit-base-patch32: not a local directory.*online"):
+    with pytest.raises(CheckpointError, match=r"openai/clip-vit-base-patch32: not a local directory.*online"):
         from_pretrained("openai/clip-vit-base-patch32")
 
 

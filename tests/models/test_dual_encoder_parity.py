@@ -19,20 +19,50 @@ def _perturb(model: torch.nn.Module) -> None:
 
 
 def _hf_clip(vision_act: str, projection_dim: int, image_size: int, patch_size: int, eos_token_id: int):
-    text = dict(vocab_size=99, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=20, hidden_act=vision_act, eos_token_id=eos_token_id, bos_token_id=97,
-                pad_token_id=1)
-    vision = dict(hidden_size=40, intermediate_size=64, num_hidden_layers=3, num_attention_heads=5,
-                  image_size=image_size, patch_size=patch_size, hidden_act=vision_act)
+    text = dict(
+        vocab_size=99,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=20,
+        hidden_act=vision_act,
+        eos_token_id=eos_token_id,
+        bos_token_id=97,
+        pad_token_id=1,
+    )
+    vision = dict(
+        hidden_size=40,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=5,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_act=vision_act,
+    )
     config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
     return transformers.CLIPModel(config)
 
 
 def _hf_siglip(act: str, image_size: int, patch_size: int):
-    text = dict(vocab_size=99, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=12, hidden_act=act)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  image_size=image_size, patch_size=patch_size, hidden_act=act)
+    text = dict(
+        vocab_size=99,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=12,
+        hidden_act=act,
+    )
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_act=act,
+    )
     return transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
 
 

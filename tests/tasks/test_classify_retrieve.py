@@ -55,5 +55,5 @@ def test_retrieve_orders_by_cosine_and_breaks_ties_by_index():
 
 
 def test_missing_image_file_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="nope.png"):
+    with pytest.raises(InputError, match=r"nope\.png"):
         embed_images(tiny_model(), [tmp_path / "nope.png"])
