@@ -110,3 +110,15 @@ def test_siglip_matches_transformers(tmp_path, act, image_size, patch_size):
         expected = model(input_ids=ids, attention_mask=mask, pixel_values=torch.zeros(1, 3, image_size, image_size))
         got = from_pretrained(tmp_path).encode_text(ids, mask)
     torch.testing.assert_close(got, expected.text_embeds, atol=TOL, rtol=0)
+
+
+def test_left_padded_clip_text_keeps_its_mask(tmp_path):
+    """Right padding may drop the mask under causal attention; left padding must not."""
+    model = _hf_clip("quick_gelu", 16, 32, 8, 98).eval()
+    model.save_pretrained(tmp_path)
+    ours = from_pretrained(tmp_path)
+    ids = torch.tensor([[1, 1, 5, 6, 98], [4, 5, 6, 7, 98]])
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, pixel_values=torch.zeros(1, 3, 32, 32)).text_embeds
+        torch.testing.assert_close(ours.encode_text(ids, mask), expected, atol=TOL, rtol=0)

@@ -23,10 +23,17 @@ class TextTransformer(nn.Module):
         nn.init.normal_(self.position_embedding, std=0.01)
 
     def _mask(self, attention_mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
-        """Boolean (B, 1, L, L) mask, True where attending is allowed; None when SDPA's own will do."""
+        """Boolean (B, 1, L, L) mask, True where attending is allowed; None when SDPA's own will do.
+
+        Under a causal mask, right padding cannot change any real token (real tokens never look
+        ahead at it), so the explicit mask is dropped and SDPA runs its faster causal kernel.
+        """
         if attention_mask is None:
             return None
-        keys = attention_mask.bool()[:, None, None, :]
+        keys = attention_mask.bool()
+        if self.config.causal and bool((keys[:, 1:] <= keys[:, :-1]).all()):
+            return None
+        keys = keys[:, None, None, :]
         if self.config.causal:
             causal = torch.ones(length, length, dtype=torch.bool, device=keys.device).tril()
             return keys & causal

@@ -61,7 +61,8 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
     ``Image.MAX_IMAGE_PIXELS`` guard still applies on top and is left alone.
 
     Transparent images are composited onto white, as ``transformers`` does, rather than keeping the
-    arbitrary colour stored under fully transparent pixels.
+    arbitrary colour stored under fully transparent pixels. Multi-frame files give their first frame.
+    A PIL image that is already upright RGB is returned as is, not copied.
     """
     name = _describe(source)
     if isinstance(source, Image.Image):
@@ -77,8 +78,9 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         raise InputError(f"{name}: refused by Pillow's size guard ({exc})") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot open ({exc.strerror or exc})") from None
-    _check_pixels(image, name, max_pixels)
-    return _to_rgb(_upright(image, name, in_place=True), name)
+    with image:  # closes the file even for multi-frame formats, whose handle load() leaves open
+        _check_pixels(image, name, max_pixels)
+        return _to_rgb(_upright(image, name, in_place=True), name)
 
 
 def _describe(source: ImageSource) -> str:
@@ -189,9 +191,7 @@ class ImagePreprocessor:
         if self.resample not in _RESAMPLE:
             raise _field_error("resample", f"one of {sorted(_RESAMPLE)}", self.resample)
         if self.shortest_edge is not None and self.resize_mode != "shortest_edge":
-            raise _field_error(
-                "shortest_edge", "null unless resize_mode is 'shortest_edge'", self.shortest_edge
-            )
+            raise _field_error("shortest_edge", "null unless resize_mode is 'shortest_edge'", self.shortest_edge)
         if self.shortest_edge is not None and (
             not isinstance(self.shortest_edge, int) or self.shortest_edge < max(self.size)
         ):
@@ -210,22 +210,16 @@ class ImagePreprocessor:
     @classmethod
     def clip(cls, size: int = 224) -> ImagePreprocessor:
         """OpenAI CLIP: bicubic shortest-edge resize to ``size``, centre crop, CLIP mean/std."""
-        return cls(
-            size=(size, size), resize_mode="shortest_edge", resample="bicubic", mean=CLIP_MEAN, std=CLIP_STD
-        )
+        return cls(size=(size, size), resize_mode="shortest_edge", resample="bicubic", mean=CLIP_MEAN, std=CLIP_STD)
 
     @classmethod
     def siglip(cls, size: int = 224) -> ImagePreprocessor:
         """SigLIP: bicubic squash to ``size`` x ``size``, values mapped to [-1, 1]."""
-        return cls(
-            size=(size, size), resize_mode="squash", resample="bicubic", mean=SIGLIP_MEAN, std=SIGLIP_STD
-        )
+        return cls(size=(size, size), resize_mode="squash", resample="bicubic", mean=SIGLIP_MEAN, std=SIGLIP_STD)
 
     # -------------------------------------------------------------------------------- apply
 
-    def __call__(
-        self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
-    ) -> torch.Tensor:
+    def __call__(self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
         """Load (see ``load_image``) and transform each image; returns ``(B, 3, H, W)`` float32."""
         if isinstance(images, (str, Path, bytes, Image.Image)):
             raise InputError("ImagePreprocessor expects a list of images; wrap a single image in a list")
@@ -324,22 +318,16 @@ def _settings_from_hf(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"preprocessor_config.json: unsupported setting {unknown[0]!r}")
     if not config.get("do_resize", True):
-        raise ConfigError(
-            "preprocessor_config.json: 'do_resize' false is unsupported (batches need one size)"
-        )
+        raise ConfigError("preprocessor_config.json: 'do_resize' false is unsupported (batches need one size)")
     if config.get("do_pad"):
         raise ConfigError("preprocessor_config.json: 'do_pad' true is unsupported")
 
     settings: dict[str, Any] = {}
     resample = config.get("resample", int(Image.Resampling.BICUBIC))
     if resample not in _HF_RESAMPLE:
-        raise ConfigError(
-            f"preprocessor_config.json: 'resample' {resample!r} is unsupported (2=bilinear, 3=bicubic)"
-        )
+        raise ConfigError(f"preprocessor_config.json: 'resample' {resample!r} is unsupported (2=bilinear, 3=bicubic)")
     settings["resample"] = _HF_RESAMPLE[resample]
-    settings["rescale_factor"] = (
-        config.get("rescale_factor", 1 / 255) if config.get("do_rescale", True) else 1.0
-    )
+    settings["rescale_factor"] = config.get("rescale_factor", 1 / 255) if config.get("do_rescale", True) else 1.0
     if config.get("do_normalize", True):
         settings["mean"] = _three(config, "image_mean")
         settings["std"] = _three(config, "image_std")
@@ -365,9 +353,7 @@ def _settings_from_hf(config: Mapping[str, Any]) -> dict[str, Any]:
         settings["shortest_edge"] = None if edge == max(settings["size"]) else edge
     elif set(size) == {"height", "width"}:
         if crop is not None and _height_width(crop, "crop_size") != _height_width(size, "size"):
-            raise ConfigError(
-                "preprocessor_config.json: 'crop_size' after a fixed-size resize is unsupported"
-            )
+            raise ConfigError("preprocessor_config.json: 'crop_size' after a fixed-size resize is unsupported")
         settings["resize_mode"] = "squash"
         settings["size"] = _height_width(size, "size")
     else:
@@ -392,6 +378,4 @@ def _height_width(value: Any, key: str) -> tuple[int, int]:
         return value, value
     if isinstance(value, Mapping) and set(value) == {"height", "width"}:
         return int(value["height"]), int(value["width"])
-    raise ConfigError(
-        f"preprocessor_config.json: {key!r} must be an int or {{'height', 'width'}}, got {value!r}"
-    )
+    raise ConfigError(f"preprocessor_config.json: {key!r} must be an int or {{'height', 'width'}}, got {value!r}")

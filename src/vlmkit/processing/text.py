@@ -40,9 +40,24 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _WHITESPACE = re.compile(r"\s+")
 
 # tokenizer_config.json "tokenizer_class" -> rules the class applies in code, outside tokenizer.json.
+# "tokens" are the class defaults that apply when the config files leave a special token out.
 _FAMILIES: dict[str, dict[str, Any]] = {
-    "clip": {"max_length": 77, "bos": True, "eos": True, "pad_to_max_length": False, "punctuation": False},
-    "siglip": {"max_length": 64, "bos": False, "eos": True, "pad_to_max_length": True, "punctuation": True},
+    "clip": {
+        "max_length": 77,
+        "bos": True,
+        "eos": True,
+        "pad_to_max_length": False,
+        "punctuation": False,
+        "tokens": {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"},
+    },
+    "siglip": {
+        "max_length": 64,
+        "bos": False,
+        "eos": True,
+        "pad_to_max_length": True,
+        "punctuation": True,
+        "tokens": {"eos_token": "</s>", "pad_token": "</s>"},
+    },
 }
 _MAX_SANE_LENGTH = 1_000_000  # transformers writes ~1e30 as model_max_length when it has no limit
 
@@ -186,6 +201,8 @@ class TextTokenizer:
         }
         tokenizer_class = str(config.get("tokenizer_class") or "")
         family = _FAMILIES.get(tokenizer_class.lower().removesuffix("fast").removesuffix("tokenizer"))
+        if family:
+            config = {**family["tokens"], **config}
 
         def token_id(key: str) -> int | None:
             token = config.get(key)
