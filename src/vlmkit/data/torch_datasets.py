@@ -2,7 +2,7 @@
 
 The datasets know records and images, not models: pixels come from an ``image_transform`` and
 tokens from a ``tokenize`` callable that the recipe passes in, so any model's preprocessing plugs in
-and this module imports nothing from ``models`` or ``processing``.
+and this module imports nothing from ``models``.
 
 What one record turns into is a *view* (``ImageTextView``, ``ImageQAView``, ``ImageBoxesView``):
 how many items it yields and how to build each. The same view serves both a map-style dataset over
@@ -16,7 +16,6 @@ built an item. The epoch lives in shared memory: ``set_epoch`` reaches persisten
 
 from __future__ import annotations
 
-import io
 import logging
 import multiprocessing
 import os
@@ -28,12 +27,13 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vlmkit.data.records import QA, OnError, ProblemLog, Record, RecordDataset
 from vlmkit.data.webdataset import ShardSpec, expand_shards, iter_webdataset
 from vlmkit.errors import ConfigError, InputError
+from vlmkit.processing.images import load_image as decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +44,15 @@ ImageLoader = Callable[[Path | bytes, str], Image.Image]
 def load_image(source: Path | bytes, name: str) -> Image.Image:
     """Decode a file or bytes to an upright RGB image; ``name`` is what an error message shows.
 
-    EXIF orientation is applied because phones store portrait photos as rotated landscape pixels;
-    training on those sideways teaches the model the wrong thing. Decoding is forced here (not left
-    lazy) so a corrupt file fails in this call, with its name, rather than deep inside a transform.
+    The decoding rules (EXIF orientation, RGB, size limit) are ``processing.images.load_image``'s;
+    this wrapper only puts the shard member's name on errors about in-memory bytes.
     """
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            image.load()
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except FileNotFoundError as error:
-        raise InputError(f"{name}: image file not found") from error
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise InputError(f"{name}: cannot decode image ({error})") from error
+        return decode_image(source)
+    except InputError as error:
+        if isinstance(source, bytes):
+            raise InputError(f"{name}: {error}") from None
+        raise
 
 
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
