@@ -73,7 +73,7 @@ def test_load_image_errors_name_the_file(tmp_path: Path) -> None:
         load_image(tmp_path / "bad.png", str(tmp_path / "bad.png"))
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32)).save(buffer, format="PNG")
-    with pytest.raises(InputError, match=r"shard.tar:0001: not a readable image"):
+    with pytest.raises(InputError, match=r"shard.tar:0001: .*(corrupt|truncated)"):
         load_image(buffer.getvalue()[:60], "shard.tar:0001")
     with pytest.raises(InputError, match=r"gone.png: image file not found"):
         load_image(tmp_path / "gone.png", "gone.png")
@@ -215,4 +215,4 @@ def test_webdataset_iterable_corrupt_image(tmp_path: Path, caplog: pytest.LogCap
     with caplog.at_level(logging.WARNING):
         items = list(WebDatasetIterable(shard, view, on_error="skip"))
     assert _texts(items) == ["image 0 caption 0", "image 2 caption 0"]
-    assert "skipped 1 bad item(s)" in caplog.text and "000000001: image: cannot decode" in caplog.text
+    assert "skipped 1 bad item(s)" in caplog.text and "000000001: image: image bytes" in caplog.text
