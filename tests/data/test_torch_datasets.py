@@ -75,7 +75,7 @@ def test_load_image_errors_name_the_file(tmp_path: Path) -> None:
     Image.new("RGB", (32, 32)).save(buffer, format="PNG")
     with pytest.raises(InputError, match=r"shard.tar:0001: .*(corrupt|truncated)"):
         load_image(buffer.getvalue()[:60], "shard.tar:0001")
-    with pytest.raises(InputError, match=r"gone.png: image file not found"):
+    with pytest.raises(InputError, match=r"gone.png: file not found"):
         load_image(tmp_path / "gone.png", "gone.png")
 
 
