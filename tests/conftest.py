@@ -74,3 +74,15 @@ def photo_files(tmp_path):
         Image.fromarray(getattr(data, name)()).convert("RGB").resize((64, 48)).save(path, quality=90)
         paths.append(path)
     return paths
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(tmp_path_factory):
+    """A small ShapesWorld train/val pair at 32 px, generated once per test session."""
+    from vlmkit.data.shapesworld import ShapesWorldConfig, generate_split
+
+    root = tmp_path_factory.mktemp("shapes")
+    config = ShapesWorldConfig(image_size=32, max_objects=2)
+    generate_split(root / "train", config, "train", 64, seed=0, workers=1, progress=False)
+    generate_split(root / "val", config, "val", 16, seed=0, workers=1, progress=False)
+    return root

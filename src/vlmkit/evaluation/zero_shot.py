@@ -1,0 +1,42 @@
+"""Dual-encoder protocols over embeddings: zero-shot classification and image-text retrieval.
+
+They take image embeddings already computed (from files with ``tasks.embed_images``, or from a
+training run's preloaded pixels), so the same numbers come out of ``vlmkit eval`` and of periodic
+evaluation during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from vlmkit.errors import InputError
+from vlmkit.evaluation.classification import topk_accuracy
+from vlmkit.evaluation.retrieval import image_text_retrieval
+from vlmkit.tasks.classify import label_embeddings
+from vlmkit.tasks.embed import embed_texts
+
+
+def zero_shot_accuracy(
+    model, image_embeds: torch.Tensor, targets: Sequence[str], classnames: Sequence[str], templates: Sequence[str]
+) -> dict[str, float]:
+    """Top-1/top-5 accuracy of classifying each image as its target class among ``classnames``."""
+    index = {name: i for i, name in enumerate(classnames)}
+    missing = sorted(set(targets) - set(index))
+    if missing:
+        raise InputError(f"zero-shot targets {missing[:3]} are not among the class names")
+    logits = image_embeds.float() @ label_embeddings(model, classnames, templates).t()
+    accuracy = topk_accuracy(logits, [index[t] for t in targets], ks=(1, 5))
+    return {"zero_shot_top1": accuracy[1], "zero_shot_top5": accuracy[5]}
+
+
+def retrieval_recall(
+    model, image_embeds: torch.Tensor, captions: Sequence[Sequence[str]], ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """Recall@K both ways; image ``i`` is described by every caption in ``captions[i]``."""
+    flat = [caption for group in captions for caption in group]
+    owners = [i for i, group in enumerate(captions) for _ in group]
+    similarity = image_embeds.float() @ embed_texts(model, flat).t()
+    result = image_text_retrieval(similarity, owners, ks).as_dict()
+    return {k: v for k, v in result.items() if "R@" in k}
