@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from vlmkit import __version__
 from vlmkit.errors import VlmkitError
 
-COMMAND_MODULES = ["train", "models", "data"]
+COMMAND_MODULES = ["demo", "train", "models", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:
