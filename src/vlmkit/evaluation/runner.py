@@ -1,0 +1,160 @@
+"""``vlmkit eval``: run every task a model supports on a dataset split and write a report.
+
+Dual encoders get zero-shot classification (on ``labels[label_key]``) and image-text retrieval (on each
+image's first caption); generative models get VQA, multiple choice with CircularEval and captioning
+(see ``evaluation.generative``). Each task's predictions are cached under the output folder with a key
+made of the model's weights, the data and the settings, so repeating a run reuses finished tasks.
+The report is written as ``report.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vlmkit.data.records import Record, RecordDataset
+from vlmkit.errors import InputError
+from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
+from vlmkit.files import atomic_write_json, atomic_write_text
+from vlmkit.models import DualEncoder
+from vlmkit.tasks.embed import embed_images
+
+ZERO_SHOT_TEMPLATES = ("a {}",)
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of the weights: cached results are reused only for the very same model."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class ResultCache:
+    """One JSON file per task in ``out_dir/cache``, valid while its key matches."""
+
+    def __init__(self, out_dir: Path, key: dict[str, Any]) -> None:
+        self.folder = out_dir / "cache"
+        self.key = key
+
+    def get_or_run(self, task: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        path = self.folder / f"{task}.json"
+        if path.exists():
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("key") == self.key:
+                return cached["result"]
+        result = run()
+        atomic_write_json(path, {"key": self.key, "result": result})
+        return result
+
+
+def dual_encoder_tasks(
+    model: DualEncoder, dataset: RecordDataset, records: list[Record], label_key: str, batch_size: int
+) -> dict[str, Callable[[], dict[str, Any]]]:
+    def image_embeds() -> torch.Tensor:
+        return embed_images(model, [dataset.image_path(r) for r in records], batch_size=batch_size)
+
+    def zero_shot() -> dict[str, Any]:
+        labelled = [r for r in records if (r.labels or {}).get(label_key)]
+        if not labelled:
+            return {"skipped": f"no record has labels.{label_key}"}
+        targets = [r.labels[label_key] for r in labelled]  # type: ignore[index]
+        classnames = sorted(set(targets) | _vocabulary(dataset, label_key))
+        embeds = embed_images(model, [dataset.image_path(r) for r in labelled], batch_size=batch_size)
+        return {
+            **zero_shot_accuracy(model, embeds, targets, classnames, ZERO_SHOT_TEMPLATES),
+            "classes": len(classnames),
+            "images": len(labelled),
+        }
+
+    def retrieval() -> dict[str, Any]:
+        captioned = [r for r in records if r.captions]
+        if not captioned:
+            return {"skipped": "no record has captions"}
+        embeds = (
+            image_embeds()
+            if len(captioned) == len(records)
+            else embed_images(model, [dataset.image_path(r) for r in captioned], batch_size=batch_size)
+        )
+        return {
+            **retrieval_recall(model, embeds, [r.captions[:1] for r in captioned], ks=(1, 5, 10)),  # type: ignore[index]
+            "images": len(captioned),
+        }
+
+    return {"zero_shot": zero_shot, "retrieval": retrieval}
+
+
+def _vocabulary(dataset: RecordDataset, label_key: str) -> set[str]:
+    """All classes the generator could produce (ShapesWorld records its vocabulary next to the data)."""
+    config_path = dataset.root / "shapesworld.json"
+    if label_key != "color_shape" or not config_path.exists():
+        return set()
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    settings = config.get("config", config)
+    colors, shapes = settings.get("colors"), settings.get("shapes")
+    if not colors or not shapes:
+        return set()
+    return {f"{c} {s}" for c in colors for s in shapes}
+
+
+def evaluate(
+    model: nn.Module,
+    data: str | Path,
+    out_dir: str | Path,
+    limit: int | None = None,
+    batch_size: int = 64,
+    label_key: str = "color_shape",
+) -> dict[str, Any]:
+    """Run every supported task, write ``report.json`` and ``report.md``, and return the report."""
+    dataset = RecordDataset(data)
+    records = dataset.records[:limit] if limit else dataset.records
+    if not records:
+        raise InputError(f"{data}: no records to evaluate")
+    out_dir = Path(out_dir)
+    key = {
+        "model": model_fingerprint(model),
+        "data": str(Path(data).resolve()),
+        "records": len(records),
+        "batch_size": batch_size,
+        "label_key": label_key,
+    }
+    cache = ResultCache(out_dir, key)
+    if isinstance(model, DualEncoder):
+        tasks = dual_encoder_tasks(model, dataset, records, label_key, batch_size)
+    else:
+        from vlmkit.evaluation.generative import generative_tasks
+
+        tasks = generative_tasks(model, dataset, records, batch_size)
+    model.eval()
+    results = {name: cache.get_or_run(name, run) for name, run in tasks.items()}
+    report = {"model_type": type(model).__name__, "data": str(data), "records": len(records), "tasks": results}
+    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_text(out_dir / "report.md", markdown_report(report))
+    return report
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    lines = [f"# vlmkit eval: {report['model_type']} on {report['data']}", "", f"{report['records']} records.", ""]
+    for task, result in report["tasks"].items():
+        lines += [f"## {task}", "", "| metric | value |", "| --- | --- |"]
+        for name, value in _flatten(result):
+            lines.append(f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            items += _flatten(value, f"{prefix}{key}/")
+        elif not isinstance(value, list):
+            items.append((prefix + key, value))
+    return items
