@@ -23,11 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shapes.add_argument("--split", choices=SPLIT_CHOICES, default="train")
     shapes.add_argument("--objects", type=int, default=6, metavar="MAX", help="most objects per image")
     shapes.add_argument("--background", choices=("plain", "textured", "mixed"), default="mixed")
-    shapes.add_argument("--held-out", default=None, metavar="PAIRS",
-                        help='compositional pairs, e.g. "red triangle,blue star" (default: 5 built-in pairs)')
+    shapes.add_argument(
+        "--held-out",
+        default=None,
+        metavar="PAIRS",
+        help='compositional pairs, e.g. "red triangle,blue star" (default: 5 built-in pairs)',
+    )
     for split in ("val", "test", "compositional"):
-        shapes.add_argument(f"--n-{split}", type=int, default=None, metavar="N",
-                            help=f"{split} images with --split all (default: n/10)")
+        shapes.add_argument(
+            f"--n-{split}", type=int, default=None, metavar="N", help=f"{split} images with --split all (default: n/10)"
+        )
     shapes.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     shapes.set_defaults(handler=run_shapes)
 
@@ -85,9 +90,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_mmbench(args: argparse.Namespace) -> int:
+    from vlmkit.data.records import read_records
     from vlmkit.data.shapesworld import write_mmbench_tsv
-    from vlmkit.data.shapesworld.grid import read_records
 
-    rows = write_mmbench_tsv(read_records(args.dataset, -1), Path(args.dataset), args.out)
+    records = (record.to_dict() for record in read_records(args.dataset).records)
+    rows = write_mmbench_tsv(records, Path(args.dataset), args.out)
     print(f"wrote {rows} questions to {args.out}")
     return 0
