@@ -65,6 +65,19 @@ class CircularVariant:
         """The choices as ``"A. ...\\nB. ..."`` lines, the layout MMBench prompts use."""
         return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(self.choices))
 
+    def prompt(self) -> str:
+        """The question as vlmkit's recipes train and evaluate it (see ``multiple_choice_prompt``)."""
+        return multiple_choice_prompt(self.question, self.choices)
+
+
+MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."
+
+
+def multiple_choice_prompt(question: str, choices: Sequence[str]) -> str:
+    """Question, lettered options one per line, then the instruction: one format for training and eval."""
+    options = "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
+    return f"{question}\n{options}\n{MULTIPLE_CHOICE_INSTRUCTION}"
+
 
 def circular_variants(question: MultipleChoice) -> list[CircularVariant]:
     """The N rotations of ``question`` (rotation 0 is the original order)."""

@@ -19,13 +19,14 @@ import torch
 from torch import nn
 
 from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE
 from vlmkit.errors import InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.files import atomic_write_json, atomic_write_text
 from vlmkit.models import DualEncoder
 from vlmkit.tasks.embed import embed_images
 
-ZERO_SHOT_TEMPLATES = ("a {}",)
+GENERIC_TEMPLATES = ("a photo of a {}.",)
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -69,7 +70,7 @@ def dual_encoder_tasks(
         classnames = sorted(set(targets) | _vocabulary(dataset, label_key))
         embeds = embed_images(model, [dataset.image_path(r) for r in labelled], batch_size=batch_size)
         return {
-            **zero_shot_accuracy(model, embeds, targets, classnames, ZERO_SHOT_TEMPLATES),
+            **zero_shot_accuracy(model, embeds, targets, classnames, _templates(dataset)),
             "classes": len(classnames),
             "images": len(labelled),
         }
@@ -89,6 +90,11 @@ def dual_encoder_tasks(
         }
 
     return {"zero_shot": zero_shot, "retrieval": retrieval}
+
+
+def _templates(dataset: RecordDataset) -> tuple[str, ...]:
+    """ShapesWorld's captions name the labelled object with their own phrase; elsewhere CLIP's prompt."""
+    return (ZERO_SHOT_TEMPLATE,) if (dataset.root / "shapesworld.json").exists() else GENERIC_TEMPLATES
 
 
 def _vocabulary(dataset: RecordDataset, label_key: str) -> set[str]:

@@ -84,9 +84,10 @@ def annotate(
         }
         for i, (o, box, mask) in enumerate(zip(scene.objects, boxes, rendering.masks, strict=True))
     ]
-    top = scene.objects[dominant(rendering)]
+    largest = dominant(rendering)
+    top = scene.objects[largest]
     return {
-        "captions": captions(things, scene.background.kind, margin, rng),
+        "captions": captions(things, scene.background.kind, margin, rng, largest),
         "qa": make_questions(things, config, split, rng),
         "objects": objects,
         "labels": {"shape": top.shape, "color": top.color, "color_shape": f"{top.color} {top.shape}"},

@@ -131,9 +131,17 @@ def count_phrase(things: Sequence[Thing], attrs: Sequence[str]) -> str:
     return _counted(Counter(keys), list(dict.fromkeys(keys)), plurals)
 
 
-def captions(things: Sequence[Thing], background: str, margin: float, rng: np.random.Generator) -> list[str]:
+ZERO_SHOT_TEMPLATE = "the biggest shape is the {}"
+"""The prompt that turns a ``labels["color_shape"]`` class into the caption sentence naming it."""
+
+
+def captions(
+    things: Sequence[Thing], background: str, margin: float, rng: np.random.Generator, largest: int
+) -> list[str]:
     """Several true captions: the canonical one first, then short count captions in varied templates,
-    then (when one exists) a caption relating two clearly separated objects."""
+    then (when one exists) a caption relating two clearly separated objects, then one naming the
+    largest object (``things[largest]``, the image's classification label) with an invariant article,
+    so that the zero-shot prompt "the biggest shape is the {}" is a sentence the model has read."""
     counts = count_phrase(things, ("color", "shape"))
     templates = (
         "an image of {counts}",
@@ -157,6 +165,7 @@ def captions(things: Sequence[Thing], background: str, margin: float, rng: np.ra
         relation = clear_relation(a, b, margin)
         assert relation is not None
         result.append(f"{full_phrase(a)} {RELATION_WORDS[relation]} {full_phrase(b)}")
+    result.append(ZERO_SHOT_TEMPLATE.format(describe(things[largest], ("color", "shape"))))
     return list(dict.fromkeys(result))
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config import ConfigBase, DualEncoderConfig, clip_config, siglip_config
 from vlmkit.data.records import RecordDataset
+from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
@@ -50,7 +51,7 @@ class ContrastiveRecipe(ConfigBase):
     lock_text: bool = False
     vocab_size: int = 512  # of the tokenizer trained from the captions (from scratch only)
     label_key: str = "color_shape"  # record["labels"][label_key] is the zero-shot target
-    templates: list[str] = field(default_factory=lambda: ["a {}"])
+    templates: list[str] = field(default_factory=lambda: [ZERO_SHOT_TEMPLATE])
     eval_images: int = 1000
     train: TrainConfig = field(default_factory=TrainConfig)
 

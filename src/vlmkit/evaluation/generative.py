@@ -1,0 +1,165 @@
+"""Protocols for generative VLMs: open-ended VQA, multiple choice with CircularEval, and captioning.
+
+Every task generates greedily, batched, from the same prompts vlmkit's recipes train with:
+``<image>`` then the question (VQA), the question with lettered options and an instruction
+(multiple choice, ``multiple_choice_prompt``), or ``CAPTION_PROMPT`` (captioning). Captions are
+scored with CIDEr-D and BLEU-4 against the record's captions and, where the dataset names its
+vocabulary (ShapesWorld), with an exact check of the objects they mention against the scene.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vlmkit.data.records import Record, RecordDataset
+from vlmkit.evaluation.captions import cider_d, corpus_bleu
+from vlmkit.evaluation.circular import MultipleChoice, circular_variants, score_circular
+from vlmkit.evaluation.vqa import vqa_accuracy
+from vlmkit.models.generation import GenerationConfig
+from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN
+from vlmkit.tasks.chat import chat_encoder, respond
+
+
+def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:
+    """Greedy answers to single-turn ``<image>`` prompts, ``batch_size`` at a time."""
+    encoder = chat_encoder(model)
+    config = GenerationConfig(max_new_tokens=max_new_tokens)
+    ids = [
+        encoder.encode([{"role": "user", "content": f"{IMAGE_TOKEN}\n{p}"}], add_generation_prompt=True).input_ids
+        for p in prompts
+    ]
+    answers: list[str] = []
+    for start in range(0, len(ids), batch_size):
+        answers += respond(model, ids[start : start + batch_size], images[start : start + batch_size], config)
+    return [a.strip() for a in answers]
+
+
+def object_mentions(text: str, colors: Sequence[str], shapes: Sequence[str]) -> set[tuple[str, str]]:
+    """(colour, shape) pairs named in ``text``: a shape word (or its plural) with a colour shortly before."""
+    words = re.findall(r"[a-z]+", text.lower())
+    found = set()
+    for i, word in enumerate(words):
+        shape = next((s for s in shapes if word in (s, s + "s", s + "es")), None)
+        if shape is None:
+            continue
+        color = next((w for w in reversed(words[max(0, i - 3) : i]) if w in colors), None)
+        if color is not None:
+            found.add((color, shape))
+    return found
+
+
+def _vocabulary(dataset: RecordDataset) -> tuple[list[str], list[str]] | None:
+    path = dataset.root / "shapesworld.json"
+    if not path.exists():
+        return None
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    settings = settings.get("config", settings)
+    return (list(settings["colors"]), list(settings["shapes"])) if "colors" in settings else None
+
+
+def generative_tasks(
+    model, dataset: RecordDataset, records: list[Record], batch_size: int
+) -> dict[str, Callable[[], dict[str, Any]]]:
+    def vqa() -> dict[str, Any]:
+        items = [(r, qa) for r in records for qa in (r.qa or [])]
+        if not items:
+            return {"skipped": "no record has qa"}
+        answers = answer_all(
+            model,
+            [qa.question for _, qa in items],
+            [dataset.image_path(r) for r, _ in items],
+            batch_size,
+            max_new_tokens=8,
+        )
+        result = vqa_accuracy(answers, [[qa.answer] for _, qa in items], [qa.type or "other" for _, qa in items])
+        return {
+            "accuracy": result.accuracy,
+            "per_type": result.per_type,
+            "questions": result.count,
+            "examples": [
+                {"question": qa.question, "answer": qa.answer, "prediction": p}
+                for (_, qa), p in list(zip(items, answers, strict=True))[:20]
+            ],
+        }
+
+    def multiple_choice() -> dict[str, Any]:
+        questions, images = [], {}
+        for r_index, record in enumerate(records):
+            for q_index, qa in enumerate(record.qa or []):
+                if qa.choices and qa.answer in qa.choices:
+                    qid = f"{r_index}/{q_index}"
+                    questions.append(
+                        MultipleChoice(
+                            qid, qa.question, tuple(qa.choices), qa.choices.index(qa.answer), qa.type or "other"
+                        )
+                    )
+                    images[qid] = dataset.image_path(record)
+        if not questions:
+            return {"skipped": "no question has choices"}
+        variants = [v for q in questions for v in circular_variants(q)]
+        responses = answer_all(
+            model,
+            [v.prompt() for v in variants],
+            [images[v.question_id] for v in variants],
+            batch_size,
+            max_new_tokens=4,
+        )
+        result = score_circular(variants, responses)
+        return {
+            "circular_accuracy": result.circular_accuracy,
+            "plain_accuracy": result.plain_accuracy,
+            "per_category_circular": result.per_category_circular,
+            "questions": result.num_questions,
+            "unanswered_rate": result.unanswered_rate,
+        }
+
+    def captioning() -> dict[str, Any]:
+        captioned = [r for r in records if r.captions]
+        if not captioned:
+            return {"skipped": "no record has captions"}
+        predictions = answer_all(
+            model,
+            [CAPTION_PROMPT] * len(captioned),
+            [dataset.image_path(r) for r in captioned],
+            batch_size,
+            max_new_tokens=48,
+        )
+        references = [list(r.captions or []) for r in captioned]
+        result: dict[str, Any] = {
+            "cider_d": cider_d(predictions, references).score,
+            "bleu4": corpus_bleu(predictions, references)[3],
+            "images": len(captioned),
+        }
+        vocabulary = _vocabulary(dataset)
+        if vocabulary:
+            result.update(_object_check(predictions, captioned, *vocabulary))
+        result["examples"] = [
+            {"prediction": p, "reference": r[0]} for p, r in zip(predictions[:10], references, strict=False)
+        ]
+        return result
+
+    return {"vqa": vqa, "multiple_choice": multiple_choice, "captioning": captioning}
+
+
+def _object_check(
+    predictions: list[str], records: list[Record], colors: list[str], shapes: list[str]
+) -> dict[str, float]:
+    """Precision: named objects that are in the scene. Recall: scene objects that are named."""
+    named = correct = present = covered = 0
+    exact = 0
+    for text, record in zip(predictions, records, strict=True):
+        mentioned = object_mentions(text, colors, shapes)
+        scene = {(o.extra.get("color"), o.extra.get("shape")) for o in record.objects or []}
+        named += len(mentioned)
+        correct += len(mentioned & scene)
+        present += len(scene)
+        covered += len(scene & mentioned)
+        exact += mentioned == scene
+    return {
+        "object_precision": correct / named if named else 0.0,
+        "object_recall": covered / present if present else 0.0,
+        "exact_object_set": exact / len(records) if records else 0.0,
+    }
