@@ -1,0 +1,31 @@
+"""Timing helpers shared by the benchmark scripts: interleaved repeats and a matmul peak."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+                        ) -> dict[str, float]:
+    """Median seconds per call of each function, alternating them so machine noise hits all alike."""
+    for fn in functions.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of a large square matmul: the practical ceiling for this machine and dtype."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    seconds = interleaved_medians({"mm": lambda: a @ b}, repeats=repeats)["mm"]
+    return 2 * size**3 / seconds / 1e9
