@@ -86,3 +86,50 @@ def shapes_dataset(tmp_path_factory):
     generate_split(root / "train", config, "train", 64, seed=0, workers=1, progress=False)
     generate_split(root / "val", config, "val", 16, seed=0, workers=1, progress=False)
     return root
+
+
+def perturb(model: torch.nn.Module, scale: float = 0.05) -> torch.nn.Module:
+    """Random init leaves norms at 1/0 and biases at 0, which would hide key-mapping mistakes."""
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * scale)
+    return model
+
+
+def hf_clip(
+    act: str = "quick_gelu",
+    projection_dim: int = 24,
+    image_size: int = 32,
+    patch_size: int = 8,
+    eos_token_id: int = 98,
+    vision_width: int = 32,
+    vision_heads: int = 4,
+    vision_layers: int = 2,
+    context_length: int = 16,
+):
+    """A tiny random (perturbed) ``transformers.CLIPModel`` in eval mode."""
+    import transformers
+
+    text = dict(
+        vocab_size=99,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=context_length,
+        hidden_act=act,
+        eos_token_id=eos_token_id,
+        bos_token_id=97,
+        pad_token_id=1,
+    )
+    vision = dict(
+        hidden_size=vision_width,
+        intermediate_size=64,
+        num_hidden_layers=vision_layers,
+        num_attention_heads=vision_heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_act=act,
+    )
+    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    return perturb(transformers.CLIPModel(config)).eval()

@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
-import transformers
 
-from conftest import tiny_model
+from conftest import hf_clip, tiny_model
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.errors import CheckpointError, ConfigError
 
@@ -69,28 +68,8 @@ def test_missing_directory_and_offline_hub(tmp_path, monkeypatch):
         from_pretrained("openai/clip-vit-base-patch32")
 
 
-def _tiny_hf_clip() -> transformers.CLIPModel:
-    text = dict(
-        vocab_size=99,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=16,
-        eos_token_id=98,
-    )
-    vision = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
-    )
-    model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=24))
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-    return model.eval()
-
-
 def test_sharded_hf_checkpoint_loads(tmp_path):
-    model = _tiny_hf_clip()
+    model = hf_clip()
     model.save_pretrained(tmp_path, max_shard_size="20KB")
     assert (tmp_path / "model.safetensors.index.json").exists()
     pixels = torch.randn(1, 3, 32, 32)
@@ -103,7 +82,7 @@ def test_sharded_hf_checkpoint_loads(tmp_path):
 def test_hf_checkpoint_with_a_missing_tensor_names_it(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    model = _tiny_hf_clip()
+    model = hf_clip()
     model.save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")
     del tensors["text_model.final_layer_norm.weight"]
@@ -121,7 +100,7 @@ def test_open_clip_layout_matches_transformers(tmp_path):
     """The same weights in open_clip's layout (fused in_proj, transposed projections) give the same model."""
     from safetensors.torch import save_file
 
-    model = _tiny_hf_clip()
+    model = hf_clip()
     hf = model.state_dict()
     tensors = {
         "logit_scale": hf["logit_scale"],

@@ -6,42 +6,10 @@ import pytest
 import torch
 import transformers
 
+from conftest import hf_clip, perturb
 from vlmkit.checkpoints import from_pretrained
 
 TOL = 1e-4
-
-
-def _perturb(model: torch.nn.Module) -> None:
-    """Random init leaves norms at 1/0 and biases at 0, which would hide mapping mistakes."""
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-
-
-def _hf_clip(vision_act: str, projection_dim: int, image_size: int, patch_size: int, eos_token_id: int):
-    text = dict(
-        vocab_size=99,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=20,
-        hidden_act=vision_act,
-        eos_token_id=eos_token_id,
-        bos_token_id=97,
-        pad_token_id=1,
-    )
-    vision = dict(
-        hidden_size=40,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=5,
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_act=vision_act,
-    )
-    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
-    return transformers.CLIPModel(config)
 
 
 def _hf_siglip(act: str, image_size: int, patch_size: int):
@@ -77,8 +45,7 @@ def _texts(length: int, eos: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _compare(hf_model, tmp_path, pixels, ids, mask) -> None:
-    _perturb(hf_model)
-    hf_model.eval().save_pretrained(tmp_path)
+    perturb(hf_model).eval().save_pretrained(tmp_path)
     ours = from_pretrained(tmp_path)
     with torch.no_grad():
         expected = hf_model(input_ids=ids, attention_mask=mask, pixel_values=pixels)
@@ -93,7 +60,17 @@ def _compare(hf_model, tmp_path, pixels, ids, mask) -> None:
     [("quick_gelu", 24, 48, 8, 98), ("gelu", 40, 64, 16, 98), ("quick_gelu", 16, 30, 10, 2)],
 )
 def test_clip_matches_transformers(tmp_path, act, projection_dim, image_size, patch_size, eos):
-    model = _hf_clip(act, projection_dim, image_size, patch_size, eos)
+    model = hf_clip(
+        act,
+        projection_dim,
+        image_size,
+        patch_size,
+        eos,
+        vision_width=40,
+        vision_heads=5,
+        vision_layers=3,
+        context_length=20,
+    )
     ids, mask = _texts(20, eos if eos != 2 else 98)  # legacy eos=2 configs pool at argmax: the largest id
     _compare(model, tmp_path, torch.randn(2, 3, image_size, image_size), ids, mask)
 
@@ -114,7 +91,7 @@ def test_siglip_matches_transformers(tmp_path, act, image_size, patch_size):
 
 def test_left_padded_clip_text_keeps_its_mask(tmp_path):
     """Right padding may drop the mask under causal attention; left padding must not."""
-    model = _hf_clip("quick_gelu", 16, 32, 8, 98).eval()
+    model = hf_clip(projection_dim=16)
     model.save_pretrained(tmp_path)
     ours = from_pretrained(tmp_path)
     ids = torch.tensor([[1, 1, 5, 6, 98], [4, 5, 6, 7, 98]])
