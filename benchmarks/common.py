@@ -9,8 +9,9 @@ from collections.abc import Callable
 import torch
 
 
-def interleaved_medians(functions: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
-                        ) -> dict[str, float]:
+def interleaved_medians(
+    functions: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds per call of each function, alternating them so machine noise hits all alike."""
     for fn in functions.values():
         for _ in range(warmup):

@@ -15,9 +15,9 @@ import tempfile
 
 import torch
 import transformers
-from common import interleaved_medians, matmul_peak_gflops
 
 import vlmkit
+from common import interleaved_medians, matmul_peak_gflops
 
 
 def vit_gflop(tokens: int, width: int, layers: int, mlp: int, patch_flops: float = 0.0) -> float:
@@ -43,11 +43,18 @@ def main() -> None:
     ids[:, -1] = 49407
     mask = torch.ones_like(ids)
     vision, text = ours.config.vision, ours.config.text
-    image_gflop = vit_gflop(vision.num_tokens, vision.width, vision.layers, vision.mlp_dim,
-                            patch_flops=2 * vision.grid**2 * vision.width * 3 * vision.patch_size**2)
+    image_gflop = vit_gflop(
+        vision.num_tokens,
+        vision.width,
+        vision.layers,
+        vision.mlp_dim,
+        patch_flops=2 * vision.grid**2 * vision.width * 3 * vision.patch_size**2,
+    )
     text_gflop = vit_gflop(args.text_length, text.width, text.layers, text.mlp_dim)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; image batch {args.image_batch}, "
-          f"text batch {args.text_batch} x {args.text_length} tokens")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; image batch {args.image_batch}, "
+        f"text batch {args.text_batch} x {args.text_length} tokens"
+    )
     reference: dict[str, torch.Tensor] = {}
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
@@ -58,28 +65,37 @@ def main() -> None:
         with torch.inference_mode():
             image_embeds = ours.encode_image(px).float()
             text_embeds = ours.encode_text(ids, mask).float()
-            times = interleaved_medians({
-                "vlmkit image": lambda: ours.encode_image(px),
-                "transformers image": lambda: hf.get_image_features(pixel_values=px),
-                "vlmkit text": lambda: ours.encode_text(ids, mask),
-                "transformers text": lambda: hf.get_text_features(input_ids=ids, attention_mask=mask),
-            }, repeats=args.repeats)
+            times = interleaved_medians(
+                {
+                    "vlmkit image": lambda px=px: ours.encode_image(px),
+                    "transformers image": lambda px=px: hf.get_image_features(pixel_values=px),
+                    "vlmkit text": lambda: ours.encode_text(ids, mask),
+                    "transformers text": lambda: hf.get_text_features(input_ids=ids, attention_mask=mask),
+                },
+                repeats=args.repeats,
+            )
         if dtype == torch.float32:
             reference = {"image": image_embeds, "text": text_embeds}
         cos_image = torch.nn.functional.cosine_similarity(image_embeds, reference["image"]).min().item()
         cos_text = torch.nn.functional.cosine_similarity(text_embeds, reference["text"]).min().item()
         name = str(dtype).removeprefix("torch.")
-        for kind, batch, gflop, cos in (("image", args.image_batch, image_gflop, cos_image),
-                                        ("text", args.text_batch, text_gflop, cos_text)):
+        for kind, batch, gflop, cos in (
+            ("image", args.image_batch, image_gflop, cos_image),
+            ("text", args.text_batch, text_gflop, cos_text),
+        ):
             ours_rate = batch / times[f"vlmkit {kind}"]
             hf_rate = batch / times[f"transformers {kind}"]
             rows.append((name, kind, ours_rate, hf_rate, ours_rate / hf_rate, ours_rate * gflop, peak, cos))
     fp32 = {(r[1]): r[2] for r in rows if r[0] == "float32"}
-    print(f"{'dtype':9} {'tower':6} {'vlmkit/s':>9} {'hf/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak':>7} "
-          f"{'%peak':>6} {'vs fp32':>7} {'min cos':>8}")
+    print(
+        f"{'dtype':9} {'tower':6} {'vlmkit/s':>9} {'hf/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak':>7} "
+        f"{'%peak':>6} {'vs fp32':>7} {'min cos':>8}"
+    )
     for name, kind, ours_rate, hf_rate, ratio, gflops, peak, cos in rows:
-        print(f"{name:9} {kind:6} {ours_rate:9.1f} {hf_rate:9.1f} {ratio:5.2f}x {gflops:8.1f} {peak:7.1f} "
-              f"{100 * gflops / peak:5.1f}% {ours_rate / fp32[kind]:6.2f}x {cos:8.5f}")
+        print(
+            f"{name:9} {kind:6} {ours_rate:9.1f} {hf_rate:9.1f} {ratio:5.2f}x {gflops:8.1f} {peak:7.1f} "
+            f"{100 * gflops / peak:5.1f}% {ours_rate / fp32[kind]:6.2f}x {cos:8.5f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,65 +1,15 @@
-"""Shared fixtures: tiny models that build in milliseconds, so every test can make its own."""
+"""Shared fixtures. Helpers that tests import live in ``testkit`` (a unique module name: a
+``from testkit import`` would find whichever conftest.py was imported last)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vlmkit.config import DualEncoderConfig, clip_config, siglip_config
-
 
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
-
-
-def tiny_clip_config(**overrides) -> DualEncoderConfig:
-    settings = dict(
-        vision_width=32,
-        vision_layers=2,
-        vision_heads=4,
-        patch_size=8,
-        image_size=32,
-        text_width=32,
-        text_layers=2,
-        text_heads=4,
-        embed_dim=24,
-        vocab_size=100,
-        context_length=16,
-    )
-    settings.update(overrides)
-    return clip_config(**settings)
-
-
-def tiny_siglip_config(**overrides) -> DualEncoderConfig:
-    settings = dict(width=32, layers=2, heads=4, patch_size=8, image_size=32, vocab_size=100, context_length=16)
-    settings.update(overrides)
-    return siglip_config(**settings)
-
-
-WORDS = ["a photo of a red circle", "a blue square", "a green triangle", "two yellow stars", "the cat", "a dog"]
-
-
-def tiny_tokenizer(max_length: int = 16, pad_to_max_length: bool = False):
-    from vlmkit.processing.text import train_bpe_tokenizer
-
-    return train_bpe_tokenizer(WORDS * 4, vocab_size=300, max_length=max_length, pad_to_max_length=pad_to_max_length)
-
-
-def tiny_model(family: str = "clip"):
-    """A random tiny dual encoder with a real tokenizer and image processor attached."""
-    from vlmkit.models import DualEncoder
-    from vlmkit.processing.images import ImagePreprocessor
-
-    siglip = family == "siglip"
-    tokenizer = tiny_tokenizer(pad_to_max_length=siglip)
-    config = tiny_siglip_config(vocab_size=320) if siglip else tiny_clip_config(vocab_size=320)
-    config.text.eos_token_id = tokenizer.eos_id
-    config.text.pad_token_id = tokenizer.pad_id
-    model = DualEncoder(config).eval()
-    model.tokenizer = tokenizer
-    model.image_processor = (ImagePreprocessor.siglip if siglip else ImagePreprocessor.clip)(32)
-    return model
 
 
 @pytest.fixture
@@ -86,50 +36,3 @@ def shapes_dataset(tmp_path_factory):
     generate_split(root / "train", config, "train", 64, seed=0, workers=1, progress=False)
     generate_split(root / "val", config, "val", 16, seed=0, workers=1, progress=False)
     return root
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.05) -> torch.nn.Module:
-    """Random init leaves norms at 1/0 and biases at 0, which would hide key-mapping mistakes."""
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * scale)
-    return model
-
-
-def hf_clip(
-    act: str = "quick_gelu",
-    projection_dim: int = 24,
-    image_size: int = 32,
-    patch_size: int = 8,
-    eos_token_id: int = 98,
-    vision_width: int = 32,
-    vision_heads: int = 4,
-    vision_layers: int = 2,
-    context_length: int = 16,
-):
-    """A tiny random (perturbed) ``transformers.CLIPModel`` in eval mode."""
-    import transformers
-
-    text = dict(
-        vocab_size=99,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=context_length,
-        hidden_act=act,
-        eos_token_id=eos_token_id,
-        bos_token_id=97,
-        pad_token_id=1,
-    )
-    vision = dict(
-        hidden_size=vision_width,
-        intermediate_size=64,
-        num_hidden_layers=vision_layers,
-        num_attention_heads=vision_heads,
-        image_size=image_size,
-        patch_size=patch_size,
-        hidden_act=act,
-    )
-    config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
-    return perturb(transformers.CLIPModel(config)).eval()

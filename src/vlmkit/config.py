@@ -161,6 +161,16 @@ class TextConfig(ConfigBase):
     CLIP flavour: ``causal=True, pooling="eos"`` (the hidden state at the first EOS token).
     SigLIP flavour: ``causal=False, pooling="last"`` (the last position, which may be padding: SigLIP
     was trained on text padded to ``context_length``).
+    BERT flavour (sentence encoders such as all-MiniLM-L6-v2): ``causal=False, pooling="mean"`` (the
+    mean over real tokens), ``norm_position="post"``, ``embedding_norm=True``, ``type_vocab_size=2``.
+
+    Fields of the BERT flavour:
+        norm_position: "pre" normalises each block's input (``x + f(norm(x))``, CLIP/SigLIP, with a
+            final LayerNorm after the last block); "post" normalises after each residual sum
+            (``norm(x + f(x))``, BERT, no final LayerNorm).
+        embedding_norm: a LayerNorm over the summed token and position embeddings (BERT).
+        type_vocab_size: rows of a token-type ("segment") embedding added to every position; single
+            texts use type 0. 0 means none (CLIP/SigLIP).
     """
 
     vocab_size: int = 49408
@@ -177,8 +187,18 @@ class TextConfig(ConfigBase):
     # Old CLIP configs have eos_token_id=2 and pool at argmax(input_ids): the EOS had the largest id.
     pool_at_argmax: bool = False
     pad_token_id: int = 0
+    norm_position: Literal["pre", "post"] = "pre"
+    embedding_norm: bool = False
+    type_vocab_size: int = 0
+
+    @property
+    def uses_attention_mask(self) -> bool:
+        """Whether the tower was trained with padding masked out (SigLIP attends to its padding)."""
+        return self.causal or self.pooling == "mean"
 
     def validate(self, where: str) -> None:
+        if self.type_vocab_size < 0:
+            raise ConfigError(f"{where}.type_vocab_size: must be >= 0, got {self.type_vocab_size}")
         _positive(
             where,
             vocab_size=self.vocab_size,
@@ -223,6 +243,87 @@ class DualEncoderConfig(ConfigBase):
                     f"{where}.{tower}_projection: 'none' needs the tower width ({width}) to "
                     f"equal embed_dim ({self.embed_dim})"
                 )
+
+
+@dataclass
+class EfficientNetConfig(ConfigBase):
+    """An EfficientNet-Lite image classifier (the Lite variants: ReLU6, no squeeze-excitation, and a
+    stem and head that keep their width whatever the scaling). The defaults are EfficientNet-Lite0.
+
+    Fields:
+        image_size: side of the square input the classifier was trained at.
+        stem_channels: output channels of the stride-2 3x3 stem convolution.
+        stages: one ``[kernel, stride, expand_ratio, out_channels, repeats]`` per stage of MBConv
+            blocks; the stride applies to a stage's first block only.
+        head_channels: channels of the 1x1 convolution before global pooling.
+        num_classes: rows of the final linear classifier (1000 for ImageNet-1k).
+        bn_eps: epsilon of every BatchNorm (1e-3 in the TensorFlow-trained checkpoints).
+        same_padding: TensorFlow "SAME" padding (asymmetric on stride-2 layers, extra row and column
+            at the bottom/right), which checkpoints trained in TensorFlow expect; False pads
+            ``kernel // 2`` on every side.
+    """
+
+    image_size: int = 224
+    stem_channels: int = 32
+    stages: tuple[tuple[int, int, int, int, int], ...] = (
+        (3, 1, 1, 16, 1),
+        (3, 2, 6, 24, 2),
+        (5, 2, 6, 40, 2),
+        (3, 2, 6, 80, 3),
+        (5, 1, 6, 112, 3),
+        (5, 2, 6, 192, 4),
+        (3, 1, 6, 320, 1),
+    )
+    head_channels: int = 1280
+    num_classes: int = 1000
+    bn_eps: float = 1e-3
+    same_padding: bool = True
+
+    def validate(self, where: str) -> None:
+        _positive(
+            where,
+            image_size=self.image_size,
+            stem_channels=self.stem_channels,
+            head_channels=self.head_channels,
+            num_classes=self.num_classes,
+        )
+        for i, stage in enumerate(self.stages):
+            if len(stage) != 5 or any(v <= 0 for v in stage):
+                raise ConfigError(
+                    f"{where}.stages[{i}]: expected 5 positive ints [kernel, stride, expand, channels, repeats]"
+                )
+
+
+@dataclass
+class ConSEConfig(ConfigBase):
+    """A training-free image-text model by convex combination of semantic embeddings (ConSE,
+    Norouzi et al., 2014): an ImageNet classifier and a sentence encoder joined by class names.
+
+    An image's embedding is the probability-weighted mean of the sentence embeddings of its
+    ``top_k`` most likely classes, renormalised, so images land in the sentence encoder's space
+    where text queries already are. It is not CLIP: it knows only what the class names say (good for
+    object-like queries, blind to relations, counts, colours and text in images).
+
+    Fields:
+        vision: the classifier (its ``num_classes`` rows of logits).
+        text: the sentence encoder (BERT flavour, mean pooling); its width is the embedding size.
+        top_k: how many classes mix into an image embedding (T in the paper).
+        logit_scale_init: ``similarity`` multiplies cosines by ``exp(logit_scale)``; sentence
+            embeddings spread cosines over a narrower range than CLIP's, hence a larger scale.
+    """
+
+    vision: EfficientNetConfig = field(default_factory=EfficientNetConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    top_k: int = 10
+    logit_scale_init: float = 4.6052  # ln(100)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.text.width
+
+    def validate(self, where: str) -> None:
+        if not 1 <= self.top_k <= self.vision.num_classes:
+            raise ConfigError(f"{where}.top_k: expected 1..{self.vision.num_classes}, got {self.top_k}")
 
 
 @dataclass
@@ -400,6 +501,7 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "dual_encoder": DualEncoderConfig,
     "decoder": DecoderConfig,
     "vlm": VlmConfig,
+    "conse": ConSEConfig,
 }
 
 
@@ -508,8 +610,9 @@ def smollm2_135m_config(vocab_size: int = 49152) -> DecoderConfig:
     )
 
 
-def tiny_decoder_config(vocab_size: int = 2048, bos_token_id: int | None = 1, eos_token_id: int = 2,
-                        pad_token_id: int = 0) -> DecoderConfig:
+def tiny_decoder_config(
+    vocab_size: int = 2048, bos_token_id: int | None = 1, eos_token_id: int = 2, pad_token_id: int = 0
+) -> DecoderConfig:
     """A ~3M-parameter decoder (6 blocks of width 192, GQA 6/2 heads) for ShapesWorld-sized data."""
     return DecoderConfig(
         vocab_size=vocab_size,
@@ -526,14 +629,19 @@ def tiny_decoder_config(vocab_size: int = 2048, bos_token_id: int | None = 1, eo
     )
 
 
-def tiny_vlm_config(vocab_size: int = 2048, image_token_id: int = 3, image_size: int = 64,
-                    bos_token_id: int | None = 1, eos_token_id: int = 2, pad_token_id: int = 0) -> VlmConfig:
+def tiny_vlm_config(
+    vocab_size: int = 2048,
+    image_token_id: int = 3,
+    image_size: int = 64,
+    bos_token_id: int | None = 1,
+    eos_token_id: int = 2,
+    pad_token_id: int = 0,
+) -> VlmConfig:
     """A ~4M-parameter VLM for ShapesWorld: a 4-block ViT (8 px patches), 2x2 pixel shuffle, tiny decoder.
 
     A 64 px image is an 8x8 patch grid, 16 decoder positions after the pixel shuffle.
     """
-    vision = VisionConfig(image_size=image_size, patch_size=8, width=128, layers=4, heads=4, mlp_dim=512,
-                          act="gelu")
+    vision = VisionConfig(image_size=image_size, patch_size=8, width=128, layers=4, heads=4, mlp_dim=512, act="gelu")
     return VlmConfig(
         vision=vision,
         projector=ProjectorConfig(kind="mlp", vision_layer=-1, pixel_shuffle=2),

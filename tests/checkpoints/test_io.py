@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import hf_clip, tiny_model
+from testkit import hf_clip, tiny_model
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.errors import CheckpointError, ConfigError
 

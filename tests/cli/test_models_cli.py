@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from conftest import tiny_model
+from testkit import tiny_model
 from vlmkit.checkpoints import save_pretrained
 from vlmkit.cli import main
 

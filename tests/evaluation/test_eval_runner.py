@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import tiny_model
+from testkit import tiny_model
 from vlmkit.checkpoints import save_pretrained
 from vlmkit.cli import main
 from vlmkit.evaluation import runner

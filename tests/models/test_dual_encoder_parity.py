@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from conftest import hf_clip, perturb
+from testkit import hf_clip, perturb
 from vlmkit.checkpoints import from_pretrained
 
 TOL = 1e-4

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from testkit import tiny_model
 from vlmkit.errors import InputError
 from vlmkit.tasks import classify, embed_images, embed_texts, label_embeddings, retrieve
 

@@ -169,45 +169,66 @@ def _block_rules(ours: str, theirs: str, layers: int) -> list[Rule]:
     return rules
 
 
+def vision_config_from_hf(hf: dict[str, Any], where: str) -> VisionConfig:
+    """Convert a ``CLIPVisionConfig`` / ``SiglipVisionConfig`` dict (as nested in LLaVA's ``vision_config``)."""
+    model_type = hf.get("model_type", "clip_vision_model")
+    if model_type not in ("clip_vision_model", "siglip_vision_model"):
+        raise CheckpointError(
+            f"{where}: vision tower model_type {model_type!r} is not supported (clip_vision_model, siglip_vision_model)"
+        )
+    siglip = model_type == "siglip_vision_model"
+    values = _section({"vision_config": hf}, "vision_config", _SIGLIP_VISION if siglip else _CLIP_VISION, where)
+    return _vision(values, siglip=siglip)
+
+
+def vision_rules(vision: VisionConfig, ours: str, theirs: str) -> list[Rule]:
+    """The key map of a ViT from ``{theirs}.embeddings...`` (CLIP or SigLIP layout) to ``{ours}.*``."""
+    rules = [
+        copy(f"{ours}.patch_embed.weight", f"{theirs}.embeddings.patch_embedding.weight"),
+        copy(f"{ours}.position_embedding", f"{theirs}.embeddings.position_embedding.weight"),
+        copy(f"{ours}.post_norm.weight", f"{theirs}.post_layernorm.weight"),
+        copy(f"{ours}.post_norm.bias", f"{theirs}.post_layernorm.bias"),
+        *_block_rules(ours, theirs, vision.layers),
+    ]
+    if vision.patch_bias:
+        rules.append(copy(f"{ours}.patch_embed.bias", f"{theirs}.embeddings.patch_embedding.bias"))
+    if vision.class_token:
+        rules.append(copy(f"{ours}.class_embedding", f"{theirs}.embeddings.class_embedding"))
+    if vision.pre_norm:
+        rules += [copy(f"{ours}.pre_norm.{p}", f"{theirs}.pre_layrnorm.{p}") for p in ("weight", "bias")]
+    if vision.pooling == "map":
+        h = f"{theirs}.head"
+        rules += [
+            copy(f"{ours}.head.probe", f"{h}.probe"),
+            copy(f"{ours}.head.attn.qkv.weight", f"{h}.attention.in_proj_weight"),
+            copy(f"{ours}.head.attn.qkv.bias", f"{h}.attention.in_proj_bias"),
+        ]
+        for p in ("weight", "bias"):
+            rules += [
+                copy(f"{ours}.head.attn.out.{p}", f"{h}.attention.out_proj.{p}"),
+                copy(f"{ours}.head.norm.{p}", f"{h}.layernorm.{p}"),
+                copy(f"{ours}.head.mlp.fc1.{p}", f"{h}.mlp.fc1.{p}"),
+                copy(f"{ours}.head.mlp.fc2.{p}", f"{h}.mlp.fc2.{p}"),
+            ]
+    return rules
+
+
 def dual_encoder_rules(config: DualEncoderConfig) -> list[Rule]:
     """The key map from a Hugging Face CLIPModel / SiglipModel state dict to a vlmkit DualEncoder."""
     v, t = "vision_model", "text_model"
     siglip = config.head == "sigmoid"
     rules = [
-        copy("vision.patch_embed.weight", f"{v}.embeddings.patch_embedding.weight"),
-        copy("vision.position_embedding", f"{v}.embeddings.position_embedding.weight"),
-        copy("vision.post_norm.weight", f"{v}.post_layernorm.weight"),
-        copy("vision.post_norm.bias", f"{v}.post_layernorm.bias"),
+        *vision_rules(config.vision, "vision", v),
         copy("text.token_embedding.weight", f"{t}.embeddings.token_embedding.weight"),
         copy("text.position_embedding", f"{t}.embeddings.position_embedding.weight"),
         copy("text.final_norm.weight", f"{t}.final_layer_norm.weight"),
         copy("text.final_norm.bias", f"{t}.final_layer_norm.bias"),
         reshape("logit_scale", "logit_scale"),
-        *_block_rules("vision", v, config.vision.layers),
         *_block_rules("text", t, config.text.layers),
     ]
-    if config.vision.patch_bias:
-        rules.append(copy("vision.patch_embed.bias", f"{v}.embeddings.patch_embedding.bias"))
-    if config.vision.class_token:
-        rules.append(copy("vision.class_embedding", f"{v}.embeddings.class_embedding"))
-    if config.vision.pre_norm:
-        rules += [copy(f"vision.pre_norm.{p}", f"{v}.pre_layrnorm.{p}") for p in ("weight", "bias")]
     if siglip:
-        h = f"{v}.head"
-        rules += [
-            copy("vision.head.probe", f"{h}.probe"),
-            copy("vision.head.attn.qkv.weight", f"{h}.attention.in_proj_weight"),
-            copy("vision.head.attn.qkv.bias", f"{h}.attention.in_proj_bias"),
-            reshape("logit_bias", "logit_bias"),
-        ]
-        for p in ("weight", "bias"):
-            rules += [
-                copy(f"vision.head.attn.out.{p}", f"{h}.attention.out_proj.{p}"),
-                copy(f"vision.head.norm.{p}", f"{h}.layernorm.{p}"),
-                copy(f"vision.head.mlp.fc1.{p}", f"{h}.mlp.fc1.{p}"),
-                copy(f"vision.head.mlp.fc2.{p}", f"{h}.mlp.fc2.{p}"),
-                copy(f"text_projection.{p}", f"{t}.head.{p}"),
-            ]
+        rules.append(reshape("logit_bias", "logit_bias"))
+        rules += [copy(f"text_projection.{p}", f"{t}.head.{p}") for p in ("weight", "bias")]
     else:
         rules += [
             copy("image_projection.weight", "visual_projection.weight"),

@@ -2,7 +2,8 @@
 
 A vlmkit model directory holds ``config.json`` (with ``"architecture"``), ``model.safetensors``,
 and, when the model has them, ``tokenizer.json`` and ``preprocessor.json``. ``from_pretrained`` also
-takes a Hugging Face CLIP/SigLIP directory (single or sharded safetensors) or an open_clip directory
+takes a Hugging Face CLIP/SigLIP, Llama/Mistral/Qwen2 or LLaVA directory (single or sharded
+safetensors; see ``families``) or an open_clip directory
 and converts on load, or a hub id, downloaded through ``huggingface_hub`` when online.
 """
 
@@ -18,8 +19,8 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from vlmkit import __version__
-from vlmkit.checkpoints import hf, openclip
-from vlmkit.checkpoints.keymap import apply_rules
+from vlmkit.checkpoints import offline, openclip
+from vlmkit.checkpoints.families import convert_hf
 from vlmkit.checkpoints.weights import WEIGHTS, read_safetensors
 from vlmkit.config import ConfigBase, architecture_of, config_from_json
 from vlmkit.errors import CheckpointError, ConfigError
@@ -75,14 +76,7 @@ def from_pretrained(
             model = build_model(config, device="meta")
             _assign(model, read_safetensors(directory), str(directory))
         elif "model_type" in raw:
-            config = hf.dual_encoder_config_from_hf(raw, str(config_path))
-            converted = apply_rules(
-                hf.dual_encoder_rules(config),
-                read_safetensors(directory),
-                build_model(config, device="meta").state_dict(),
-                str(directory),
-                hf.is_ignored_hf_key,
-            )
+            config, converted = convert_hf(raw, directory)
             config, model = _load_converted(directory, config, converted)
         else:
             raise CheckpointError(
@@ -137,11 +131,14 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
 
 
 def resolve(source: str | os.PathLike[str]) -> Path:
-    """A local directory as is; anything else is taken as a hub id and downloaded (cached)."""
+    """A local directory as is; ``vlmkit:NAME`` built into the cache (see ``offline``); anything else
+    is taken as a hub id and downloaded (cached)."""
+    text = str(source)
+    if text.startswith(offline.PREFIX):
+        return offline.ensure_offline_model(text)
     path = Path(source).expanduser()
     if path.is_dir():
         return path
-    text = str(source)
     if path.exists():
         raise CheckpointError(f"{path}: expected a model directory, got a file")
     if text.count("/") != 1 or text.startswith((".", "/", "~")):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from vlmkit import __version__
 from vlmkit.errors import VlmkitError
 
-COMMAND_MODULES = ["demo", "train", "models", "data"]
+COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "serve", "search"]
 
 
 def build_parser() -> argparse.ArgumentParser:

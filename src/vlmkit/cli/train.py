@@ -26,7 +26,7 @@ TRAIN_FLAGS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="train a model (clip, siglip)")
+    train = subparsers.add_parser("train", help="train a model (clip, siglip, lm, vlm)")
     kinds = train.add_subparsers(dest="recipe", metavar="RECIPE", required=True)
     for family in ("clip", "siglip"):
         parser = kinds.add_parser(family, help=f"contrastive {family.upper()} training or fine-tuning")
@@ -38,13 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower (LiT)")
         parser.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")
         parser.add_argument("--eval-images", type=int)
-        for flag, kind in TRAIN_FLAGS.items():
-            parser.add_argument("--" + flag.replace("_", "-"), type=kind)
-        parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
-        parser.add_argument("--config", type=Path, help="a run.json to start from (flags override it)")
-        parser.add_argument("--out", required=True, type=Path, help="run directory")
-        parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        _common(parser)
         parser.set_defaults(handler=run_train, family=family)
+    lm = kinds.add_parser("lm", help="a small decoder (and tokenizer) on a dataset's text, as chat turns")
+    lm.add_argument("--data", help="training dataset folder")
+    lm.add_argument("--vocab-size", type=int)
+    _common(lm)
+    lm.set_defaults(handler=run_train, family="lm")
+    vlm = kinds.add_parser("vlm", help="LLaVA stages: projector alignment, then instruction tuning")
+    vlm.add_argument("--stage", choices=("align", "instruct"), required=True)
+    vlm.add_argument("--data", help="training dataset folder")
+    vlm.add_argument("--eval-data", help="held-out dataset folder for periodic evaluation")
+    vlm.add_argument("--vision-from", help="align: a dual encoder (a `train clip` run or model directory)")
+    vlm.add_argument("--decoder-from", help="align: a decoder (a `train lm` model directory)")
+    vlm.add_argument("--from", dest="init_from", help="instruct: the VLM from the align stage")
+    vlm.add_argument("--lora-rank", type=int, help="instruct: train LoRA adapters of this rank (0: full)")
+    vlm.add_argument("--lora-alpha", type=float)
+    vlm.add_argument("--train-vision", action="store_true", default=None, help="unfreeze the vision tower")
+    vlm.add_argument("--eval-images", type=int)
+    _common(vlm)
+    vlm.set_defaults(handler=run_train, family="vlm")
 
     plot = subparsers.add_parser("plot", help="plot a training run's metrics to PNG")
     plot.add_argument("run_dir", type=Path)
@@ -52,9 +65,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plot.set_defaults(handler=run_plot)
 
 
-def recipe_from_args(args: argparse.Namespace):
-    from vlmkit.training.recipes.contrastive import ContrastiveRecipe
+def _common(parser: argparse.ArgumentParser) -> None:
+    for flag, kind in TRAIN_FLAGS.items():
+        parser.add_argument("--" + flag.replace("_", "-"), type=kind)
+    parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    parser.add_argument("--config", type=Path, help="a run.json to start from (flags override it)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
+
+# Recipe fields that may come from flags, when the parser has them.
+RECIPE_FLAGS = (
+    "data",
+    "eval_data",
+    "preset",
+    "image_size",
+    "init_from",
+    "lock_image",
+    "lock_text",
+    "eval_images",
+    "vocab_size",
+    "stage",
+    "vision_from",
+    "decoder_from",
+    "lora_rank",
+    "lora_alpha",
+    "train_vision",
+)
+
+
+def _recipe_module(family: str):
+    import importlib
+
+    name = "contrastive" if family in ("clip", "siglip") else "generative"
+    return importlib.import_module(f"vlmkit.training.recipes.{name}")
+
+
+def recipe_from_args(args: argparse.Namespace):
+    module = _recipe_module(args.family)
+    recipe_class = module.ContrastiveRecipe if args.family in ("clip", "siglip") else module.GenerativeRecipe
     settings: dict = {}
     config_file = args.config or (args.out / "run.json" if args.resume and (args.out / "run.json").exists() else None)
     if config_file:
@@ -62,24 +111,28 @@ def recipe_from_args(args: argparse.Namespace):
             settings = json.loads(Path(config_file).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise ConfigError(f"{config_file}: cannot read run config ({error})") from None
-    settings["family"] = args.family
-    for name in ("data", "eval_data", "preset", "image_size", "init_from", "lock_image", "lock_text", "eval_images"):
-        if getattr(args, name) is not None:
+    if args.family in ("clip", "siglip"):
+        settings["family"] = args.family
+    elif args.family == "lm":
+        settings["stage"] = "lm"
+    for name in RECIPE_FLAGS:
+        if getattr(args, name, None) is not None:
             settings[name] = getattr(args, name)
     train = dict(settings.get("train", {}))
     for name in [*TRAIN_FLAGS, "gradient_checkpointing"]:
         if getattr(args, name) is not None:
             train[name] = getattr(args, name)
     settings["train"] = train
-    return ContrastiveRecipe.from_dict(settings, where="train settings")
+    return recipe_class.from_dict(settings, where="train settings")
 
 
 def run_train(args: argparse.Namespace) -> int:
     from vlmkit.training.distributed import cleanup, init_distributed
-    from vlmkit.training.recipes.contrastive import export, prepare
     from vlmkit.training.trainer import Trainer, save_run_config
 
     recipe = recipe_from_args(args)
+    module = _recipe_module(args.family)
+    prepare, export = module.prepare, module.export
     context = init_distributed()
     try:
         model, task = prepare(recipe)

@@ -6,11 +6,19 @@ import torch
 from torch import nn
 
 from vlmkit.config import ConfigBase, architecture_of
+from vlmkit.models.conse import ConSEModel
+from vlmkit.models.decoder import Decoder
 from vlmkit.models.dual_encoder import DualEncoder, DualEncoderOutput
 from vlmkit.models.text import TextTransformer
 from vlmkit.models.vision import VisionTransformer
+from vlmkit.models.vlm import VisionLanguageModel, VlmOutput
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {"dual_encoder": DualEncoder}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {
+    "dual_encoder": DualEncoder,
+    "decoder": Decoder,
+    "vlm": VisionLanguageModel,
+    "conse": ConSEModel,
+}
 
 
 def build_model(config: ConfigBase, device: str | torch.device | None = None) -> nn.Module:
@@ -19,4 +27,14 @@ def build_model(config: ConfigBase, device: str | torch.device | None = None) ->
         return MODEL_CLASSES[architecture_of(config)](config)
 
 
-__all__ = ["DualEncoder", "DualEncoderOutput", "TextTransformer", "VisionTransformer", "build_model"]
+__all__ = [
+    "ConSEModel",
+    "Decoder",
+    "DualEncoder",
+    "DualEncoderOutput",
+    "TextTransformer",
+    "VisionLanguageModel",
+    "VisionTransformer",
+    "VlmOutput",
+    "build_model",
+]

@@ -1,4 +1,4 @@
-"""Transformer text encoder in the CLIP and SigLIP flavours (see ``TextConfig``)."""
+"""Transformer text encoder in the CLIP, SigLIP and BERT flavours (see ``TextConfig``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,17 @@ class TextTransformer(nn.Module):
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.width)
         self.position_embedding = nn.Parameter(torch.zeros(config.context_length, config.width))
-        self.transformer = TransformerStack(
-            config.layers, config.width, config.heads, config.mlp_dim, config.act, config.norm_eps
+        post = config.norm_position == "post"
+        # BERT: a token-type row added everywhere, a LayerNorm on the embeddings, post-LN blocks whose
+        # last norm already ends the stack (so no final LayerNorm).
+        self.token_type_embedding = (
+            nn.Embedding(config.type_vocab_size, config.width) if config.type_vocab_size else None
         )
-        self.final_norm = nn.LayerNorm(config.width, eps=config.norm_eps)
+        self.embedding_norm = nn.LayerNorm(config.width, eps=config.norm_eps) if config.embedding_norm else None
+        self.transformer = TransformerStack(
+            config.layers, config.width, config.heads, config.mlp_dim, config.act, config.norm_eps, post_norm=post
+        )
+        self.final_norm = nn.Identity() if post else nn.LayerNorm(config.width, eps=config.norm_eps)
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding, std=0.01)
 
@@ -47,6 +54,10 @@ class TextTransformer(nn.Module):
         if length > self.config.context_length:
             raise ValueError(f"text of {length} tokens exceeds context_length {self.config.context_length}")
         x = self.token_embedding(input_ids) + self.position_embedding[:length]
+        if self.token_type_embedding is not None:
+            x = x + self.token_type_embedding.weight[0]  # one text per input: segment 0 throughout
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
         x = self.transformer(x, mask=self._mask(attention_mask, length), is_causal=self.config.causal)
         x = self.final_norm(x)
         rows = torch.arange(x.shape[0], device=x.device)

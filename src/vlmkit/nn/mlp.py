@@ -40,3 +40,22 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+
+class GatedMLP(nn.Module):
+    """``down(act(gate(x)) * up(x))``: SwiGLU with ``act="silu"``, the Llama-family MLP.
+
+    ``gate`` and ``up`` are one fused ``gate_up`` layer (gate rows first), so a decoding step runs
+    one matmul instead of two; the checkpoint converters concatenate the two weights.
+    """
+
+    def __init__(self, dim: int, hidden: int, act: str = "silu", bias: bool = False) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=bias)
+        self.down = nn.Linear(hidden, dim, bias=bias)
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = self.gate_up(x)
+        return self.down(self.act(both[..., : self.hidden]) * both[..., self.hidden :])

@@ -44,6 +44,6 @@ def embed_texts(model: DualEncoder, texts: Sequence[str], batch_size: int = 256)
     chunks = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(list(texts[start : start + batch_size]))
-        mask = batch.attention_mask.to(model.device) if model.config.text.causal else None
+        mask = batch.attention_mask.to(model.device) if model.config.text.uses_attention_mask else None
         chunks.append(model.encode_text(batch.input_ids.to(model.device), mask).float().cpu())
     return torch.cat(chunks) if chunks else torch.empty(0, model.config.embed_dim)

@@ -1,0 +1,173 @@
+"""``vlmkit serve``: the HTTP server (OpenAI-compatible API, search, web page) over model directories."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vlmkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from vlmkit.models import DualEncoder
+    from vlmkit.search.store import SearchStore
+
+API_KEY_ENV = "VLMKIT_API_KEY"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve models over HTTP: OpenAI-compatible chat and embeddings, classify, search, a web page",
+        description="Serve a dual encoder (--model) and/or a generative model (--vlm) on HTTP. Binds "
+        "127.0.0.1 unless told otherwise; set an API key before binding any other address.",
+    )
+    serve.add_argument("--model", help="dual encoder directory or hub id (embeddings, classify, search queries)")
+    serve.add_argument("--vlm", help="generative model directory or hub id (chat completions)")
+    serve.add_argument("--index", type=Path, help="search index directory (built by the search indexer)")
+    serve.add_argument(
+        "--images-root", type=Path, default=None, help="folder the index's relative paths start from (default: cwd)"
+    )
+    serve.add_argument("--model-name", help="id clients use for --model (default: its directory name)")
+    serve.add_argument("--vlm-name", help="id clients use for --vlm (default: its directory name)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key", default=None, help=f"require this bearer key on /v1 and /metrics (or ${API_KEY_ENV})"
+    )
+    serve.add_argument("--allow-local-folder", type=Path, help="let file:// image URLs read files inside this folder")
+    serve.add_argument("--max-batch", type=int, default=16, help="most inputs per model call")
+    serve.add_argument("--batch-wait-ms", type=float, default=5.0, help="wait for more requests to fill a batch")
+    serve.add_argument("--queue", type=int, default=64, help="most waiting requests per model; beyond: 503")
+    serve.add_argument("--max-tokens-cap", type=int, default=512, help="largest max_tokens a request may ask for")
+    serve.add_argument("--timeout-s", type=float, default=60.0, help="per-request time limit (504 past it)")
+    serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (413 past it)")
+    serve.add_argument("--max-image-pixels", type=int, default=16_000_000, help="largest width*height of an image")
+    serve.add_argument("--device", default="cpu", help="torch device for the models (cpu, cuda, ...)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(handler=run_serve)
+
+
+def model_id(source: str, name: str | None) -> str:
+    """The id clients send: ``name`` if given, else a local directory's name, else the hub id as written."""
+    if name:
+        return name
+    path = Path(source)
+    return path.resolve().name if path.is_dir() else source
+
+
+def _same_model(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return Path(a).is_dir() and Path(b).is_dir() and Path(a).resolve() == Path(b).resolve()
+
+
+def _load(source: str, kinds: tuple[type, ...], flag: str, device: str) -> Any:
+    from vlmkit.checkpoints import from_pretrained
+
+    model = from_pretrained(source, device=device)
+    if not isinstance(model, kinds):
+        expected = " or ".join(kind.__name__ for kind in kinds)
+        raise ConfigError(f"{flag} {source}: expected a {expected}, got a {type(model).__name__}")
+    return model
+
+
+def _index_encoder(store: SearchStore, encoder: DualEncoder | None, names: tuple[str, ...], device: str) -> DualEncoder:
+    """The model the index's manifest names: the served encoder when ``names`` (its source or id) match it,
+    else loaded here."""
+    from vlmkit.errors import VlmkitError
+    from vlmkit.models import DualEncoder
+
+    named = store.model_id
+    if encoder is not None and any(_same_model(named, name) for name in names):
+        chosen = encoder
+    else:
+        try:
+            chosen = _load(named, (DualEncoder,), "index model", device)
+        except VlmkitError as error:
+            raise ConfigError(
+                f"--index {store.directory} was built with model {named!r}, which cannot be loaded ({error}); "
+                "serve that model with --model"
+            ) from None
+    if chosen.config.embed_dim != store.dim:
+        raise ConfigError(
+            f"--index {store.directory} holds {store.dim}-d vectors but model {named!r} makes "
+            f"{chosen.config.embed_dim}-d ones"
+        )
+    return chosen
+
+
+def limits_from(args: argparse.Namespace) -> Any:
+    from vlmkit.serving import ServerLimits
+
+    return ServerLimits(
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
+        queue=args.queue,
+        max_tokens_cap=args.max_tokens_cap,
+        timeout_s=args.timeout_s,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_image_pixels=args.max_image_pixels,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        allow_local_folder=args.allow_local_folder,
+    )
+
+
+def build_app(args: argparse.Namespace) -> FastAPI:
+    """Load the models and index the arguments name and build the application."""
+    try:
+        from vlmkit.serving import ServedModels, create_app
+    except ImportError as error:
+        raise ConfigError(f"vlmkit serve needs the 'serve' extra: pip install 'vlmkit[serve]' ({error})") from None
+    from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
+
+    if not args.model and not args.vlm:
+        raise ConfigError("serve: give --model (a dual encoder), --vlm (a generative model), or both")
+    limits = limits_from(args)
+    models = ServedModels()
+    if args.model:
+        models.encoder = _load(args.model, (DualEncoder,), "--model", args.device)
+        models.encoder_id = model_id(args.model, args.model_name)
+    if args.vlm:
+        models.chat = _load(args.vlm, (VisionLanguageModel, Decoder), "--vlm", args.device)
+        models.chat_id = model_id(args.vlm, args.vlm_name)
+        if args.model and models.chat_id == models.encoder_id:
+            raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")
+    if args.index:
+        from vlmkit.search.store import SearchStore
+
+        models.index = SearchStore.open(args.index)
+        names = (args.model, models.encoder_id) if args.model else ()
+        models.index_encoder = _index_encoder(models.index, models.encoder, names, args.device)
+        models.index_encoder_id = models.encoder_id if models.index_encoder is models.encoder else models.index.model_id
+        models.images_root = (args.images_root or Path.cwd()).resolve()
+    return create_app(models, limits)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("vlmkit serve needs uvicorn: pip install 'vlmkit[serve]'") from None
+    app = build_app(args)
+    if not _loopback(args.host) and limits_from(args).api_key is None:
+        print(f"vlmkit serve: warning: binding {args.host} without an API key; anyone who can reach it can use it",
+              file=sys.stderr)  # fmt: skip
+    # uvicorn stops accepting on SIGINT/SIGTERM, lets in-flight requests finish (at most one request
+    # timeout), then runs the app's shutdown, which drains the model workers.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.timeout_s)
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

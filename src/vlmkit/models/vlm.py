@@ -1,0 +1,171 @@
+"""Generative vision-language model: vision tower -> projector -> decoder (the LLaVA layout).
+
+Prompts carry ``tokens_per_image`` copies of the image token per image (the chat template expands
+each ``<image>``); their input embeddings are replaced, in order, by the projected vision tokens of
+the images, and the decoder runs on the result as on any text. ``vision``, ``projector`` and
+``decoder`` are plain submodules, so a training recipe freezes a part with ``requires_grad_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from vlmkit.config import ProjectorConfig, VlmConfig
+from vlmkit.errors import ConfigError, InputError
+from vlmkit.models.decoder import Decoder, causal_lm_loss
+from vlmkit.models.generation import GenerationConfig, generate, pad_left
+from vlmkit.models.projector import Projector
+from vlmkit.models.vision import VisionTransformer
+from vlmkit.nn.kv_cache import KVCache
+
+if TYPE_CHECKING:
+    from vlmkit.processing.images import ImagePreprocessor
+    from vlmkit.processing.text import TextTokenizer
+
+IMAGE_TOKEN = "<image>"
+
+
+@dataclass
+class VlmOutput:
+    logits: torch.Tensor  # (B, L, vocab), or (B, 1, vocab) with last_only
+    loss: torch.Tensor | None = None  # mean next-token cross-entropy where labels != -100
+
+
+class VisionLanguageModel(nn.Module):
+    """``vision`` (a ViT), ``projector`` and ``decoder``, plus ``tokenizer``/``image_processor`` when loaded."""
+
+    def __init__(
+        self, config: VlmConfig, vision: VisionTransformer | None = None, decoder: Decoder | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.vision = vision if vision is not None else VisionTransformer(config.vision)
+        self.projector = Projector(config.projector, config.vision.width, config.decoder.width)
+        self.decoder = decoder if decoder is not None else Decoder(config.decoder)
+        self.tokenizer: TextTokenizer | None = None
+        self.image_processor: ImagePreprocessor | None = None
+
+    @classmethod
+    def from_parts(
+        cls,
+        vision: VisionTransformer,
+        decoder: Decoder,
+        projector: ProjectorConfig | None = None,
+        *,
+        image_token_id: int | None = None,
+        tokenizer: TextTokenizer | None = None,
+        image_processor: ImagePreprocessor | None = None,
+        chat_template: str = "vlmkit",
+    ) -> VisionLanguageModel:
+        """A VLM around an existing vision tower (e.g. a trained ``DualEncoder.vision``) and decoder.
+
+        The parts are used as they are (not copied); only the projector is new. ``image_token_id``
+        defaults to the id of ``<image>`` in ``tokenizer`` (or the decoder's tokenizer).
+        """
+        tokenizer = tokenizer if tokenizer is not None else decoder.tokenizer
+        if image_token_id is None:
+            found = tokenizer.tokenizer.token_to_id(IMAGE_TOKEN) if tokenizer is not None else None
+            if found is None:
+                raise ConfigError(f"from_parts: pass image_token_id, or a tokenizer that has an {IMAGE_TOKEN} token")
+            image_token_id = found
+        config = VlmConfig(
+            vision=vision.config,
+            projector=projector or ProjectorConfig(),
+            decoder=decoder.config,
+            image_token_id=image_token_id,
+            chat_template=chat_template,
+        )
+        config.validate("VisionLanguageModel.from_parts")
+        model = cls(config, vision=vision, decoder=decoder)
+        model.projector.to(device=decoder.device, dtype=decoder.dtype)
+        model.tokenizer = tokenizer
+        model.image_processor = image_processor
+        return model
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.config.tokens_per_image
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.dtype
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``."""
+        settings = self.config.projector
+        tokens = self.vision.hidden_states(pixels)[settings.vision_layer]
+        if settings.vision_norm:
+            tokens = self.vision.post_norm(tokens)
+        if self.config.vision.class_token and settings.drop_class_token:
+            tokens = tokens[:, 1:]
+        return self.projector(tokens)
+
+    def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder input embeddings with the image tokens' rows replaced by ``image_features`` in order."""
+        embeds = self.decoder.embed(input_ids)
+        slots = input_ids == self.config.image_token_id
+        found = int(slots.sum())
+        images = 0 if image_features is None else image_features.shape[0]
+        if found != images * self.tokens_per_image:
+            raise InputError(
+                f"the prompt holds {found} image tokens but {images} image(s) were given, which need "
+                f"{images * self.tokens_per_image} ({self.tokens_per_image} each); give one image per <image>"
+            )
+        if image_features is None or not found:
+            return embeds
+        return embeds.masked_scatter(slots[..., None], image_features.to(embeds.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        *,
+        image_features: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> VlmOutput:
+        """Logits, and the loss when ``labels`` (B, L) are given (-100 where not predicted).
+
+        ``pixels`` (N, C, H, W) hold the images of the whole batch in order of appearance;
+        ``image_features`` (from ``encode_images``) may be passed instead to reuse an encoding.
+        """
+        if pixels is not None and image_features is None:
+            image_features = self.encode_images(pixels)
+        embeds = self.embed(input_ids, image_features)
+        logits = self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, cache=cache, last_only=last_only)
+        return VlmOutput(logits, None if labels is None else causal_lm_loss(logits, labels))
+
+    def prepare(
+        self, prompts: Sequence[Sequence[int]], pixels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Left-padded ids, their mask, and input embeddings with the images spliced in, for generation."""
+        ids, mask = pad_left(prompts, self.config.decoder.pad_token_id)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        with torch.inference_mode():
+            features = None if pixels is None else self.encode_images(pixels.to(self.device))
+            return ids, mask, self.embed(ids, features)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        pixels: torch.Tensor | None = None,
+        config: GenerationConfig | None = None,
+        **options: Any,
+    ) -> list[list[int]]:
+        """Generated ids per prompt (token lists with expanded image tokens); images in prompt order.
+
+        ``options`` go to ``vlmkit.models.generation.generate`` (``tokenizer`` for stop strings).
+        """
+        ids, mask, embeds = self.prepare(prompts, pixels)
+        return generate(self.decoder, ids, config, attention_mask=mask, inputs_embeds=embeds, **options)

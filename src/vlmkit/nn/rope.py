@@ -1,0 +1,85 @@
+"""Rotary position embeddings (RoPE), with the "linear" and "llama3" frequency scalings.
+
+Each pair of channels ``(i, i + d/2)`` of a query or key is rotated by the angle ``position * f_i``
+with ``f_i = theta^(-2i/d)`` (the "rotate half" layout of the Llama checkpoints, not the
+interleaved one of the original paper). A query-key dot product then depends only on the distance
+between their positions.
+
+Scalings stretch the frequencies so a model reaches past its training context:
+
+- ``linear``: every ``f_i`` divided by ``factor`` (position interpolation).
+- ``llama3``: frequencies whose wavelength ``2 pi / f_i`` exceeds ``original / low_freq_factor`` are
+  divided by ``factor``, those shorter than ``original / high_freq_factor`` are kept, and the band
+  between blends the two with weight ``s = (original / wavelength - low) / (high - low)``:
+  ``(1 - s) f / factor + s f``.
+
+The cos/sin tables are computed once per device and dtype and kept outside the state dict, so a
+model built on the meta device and loaded with ``assign=True`` needs no extra step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vlmkit.config import DecoderConfig
+
+
+def inverse_frequencies(config: DecoderConfig) -> torch.Tensor:
+    """The ``d/2`` rotation frequencies ``f_i`` (float32), after the config's scaling."""
+    dim = config.dim_per_head
+    freqs = config.rope_theta ** -(torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)
+    if config.rope_scaling == "linear":
+        return freqs / config.rope_factor
+    if config.rope_scaling == "llama3":
+        original = config.rope_original_max_positions
+        low, high = config.rope_low_freq_factor, config.rope_high_freq_factor
+        wavelength = 2 * math.pi / freqs
+        scaled = torch.where(wavelength > original / low, freqs / config.rope_factor, freqs)
+        blend = (original / wavelength - low) / (high - low)
+        smoothed = (1 - blend) * scaled / config.rope_factor + blend * scaled
+        in_band = (wavelength >= original / high) & (wavelength <= original / low)
+        return torch.where(in_band, smoothed, scaled)
+    return freqs
+
+
+class RotaryEmbedding:
+    """Cos/sin tables for positions ``0 .. max_positions - 1``, looked up per call.
+
+    The sin table carries the sign of ``rotate_half`` (``-sin`` on the first half), so that
+    ``rotate`` is ``x cos + roll(x, d/2) sin``: three elementwise ops instead of six.
+    """
+
+    def __init__(self, config: DecoderConfig) -> None:
+        self.config = config
+        self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, signed sin)``, each ``(max_positions, head_dim)`` in ``dtype``: computed in float32, then cast."""
+        key = (device, dtype)
+        if key not in self._tables:
+            freqs = inverse_frequencies(self.config)
+            angles = torch.outer(torch.arange(self.config.max_positions, dtype=torch.float32), freqs)
+            cos, sin = angles.cos(), angles.sin()
+            cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+            self._tables[key] = (cos.to(device, dtype), sin.to(device, dtype))
+        return self._tables[key]
+
+    def __call__(
+        self, positions: torch.Tensor | slice, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cos and signed sin for ``positions``, shaped to broadcast over (B, L, heads, d).
+
+        A (B, L) tensor gives (B, L, 1, d); a slice gives a (1, L, 1, d) view into the table, which
+        is what one decoding step of an unpadded batch needs.
+        """
+        cos, sin = self.tables(device, dtype)
+        if isinstance(positions, slice):
+            return cos[positions][None, :, None], sin[positions][None, :, None]
+        return cos[positions][:, :, None], sin[positions][:, :, None]
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` (..., d): ``x cos + rotate_half(x) sin``, with ``rotate_half(x) sin = roll(x) signed_sin``."""
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)

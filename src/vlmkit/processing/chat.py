@@ -1,0 +1,169 @@
+"""Chat prompts: conversation turns -> prompt text, token ids and training labels.
+
+A ``ChatTemplate`` is four format strings. A conversation renders as::
+
+    [bos] system.format(text) user.format(text) assistant answer.format(text) <eos> user... assistant
+
+The vlmkit template (for models trained with vlmkit) reads::
+
+    User: <image>
+    What colour is the circle?
+    Assistant: red<eos>
+
+Each ``<image>`` in a user turn becomes ``tokens_per_image`` copies of the image token id, which
+the VLM replaces by the projected image tokens. Ids are made segment by segment (each piece of
+template text, each answer, each image run separately), so training labels cover exactly the answer
+tokens and their EOS, and a prompt at inference is tokenised exactly as it was in training.
+Checkpoints loaded from Hugging Face name their template in ``VlmConfig.chat_template`` ("llava":
+``USER: <image>\\n... ASSISTANT: answer</s>``); tokenizer_config.json Jinja templates are not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vlmkit.errors import ConfigError, InputError
+from vlmkit.processing.text import TextTokenizer
+
+IMAGE_TOKEN = "<image>"
+IGNORE_INDEX = -100
+CAPTION_PROMPT = "Describe the image."
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """Format strings of each part of a conversation; ``{text}`` is the turn's text.
+
+    ``assistant`` is the prompt that precedes an answer (no ``{text}``); ``answer`` wraps the
+    answer itself, which is followed by the EOS id. ``stop`` are strings that end generation
+    (an undertrained model may write the next user turn itself).
+    """
+
+    system: str = "{text}\n"
+    user: str = "User: {text}\n"
+    assistant: str = "Assistant:"
+    answer: str = " {text}"
+    stop: tuple[str, ...] = ("\nUser:",)
+
+
+TEMPLATES: dict[str, ChatTemplate] = {
+    "vlmkit": ChatTemplate(),
+    "llava": ChatTemplate(system="{text} ", user="USER: {text} ", assistant="ASSISTANT:", stop=("USER:",)),
+}
+
+
+def template_named(name: str) -> ChatTemplate:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise ConfigError(f"chat_template {name!r} is not one of {sorted(TEMPLATES)}") from None
+
+
+def _turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    turns = []
+    for i, message in enumerate(messages):
+        role, text = message.get("role"), message.get("content")
+        if role not in ROLES or not isinstance(text, str):
+            raise InputError(
+                f"message #{i}: expected {{'role': one of {list(ROLES)}, 'content': str}}, got {message!r}"
+            )
+        turns.append((role, text))
+    return turns
+
+
+def render(messages: Sequence[Mapping[str, Any]], template: ChatTemplate, add_generation_prompt: bool = True) -> str:
+    """The conversation as one prompt string, ``<image>`` placeholders kept (answers' EOS not shown)."""
+    parts = []
+    for role, text in _turns(messages):
+        if role == "assistant":
+            parts += [template.assistant, template.answer.format(text=text)]
+        else:
+            parts.append(getattr(template, role).format(text=text))
+    if add_generation_prompt:
+        parts.append(template.assistant)
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class EncodedChat:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX except on answer tokens and their EOS
+    images: int  # how many <image> placeholders were expanded
+
+
+@dataclass
+class ChatEncoder:
+    """Token ids and labels of conversations under one template, tokenizer and image geometry.
+
+    Attributes:
+        tokenizer: the text tokenizer; its ``bos_id`` starts a conversation when set.
+        template: the ``ChatTemplate``.
+        eos_id: id that ends every answer.
+        image_token_id: id repeated for each image token; None for text-only models.
+        tokens_per_image: copies of ``image_token_id`` per ``<image>``.
+    """
+
+    tokenizer: TextTokenizer
+    template: ChatTemplate
+    eos_id: int
+    image_token_id: int | None = None
+    tokens_per_image: int = 0
+
+    def encode(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        add_generation_prompt: bool = False,
+        start: bool = True,
+        max_length: int | None = None,
+    ) -> EncodedChat:
+        """Ids and labels of ``messages``; ``start`` adds the BOS (False continues a conversation).
+
+        ``max_length`` truncates the end, refusing to cut through an image's tokens.
+        """
+        ids: list[int] = []
+        labels: list[int] = []
+        images = 0
+
+        def add(pieces: list[int], learn: bool) -> None:
+            ids.extend(pieces)
+            labels.extend(pieces if learn else [IGNORE_INDEX] * len(pieces))
+
+        if start and self.tokenizer.bos_id is not None:
+            add([self.tokenizer.bos_id], False)
+        for role, text in _turns(messages):
+            if role == "assistant":
+                add(self._ids(self.template.assistant), False)
+                add([*self._ids(self.template.answer.format(text=text)), self.eos_id], True)
+                continue
+            pieces = getattr(self.template, role).format(text=text).split(IMAGE_TOKEN)
+            for index, piece in enumerate(pieces):
+                if index:
+                    add(self._image_ids(), False)
+                    images += 1
+                add(self._ids(piece), False)
+        if add_generation_prompt:
+            add(self._ids(self.template.assistant), False)
+        if max_length is not None and len(ids) > max_length:
+            if self.image_token_id is not None and self.image_token_id in ids[max_length:]:
+                raise InputError(
+                    f"conversation of {len(ids)} tokens cannot be cut to {max_length} without losing an image"
+                )
+            ids, labels = ids[:max_length], labels[:max_length]
+        return EncodedChat(ids, labels, images)
+
+    def encode_answer(self, text: str) -> list[int]:
+        """The ids an answer adds after the assistant prompt (answer, EOS), as ``encode`` makes them."""
+        return [*self._ids(self.template.answer.format(text=text)), self.eos_id]
+
+    def _image_ids(self) -> list[int]:
+        if self.image_token_id is None or self.tokens_per_image < 1:
+            raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
+        return [self.image_token_id] * self.tokens_per_image
+
+    def _ids(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return self.tokenizer.tokenizer.encode(self.tokenizer.canonicalize(text), add_special_tokens=False).ids

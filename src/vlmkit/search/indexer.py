@@ -1,0 +1,368 @@
+"""Embed a collection of images and videos into a ``SearchStore``: reader -> mapper -> writer.
+
+- **Reader** (worker processes of a torch ``DataLoader``): hash each file, decode it (a video into
+  frames sampled every ``video_every`` seconds) and preprocess it into pixels. Decoding runs ahead of
+  the model by ``prefetch`` files per worker, so it hides behind inference instead of adding to it.
+- **Mapper** (this process): run the model on batches of frames from many files.
+- **Writer**: add each batch to the store and commit it. A commit is all-or-nothing (SQLite), so a
+  crash or Ctrl-C loses at most the batch in flight and never corrupts the index.
+
+Incremental: ``plan_update`` compares a scan with what the store knows. A file whose size and mtime
+match its stored row is skipped without being read; otherwise it is hashed and decoded, and when
+its content hash still matches (a ``touch``, a copy that lost its mtime) the stored vectors are
+reused instead of running the model. Indexed files under the scanned root that are gone are removed.
+A re-run after a crash therefore redoes only files that were not committed.
+
+Unreadable files never stop a run: they are counted and listed in the ``IndexReport`` (and a
+formerly indexed file that became unreadable is dropped from the index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from vlmkit.errors import InputError
+from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, load_image
+from vlmkit.search.metadata import FileState, ItemMeta
+from vlmkit.search.models import load_search_model
+from vlmkit.search.scan import SourceFile, plan_update, scan_folder, scan_records
+from vlmkit.search.store import SearchStore, read_manifest
+from vlmkit.search.video import MISSING_PYAV, is_video, sample_frames
+
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class IndexReport:
+    """What a run did. ``failed`` lists ``(path, reason)`` of every file that could not be indexed."""
+
+    scanned: int = 0
+    unchanged: int = 0
+    added: int = 0
+    updated: int = 0
+    reused: int = 0  # changed mtime, same content: stored vectors kept, model not run
+    removed: int = 0
+    items: int = 0  # rows written: one per image, one per sampled video frame
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = (self.added + self.updated) / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.scanned} files scanned: {self.added} added, {self.updated} updated ({self.reused} reused), "
+            f"{self.removed} removed, {self.unchanged} unchanged, {len(self.failed)} failed; "
+            f"{self.items} items written in {self.seconds:.1f} s ({rate:.1f} files/s)"
+        )
+
+
+# ------------------------------------------------------------------------------------------- reader
+
+
+@dataclass
+class Decoded:
+    """One file after the reader: its hash and frames, or why it could not be read."""
+
+    file: SourceFile
+    sha256: str = ""
+    pixels: torch.Tensor | None = None  # (frames, 3, H, W)
+    times: list[float | None] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileReader(Dataset[Decoded]):
+    """Decodes one file per item; runs inside DataLoader workers."""
+
+    def __init__(
+        self,
+        files: Sequence[SourceFile],
+        processor: ImagePreprocessor,
+        video_every: float,
+        max_frames: int | None,
+        max_pixels: int | None,
+    ) -> None:
+        self.files = list(files)
+        self.processor = processor
+        self.video_every = video_every
+        self.max_frames = max_frames
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Decoded:
+        file = self.files[index]
+        try:
+            return self._video(file) if is_video(file.path) else self._image(file)
+        except InputError as error:
+            return Decoded(file, error=str(error))
+        except OSError as error:
+            return Decoded(file, error=f"{file.path}: cannot read ({error.strerror or error})")
+
+    def _image(self, file: SourceFile) -> Decoded:
+        data = Path(file.path).read_bytes()
+        try:
+            image = load_image(data, max_pixels=self.max_pixels)
+        except InputError as error:  # its message names "image bytes (N B)"; name the file instead
+            raise InputError(f"{file.path}: {str(error).split(': ', 1)[-1]}") from None
+        pixels = self.processor([image], max_pixels=None)
+        return Decoded(file, hashlib.sha256(data).hexdigest(), pixels, [None], image.width, image.height)
+
+    def _video(self, file: SourceFile) -> Decoded:
+        sha = _sha256_file(file.path)
+        frames = list(sample_frames(file.path, self.video_every, self.max_frames))
+        if not frames:
+            return Decoded(file, error=f"{file.path}: no frames could be decoded")
+        times = [t for t, _ in frames]
+        pixels = self.processor([image for _, image in frames], max_pixels=None)
+        width, height = frames[0][1].size
+        return Decoded(file, sha, pixels, times, width, height)
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode; the main process owns the cores for the model
+
+
+def _unbatched(item: Decoded) -> Decoded:
+    return item
+
+
+# ------------------------------------------------------------------------------------ mapper, writer
+
+
+class _Writer:
+    """Embeds decoded files in batches and commits each batch to the store."""
+
+    def __init__(
+        self,
+        store: SearchStore,
+        model: nn.Module,
+        known: dict[str, FileState],
+        report: IndexReport,
+        batch_size: int,
+        on_commit: Callable[[IndexReport], None] | None,
+    ) -> None:
+        self.store, self.model, self.known, self.report = store, model, known, report
+        self.batch_size = batch_size
+        self.on_commit = on_commit
+        self.pending: list[Decoded] = []
+        self.frames = 0
+
+    def put(self, item: Decoded) -> None:
+        if item.error is not None:
+            self.report.failed.append((item.file.path, item.error))
+            if item.file.path in self.known:  # its old content is no longer there to find
+                self.store.remove([item.file.path])
+                self.report.removed += 1
+            return
+        self.pending.append(item)
+        self.frames += len(item.times)
+        if self.frames >= self.batch_size:
+            self.flush()
+
+    @torch.inference_mode()
+    def _embed(self, items: list[Decoded]) -> list[np.ndarray]:
+        if not items:
+            return []
+        pixels = torch.cat([item.pixels for item in items])  # type: ignore[misc]
+        dtype = self.model.logit_scale.dtype
+        vectors = torch.cat(
+            [
+                self.model.encode_image(chunk.to(self.model.device, dtype)).float().cpu()
+                for chunk in pixels.split(self.batch_size)
+            ]
+        ).numpy()
+        return list(np.split(vectors, np.cumsum([len(item.times) for item in items])[:-1]))
+
+    def flush(self) -> None:
+        reuse: dict[str, np.ndarray] = {}
+        for item in self.pending:
+            state = self.known.get(item.file.path)
+            if state is not None and state.sha256 == item.sha256:
+                stored = self.store.vectors_for([item.file.path])[item.file.path]
+                if len(stored) == len(item.times):
+                    reuse[item.file.path] = stored
+        fresh = [item for item in self.pending if item.file.path not in reuse]
+        vectors = dict(zip((item.file.path for item in fresh), self._embed(fresh), strict=True))
+        for item in self.pending:
+            path = item.file.path
+            if path in self.known:
+                self.store.remove([path])
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            self.report.reused += path in reuse
+            rows = [
+                ItemMeta(path, item.sha256, item.file.size, item.file.mtime, item.width, item.height, t)
+                for t in item.times
+            ]
+            self.store.add(rows, reuse[path] if path in reuse else vectors[path])
+            self.report.items += len(rows)
+        self.store.commit(save_index=False)  # SQLite is the truth; the faiss file is saved at the end
+        self.pending, self.frames = [], 0
+        if self.on_commit is not None:
+            self.on_commit(self.report)
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def index_files(
+    files: Sequence[SourceFile],
+    index_dir: str | os.PathLike[str],
+    model: str | nn.Module | None = None,
+    *,
+    model_id: str | None = None,
+    scope: str | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    prefetch: int = 4,
+    video_every: float = 2.0,
+    max_frames: int | None = 600,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+    on_commit: Callable[[IndexReport], None] | None = None,
+    failed: Iterable[tuple[str, str]] = (),
+) -> IndexReport:
+    """Bring the index at ``index_dir`` up to date with ``files`` (see the module docstring).
+
+    ``model`` is a model id (a directory, hub id or ``vlmkit:NAME``; default: the one the index was
+    built with, or the offline default for a new index) or a loaded model, which then needs
+    ``model_id`` naming it for the manifest. ``scope`` is the folder the scan covered: indexed files
+    under it that the scan did not find are removed. ``on_commit`` is called after every committed
+    batch with the report so far.
+    """
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    existing = read_manifest(index_dir)["model_id"] if (index_dir / "manifest.json").exists() else None
+    model, model_id = load_search_model(model, model_id, default=existing)
+    processor = getattr(model, "image_processor", None)
+    if processor is None:
+        raise InputError(f"model {model_id} has no image processor; it cannot embed images")
+    if existing is None:
+        store = SearchStore.create(index_dir, model_id, int(model.config.embed_dim))
+    else:
+        store = SearchStore.open(index_dir, model_id=model_id)
+    report = IndexReport(scanned=len(files), failed=list(failed))
+    try:
+        known = store.known_files()
+        todo, gone = plan_update(files, known, scope)
+        report.unchanged = len(files) - len(todo)
+        store.remove(gone)
+        report.removed = len(gone)
+        store.commit(save_index=False)
+        if not _has_pyav() and any(is_video(f.path) for f in todo):
+            report.failed += [(f.path, MISSING_PYAV) for f in todo if is_video(f.path)]
+            todo = [f for f in todo if not is_video(f.path)]
+        _run(
+            todo,
+            store,
+            model,
+            processor,
+            known,
+            report,
+            batch_size,
+            workers,
+            prefetch,
+            video_every,
+            max_frames,
+            max_pixels,
+            progress,
+            on_commit,
+        )
+        store.commit()
+    finally:
+        store.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(
+    todo: list[SourceFile],
+    store: SearchStore,
+    model: nn.Module,
+    processor: ImagePreprocessor,
+    known: dict[str, FileState],
+    report: IndexReport,
+    batch_size: int,
+    workers: int | None,
+    prefetch: int,
+    video_every: float,
+    max_frames: int | None,
+    max_pixels: int | None,
+    progress: bool,
+    on_commit: Callable[[IndexReport], None] | None,
+) -> None:
+    if not todo:
+        return
+    workers = default_workers() if workers is None else workers
+    reader = FileReader(todo, processor, video_every, max_frames, max_pixels)
+    loader = DataLoader(
+        reader,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_unbatched,
+        prefetch_factor=prefetch if workers else None,
+        worker_init_fn=_single_thread_worker if workers else None,
+    )
+    writer = _Writer(store, model, known, report, batch_size, on_commit)
+    with tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress, smoothing=0.1) as bar:
+        for item in loader:
+            writer.put(item)
+            bar.update(1)
+            if report.failed:
+                bar.set_postfix(failed=len(report.failed), refresh=False)
+        writer.flush()
+
+
+def _has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def index_folder(
+    folder: str | os.PathLike[str], index_dir: str | os.PathLike[str], model: str | nn.Module | None = None, **options
+) -> IndexReport:
+    """Index every image and video under ``folder`` (incrementally); options as ``index_files``."""
+    root = Path(folder).resolve()
+    return index_files(scan_folder(root), index_dir, model, scope=root.as_posix(), **options)
+
+
+def index_dataset(
+    records: str | os.PathLike[str],
+    index_dir: str | os.PathLike[str],
+    model: str | nn.Module | None = None,
+    **options,
+) -> IndexReport:
+    """Index the images a dataset's ``records.jsonl`` names; images no longer named are removed."""
+    files, missing = scan_records(records)
+    path = Path(records)
+    root = (path if path.is_dir() else path.parent).resolve()
+    return index_files(files, index_dir, model, scope=root.as_posix(), failed=missing, **options)

@@ -1,0 +1,53 @@
+"""Which model embeds an index: resolving ids, the offline default, loading once per id.
+
+An index remembers the id of the model that built it (its manifest's ``model_id``); queries must be
+embedded by that same model, or scores mean nothing. Ids are canonical so the check is exact: a
+local directory becomes its absolute path, ``vlmkit:NAME`` and hub ids stay as written.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from torch import nn
+
+from vlmkit.checkpoints.io import from_pretrained
+from vlmkit.errors import InputError
+
+DEFAULT_MODEL = "vlmkit:conse-effnet-minilm"
+
+
+def canonical_model_id(source: str) -> str:
+    """A directory as its absolute POSIX path; anything else (``vlmkit:NAME``, a hub id) as written."""
+    path = Path(source).expanduser()
+    if not source.startswith("vlmkit:") and path.is_dir():
+        return path.resolve().as_posix()
+    return source
+
+
+@functools.lru_cache(maxsize=2)
+def _load(model_id: str) -> nn.Module:
+    return from_pretrained(model_id)
+
+
+def load_search_model(
+    model: str | nn.Module | None, model_id: str | None = None, default: str | None = None
+) -> tuple[nn.Module, str]:
+    """``(model, id)``: a loaded model needs ``model_id``; a string is loaded (cached per process).
+
+    ``default`` is the model an existing index was built with: None means it, and naming another is
+    an ``InputError``. Without an index, None means ``DEFAULT_MODEL``.
+    """
+    if isinstance(model, nn.Module):
+        if not model_id:
+            raise InputError("a loaded model needs model_id, the name the index records for it")
+        return model, model_id
+    source = canonical_model_id(model or default or DEFAULT_MODEL)
+    if default is not None and source != default:  # checked before loading: a wrong model costs nothing
+        raise InputError(f"the index was built with model {default}; you asked for {source}")
+    loaded = _load(source)
+    for attribute in ("encode_image", "encode_text"):
+        if not hasattr(loaded, attribute):
+            raise InputError(f"model {source} cannot embed images and text (it has no {attribute}); use a dual encoder")
+    return loaded, source

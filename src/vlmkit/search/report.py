@@ -1,0 +1,88 @@
+"""Search results a person can look at: a self-contained HTML page and a PNG contact sheet.
+
+Both show each hit's thumbnail with its rank, score and name (plus the timestamp of a video frame).
+The HTML embeds thumbnails as base64 JPEG so the single file can be mailed or opened anywhere; a hit
+whose file can no longer be read is shown as a grey tile rather than failing the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from vlmkit.errors import InputError
+from vlmkit.files import atomic_write_bytes, atomic_write_text
+from vlmkit.processing.images import load_image
+from vlmkit.search.store import Hit
+from vlmkit.search.video import frame_at
+
+THUMBNAIL = 192
+CAPTION = 36
+COLUMNS = 5
+
+
+def thumbnail(hit: Hit, side: int = THUMBNAIL) -> Image.Image:
+    """The hit's image (or video frame) fitted in ``side`` x ``side``; grey when unreadable."""
+    try:
+        image = frame_at(hit.path, hit.frame_time) if hit.frame_time is not None else load_image(hit.path)
+    except InputError:
+        return Image.new("RGB", (side, side), (200, 200, 200))
+    image.thumbnail((side, side))
+    return image
+
+
+def _label(hit: Hit) -> str:
+    name = Path(hit.path).name
+    return f"{name} @ {hit.frame_time:.1f}s" if hit.frame_time is not None else name
+
+
+def write_html(hits: Sequence[Hit], path: str | os.PathLike[str], title: str) -> Path:
+    """A single HTML file with the hits' thumbnails, scores and full paths."""
+    cards = []
+    for rank, hit in enumerate(hits, start=1):
+        buffer = io.BytesIO()
+        thumbnail(hit).save(buffer, format="JPEG", quality=85)
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        cards.append(
+            f'<figure><img src="data:image/jpeg;base64,{data}" alt="{html.escape(_label(hit))}">'
+            f'<figcaption>#{rank} &middot; {hit.score:.3f}<br><span title="{html.escape(hit.path)}">'
+            f"{html.escape(_label(hit))}</span></figcaption></figure>"
+        )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}main{display:flex;flex-wrap:wrap;gap:12px}"
+        f"figure{{margin:0;width:{THUMBNAIL}px}}img{{max-width:{THUMBNAIL}px;max-height:{THUMBNAIL}px}}"
+        "figcaption{font-size:12px;overflow-wrap:anywhere}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{len(hits)} results</p><main>{''.join(cards)}</main></body></html>\n"
+    )
+    atomic_write_text(path, page)
+    return Path(path)
+
+
+def write_png(hits: Sequence[Hit], path: str | os.PathLike[str], columns: int = COLUMNS) -> Path:
+    """A grid of thumbnails, each captioned with rank, score and file name."""
+    if not hits:
+        raise InputError("no results to draw")
+    columns = min(columns, len(hits))
+    rows = -(-len(hits) // columns)
+    cell_w, cell_h = THUMBNAIL + 8, THUMBNAIL + CAPTION + 8
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, hit in enumerate(hits):
+        x, y = (i % columns) * cell_w + 4, (i // columns) * cell_h + 4
+        image = thumbnail(hit)
+        sheet.paste(image, (x + (THUMBNAIL - image.width) // 2, y + (THUMBNAIL - image.height) // 2))
+        label = _label(hit)
+        draw.text((x, y + THUMBNAIL + 4), f"#{i + 1}  {hit.score:.3f}", fill="black")
+        draw.text((x, y + THUMBNAIL + 18), label if len(label) <= 30 else label[:27] + "...", fill="dimgray")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

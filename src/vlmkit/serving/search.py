@@ -1,0 +1,69 @@
+"""``/v1/search``: nearest images in a ``SearchStore`` to a query vector, with small thumbnails.
+
+The store is read by one request at a time (its SQLite connection and faiss index are not meant for
+concurrent use), off the event loop. Thumbnails are JPEG data URLs so the page can show results
+without the server exposing a file route; they are cached by path, as the same images come back
+for query after query. Paths in the index are used as written when absolute, else taken relative
+to ``images_root``; the server reads only files the index names.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlmkit.errors import InputError
+from vlmkit.processing.images import load_image
+from vlmkit.search.store import SearchStore
+
+THUMBNAIL_SIDE = 160
+THUMBNAIL_CACHE = 1024
+
+
+class SearchService:
+    """A ``SearchStore`` queried with vectors from the model its manifest names (``model_id``)."""
+
+    def __init__(self, store: SearchStore, images_root: Path | None, max_pixels: int) -> None:
+        self.store = store
+        self.images_root = images_root
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()
+        self.thumbnail = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._thumbnail)
+
+    def search(self, query: np.ndarray, k: int, min_score: float | None, thumbnails: bool) -> list[dict[str, Any]]:
+        """The best ``k`` hits as JSON-ready dicts (call from a worker thread, not the event loop)."""
+        with self._lock:
+            hits = self.store.search(np.asarray(query, dtype=np.float32)[None], k, min_score=min_score)[0]
+        return [
+            {
+                "id": hit.id,
+                "score": hit.score,
+                "path": hit.path,
+                "frame_time": hit.frame_time,
+                "width": hit.width,
+                "height": hit.height,
+                "tags": hit.tags,
+                "thumbnail": self.thumbnail(hit.path) if thumbnails else None,
+            }
+            for hit in hits
+        ]
+
+    def _thumbnail(self, path: str) -> str | None:
+        """A JPEG data URL of the image at ``path``, at most ``THUMBNAIL_SIDE`` px a side; None if unreadable."""
+        file = Path(path)
+        if not file.is_absolute() and self.images_root is not None:
+            file = self.images_root / file
+        try:
+            image = load_image(file, max_pixels=self.max_pixels)
+        except InputError:
+            return None
+        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,31 @@
+"""``vlmkit caption | ask | chat`` on a saved tiny VLM."""
+
+from __future__ import annotations
+
+import io
+
+from testkit import tiny_model
+from tiny_vlm import tiny_vlm
+from vlmkit.checkpoints import save_pretrained
+from vlmkit.cli import main
+
+
+def test_caption_ask_chat(tmp_path, photo_files, capsys, monkeypatch):
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    model = str(tmp_path / "vlm")
+    images = list(map(str, photo_files[:2]))
+    assert main(["caption", *images, "--model", model, "--max-new-tokens", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == images
+    assert main(["ask", images[0], "what colour is it?", "--model", model, "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/reset\nhi again\n/quit\n"))
+    assert main(["chat", images[0], "--model", model, "--max-new-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "(conversation reset)" in out and out.count("\n") == 3
+
+
+def test_a_dual_encoder_cannot_generate(tmp_path, photo_files, capsys):
+    save_pretrained(tiny_model(), tmp_path / "clip")
+    assert main(["ask", str(photo_files[0]), "q", "--model", str(tmp_path / "clip")]) == 2
+    assert "cannot generate text" in capsys.readouterr().err

@@ -1,0 +1,176 @@
+"""A real server on loopback for the serving tests: tiny random models, a small index, uvicorn in a thread.
+
+Not a conftest.py: ``tests/conftest.py`` is imported as the module ``conftest``, and a second
+conftest here would shadow it for ``from testkit import ...``. Test modules import ``server``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+
+from vlmkit.serving import ServedModels, ServerLimits, create_app  # noqa: E402
+
+API_KEY = "test-key-123"
+ENCODER_ID = "tiny-clip"
+CHAT_ID = "tiny-vlm"
+CORPUS = ["a red circle", "a blue square", "a green triangle", "user: assistant: what colour is it? it is red."] * 4
+
+
+def tokenizer(special_tokens: tuple[str, ...] = ()):
+    from vlmkit.processing.text import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(CORPUS, vocab_size=300, special_tokens=list(special_tokens), max_length=32)
+
+
+def tiny_encoder():
+    """A random CLIP-style dual encoder at 32 px with tokenizer and image processor."""
+    from vlmkit.config import clip_config
+    from vlmkit.models import DualEncoder
+    from vlmkit.processing.images import ImagePreprocessor
+
+    text = tokenizer()
+    config = clip_config(
+        vision_width=32, vision_layers=1, vision_heads=2, patch_size=8, image_size=32, text_width=32,
+        text_layers=1, text_heads=2, embed_dim=16, vocab_size=text.vocab_size, context_length=32,
+    )  # fmt: skip
+    config.text.eos_token_id = text.eos_id
+    config.text.pad_token_id = text.pad_id
+    model = DualEncoder(config).eval()
+    model.tokenizer = text
+    model.image_processor = ImagePreprocessor.clip(32)
+    return model
+
+
+def tiny_chat_model():
+    """A random VLM (4 image tokens at 32 px) with a byte-level tokenizer that knows ``<image>``."""
+    from vlmkit.config import DecoderConfig, ProjectorConfig, VisionConfig, VlmConfig
+    from vlmkit.models import VisionLanguageModel
+    from vlmkit.processing.images import ImagePreprocessor
+
+    text = tokenizer(("<image>",))
+    decoder = DecoderConfig(
+        vocab_size=text.vocab_size, width=32, layers=1, heads=2, kv_heads=1, mlp_dim=64, max_positions=96,
+        bos_token_id=text.bos_id, eos_token_ids=(text.eos_id,), pad_token_id=text.pad_id,
+    )  # fmt: skip
+    config = VlmConfig(
+        vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=1, heads=2, mlp_dim=64, act="gelu"),
+        projector=ProjectorConfig(pixel_shuffle=2, vision_layer=-1),
+        decoder=decoder,
+        image_token_id=text.tokenizer.token_to_id("<image>"),
+    )
+    model = VisionLanguageModel(config).eval()
+    model.tokenizer = text
+    model.image_processor = ImagePreprocessor.clip(32)
+    return model
+
+
+def shapes_png(index: int, size: int = 64) -> bytes:
+    from vlmkit.data.shapesworld import ShapesWorldConfig, make_example
+
+    return make_example(ShapesWorldConfig(image_size=size, max_objects=2), 0, "train", index)[0]
+
+
+def png_bytes(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
+
+
+def build_index(folder: Path, encoder, count: int = 6):
+    """ShapesWorld images in ``folder`` and a search index of them (relative paths) in ``folder/index``."""
+    from vlmkit.search.store import ItemMeta, SearchStore
+    from vlmkit.tasks import embed_images
+
+    paths = []
+    for i in range(count):
+        path = folder / f"shape{i}.png"
+        path.write_bytes(shapes_png(i))
+        paths.append(path)
+    store = SearchStore.create(folder / "index", model_id=ENCODER_ID, dim=encoder.config.embed_dim)
+    items = [ItemMeta(path=p.name, sha256=str(i), size=p.stat().st_size, mtime=0.0) for i, p in enumerate(paths)]
+    store.add(items, embed_images(encoder, paths).numpy())
+    store.commit()
+    return store
+
+
+@contextlib.contextmanager
+def serve(app) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: object
+    folder: Path  # the allowed local folder, holding the indexed images
+
+    @staticmethod
+    def headers(key: str = API_KEY) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+TEST_LIMITS = dict(
+    max_batch=4,
+    batch_wait_ms=5,
+    queue=8,
+    max_tokens_cap=16,
+    timeout_s=30,
+    max_body_bytes=256 * 1024,
+    max_image_pixels=256 * 256,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[RunningServer]:
+    """Both models, an index, an API key and an allowed folder."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("served")
+    encoder = tiny_encoder()
+    models = ServedModels(
+        encoder=encoder,
+        encoder_id=ENCODER_ID,
+        chat=tiny_chat_model(),
+        chat_id=CHAT_ID,
+        index=build_index(folder, encoder),
+        images_root=folder,
+    )
+    app = create_app(models, ServerLimits(**TEST_LIMITS, api_key=API_KEY, allow_local_folder=folder))
+    with serve(app) as url:
+        yield RunningServer(url, app, folder)
