@@ -22,60 +22,23 @@ import torch
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
+import testkit  # noqa: E402
+import tiny_vlm  # noqa: E402
 from vlmkit.serving import ServedModels, ServerLimits, create_app  # noqa: E402
 
 API_KEY = "test-key-123"
 ENCODER_ID = "tiny-clip"
 CHAT_ID = "tiny-vlm"
-CORPUS = ["a red circle", "a blue square", "a green triangle", "user: assistant: what colour is it? it is red."] * 4
-
-
-def tokenizer(special_tokens: tuple[str, ...] = ()):
-    from vlmkit.processing.text import train_bpe_tokenizer
-
-    return train_bpe_tokenizer(CORPUS, vocab_size=300, special_tokens=list(special_tokens), max_length=32)
 
 
 def tiny_encoder():
     """A random CLIP-style dual encoder at 32 px with tokenizer and image processor."""
-    from vlmkit.config import clip_config
-    from vlmkit.models import DualEncoder
-    from vlmkit.processing.images import ImagePreprocessor
-
-    text = tokenizer()
-    config = clip_config(
-        vision_width=32, vision_layers=1, vision_heads=2, patch_size=8, image_size=32, text_width=32,
-        text_layers=1, text_heads=2, embed_dim=16, vocab_size=text.vocab_size, context_length=32,
-    )  # fmt: skip
-    config.text.eos_token_id = text.eos_id
-    config.text.pad_token_id = text.pad_id
-    model = DualEncoder(config).eval()
-    model.tokenizer = text
-    model.image_processor = ImagePreprocessor.clip(32)
-    return model
+    return testkit.tiny_model()
 
 
 def tiny_chat_model():
-    """A random VLM (4 image tokens at 32 px) with a byte-level tokenizer that knows ``<image>``."""
-    from vlmkit.config import DecoderConfig, ProjectorConfig, VisionConfig, VlmConfig
-    from vlmkit.models import VisionLanguageModel
-    from vlmkit.processing.images import ImagePreprocessor
-
-    text = tokenizer(("<image>",))
-    decoder = DecoderConfig(
-        vocab_size=text.vocab_size, width=32, layers=1, heads=2, kv_heads=1, mlp_dim=64, max_positions=96,
-        bos_token_id=text.bos_id, eos_token_ids=(text.eos_id,), pad_token_id=text.pad_id,
-    )  # fmt: skip
-    config = VlmConfig(
-        vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=1, heads=2, mlp_dim=64, act="gelu"),
-        projector=ProjectorConfig(pixel_shuffle=2, vision_layer=-1),
-        decoder=decoder,
-        image_token_id=text.tokenizer.token_to_id("<image>"),
-    )
-    model = VisionLanguageModel(config).eval()
-    model.tokenizer = text
-    model.image_processor = ImagePreprocessor.clip(32)
-    return model
+    """A random VLM at 32 px with a byte-level tokenizer that knows ``<image>``."""
+    return tiny_vlm.tiny_vlm()
 
 
 def shapes_png(index: int, size: int = 64) -> bytes:

@@ -62,7 +62,7 @@ CASES = {
     "too many tokens": (CHAT, chat("hi", max_tokens=17), 400, "exceeds this server's cap of 16", "max_tokens"),
     "n above one": (CHAT, chat("hi", n=2), 400, "n=1", "n"),
     "too many stop strings": (CHAT, chat("hi", stop=["a", "b", "c", "d", "e"]), 400, "at most 4", "stop"),
-    "prompt longer than the context": (CHAT, chat("red circle " * 80), 400, "context holds 96", "messages"),
+    "prompt longer than the context": (CHAT, chat("red circle " * 80), 400, "context holds 128", "messages"),
     "image placeholder in text": (CHAT, chat("<image> hi"), 400, "must not contain <image>", "messages[0].content"),
     "corrupt base64": (CHAT, image_chat("data:image/png;base64,iVBOR%%%w0K"), 400, "invalid base64", None),
     "not base64 at all": (CHAT, image_chat("data:image/png,rawbytes"), 400, "base64", None),
@@ -87,7 +87,7 @@ CASES = {
         EMBED,
         {"model": ENCODER_ID, "input": "x", "dimensions": 8},
         400,
-        "dimensions must be 16",
+        "dimensions must be 24",
         "dimensions",
     ),
     "image embedding of text": (
