@@ -55,7 +55,7 @@ class GenerativeRecipe(ConfigBase):
     lora_rank: int = 0  # instruct: 0 trains the whole decoder, >0 LoRA adapters of this rank
     lora_alpha: float = 16.0
     train_vision: bool = False
-    questions_per_turn: int = 6  # QA turns per training conversation (instruct, lm)
+    questions_per_turn: int = 4  # QA turns per training conversation (instruct, lm)
     max_length: int = 384
     eval_images: int = 100
     train: TrainConfig = field(default_factory=TrainConfig)
