@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--test-images", type=int, default=500)
     demo.add_argument("--steps", type=int, default=300)
     demo.add_argument("--batch-size", type=int, default=128)
+    demo.add_argument("--vlm-steps", type=int, default=200, help="instruction-tuning steps of the VLM (0: skip it)")
     demo.set_defaults(handler=run_demo)
 
 
@@ -48,7 +49,6 @@ def run_demo(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=1e-3,
         warmup_steps=max(1, args.steps // 10),
-        precision="bf16",
         log_every=max(1, args.steps // 20),
         keep_last=1,
     )
@@ -73,8 +73,61 @@ def run_demo(args: argparse.Namespace) -> int:
     from vlmkit.training.metrics import plot_metrics
 
     pictures.append(plot_metrics(run_dir))
+    if args.vlm_steps:
+        pictures.append(_vlm_stages(args, data, run_dir, test))
     _stage(f"done in {time.perf_counter() - start:.0f} s; look at: " + ", ".join(map(str, pictures)))
     return 0
+
+
+def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> Path:
+    """lm -> align -> instruct on the same data, then answers and captions next to the ground truth."""
+    from vlmkit.checkpoints import save_pretrained
+    from vlmkit.training.distributed import init_distributed
+    from vlmkit.training.recipes import generative
+    from vlmkit.training.trainer import TrainConfig, Trainer
+
+    def run(stage: str, steps: int, batch: int, lr: float, **settings) -> Path:
+        out = args.out / f"{stage}_run"
+        train = TrainConfig(
+            steps=steps,
+            batch_size=batch,
+            lr=lr,
+            warmup_steps=max(1, steps // 10),
+            log_every=max(1, steps // 10),
+            keep_last=1,
+        )
+        recipe = generative.GenerativeRecipe(stage=stage, data=str(data / "train"), train=train, **settings)
+        _stage(f"{stage}: {steps} steps of {batch} (run dir {out})")
+        model, task = generative.prepare(recipe)
+        Trainer(model, task, train, out, init_distributed("cpu"), resume=(out / "checkpoints").exists()).fit()
+        return save_pretrained(model, out / "model") if stage != "instruct" else generative.export(model, out)
+
+    lm = run("lm", max(20, args.vlm_steps // 2), 32, 3e-3)
+    align = run("align", max(10, args.vlm_steps // 3), 64, 2e-3, vision_from=str(clip_run), decoder_from=str(lm))
+    vlm_dir = run("instruct", args.vlm_steps, 32, 1e-3, init_from=str(align))
+    return _answers_picture(vlm_dir, test, args.out / "vlm_answers.png")
+
+
+def _answers_picture(vlm_dir: Path, test, out: Path) -> Path:
+    from vlmkit.checkpoints import from_pretrained
+    from vlmkit.tasks.caption import caption
+    from vlmkit.tasks.chat import ask
+    from vlmkit.visualize import Row, Tile, result_sheet, save_png
+
+    vlm = from_pretrained(vlm_dir)
+    records = test.records[:6]
+    paths = [test.image_path(r) for r in records]
+    captions = caption(vlm, paths)
+    rows = []
+    for path, record, text in zip(paths, records, captions, strict=True):
+        tiles = [Tile(path, f"caption: {text}")]
+        for qa in (record.qa or [])[:3]:
+            answer = ask(vlm, path, qa.question)
+            tiles.append(Tile(path, f"{qa.question} -> {answer} (truth: {qa.answer})", highlight=answer == qa.answer))
+        rows.append(Row(f"truth: {record.captions[0]}", tiles))
+    save_png(result_sheet(rows, caption_lines=4), out)
+    print(f"VLM answers and captions on held-out images (right answers framed in green): {out}")
+    return out
 
 
 def _retrieval_picture(model, test, out: Path) -> Path:

@@ -198,7 +198,9 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
         decoder = from_pretrained(recipe.decoder_from)  # type: ignore[arg-type]
         if not isinstance(decoder, Decoder) or decoder.tokenizer is None:
             raise InputError(f"{recipe.decoder_from}: --decoder-from needs a decoder with a tokenizer (`train lm`)")
-        projector = ProjectorConfig(kind="mlp", vision_layer=-1, pixel_shuffle=recipe.pixel_shuffle)
+        # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
+        # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.
+        projector = ProjectorConfig(kind="mlp", vision_layer=-1, vision_norm=True, pixel_shuffle=recipe.pixel_shuffle)
         model = VisionLanguageModel.from_parts(dual.vision, decoder, projector, image_processor=dual.image_processor)
         model.vision.requires_grad_(recipe.train_vision)
         model.decoder.requires_grad_(False)
