@@ -90,3 +90,12 @@ def test_missing_rotation_and_bad_questions_raise() -> None:
         MultipleChoice("bad", "?", ("only",), answer=0)
     with pytest.raises(InputError):
         MultipleChoice("bad", "?", ("x", "y"), answer=2)
+
+
+def test_a_bare_letter_counts_in_either_case():
+    from vlmkit.evaluation.circular import extract_choice
+
+    assert extract_choice("d", ["red", "blue", "green", "cyan"]) == "D"
+    assert extract_choice(" (b) ", ["red", "blue"]) == "B"
+    assert extract_choice("e", ["red", "blue", "green", "cyan"]) is None  # not an option here
+    assert extract_choice("a cat", ["red", "blue"]) is None  # an article, not a letter

@@ -13,6 +13,8 @@ Reading the answer from free-form text (:func:`extract_choice`), in order:
    answer is the option letter if exactly one distinct valid letter appears as a whole uppercase
    token ("B", "(B)", "B.", "Answer: B", "The answer is B"). A bare ``A`` directly followed by a
    lower-case word is read as the article ("A cat sits"), not as an option;
+   A response that is nothing but one option letter counts in either case ("b"): models trained with a
+   lowercasing tokenizer cannot write capitals;
 2. option text: if no letter is found, the option whose text equals the whole answer
    (case-insensitive, surrounding punctuation ignored) or, failing that, the only option whose text
    appears in the answer as whole words;
@@ -98,6 +100,9 @@ def circular_variants(question: MultipleChoice) -> list[CircularVariant]:
 def extract_choice(response: str, choices: Sequence[str]) -> str | None:
     """The option letter a free-form ``response`` picks among ``choices``, or None (rules above)."""
     valid = LETTERS[: len(choices)]
+    whole = response.strip().strip(_TOKEN_EDGES)
+    if len(whole) == 1 and whole.upper() in valid:  # a bare letter, in either case ("b", "(B)")
+        return whole.upper()
     tokens = response.split()
     found = set()
     for i, raw in enumerate(tokens):
