@@ -125,6 +125,9 @@ class VisionConfig(ConfigBase):
     # "pooled": post-LN only on the pooled token (CLIP); "all": on every token before pooling (SigLIP)
     post_norm: Literal["pooled", "all"] = "pooled"
     patch_bias: bool = False
+    # Stride-2 3x3 convolutions (with GELU) before the patch projection, whose stride shrinks to match
+    # (Xiao et al., 2021). Small objects span few patches; a conv stem lets the tower see their shape.
+    conv_stem: int = 0
 
     @property
     def grid(self) -> int:
@@ -150,6 +153,8 @@ class VisionConfig(ConfigBase):
             )
         if self.width % self.heads:
             raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        if self.conv_stem < 0 or self.patch_size % 2**self.conv_stem:
+            raise ConfigError(f"{where}.conv_stem: patch_size {self.patch_size} must be divisible by 2**conv_stem")
         if self.pooling == "cls" and not self.class_token:
             raise ConfigError(f"{where}: pooling 'cls' needs class_token=true")
 

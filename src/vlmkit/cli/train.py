@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--eval-data", help="held-out dataset folder (default: a sibling 'val' folder)")
         parser.add_argument("--preset", choices=("tiny", "small", "base"))
         parser.add_argument("--image-size", type=int)
+        parser.add_argument("--conv-stem", type=int, help="stride-2 conv layers before the patch projection")
         parser.add_argument("--from", dest="init_from", help="pretrained model directory or hub id to fine-tune")
         parser.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower (LiT)")
         parser.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")

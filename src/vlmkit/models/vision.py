@@ -28,8 +28,21 @@ class VisionTransformer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         self.config = config
+        stem_width = config.width // 2
+        self.stem = (
+            nn.Sequential(
+                *(
+                    layer
+                    for i in range(config.conv_stem)
+                    for layer in (nn.Conv2d(config.channels if i == 0 else stem_width, stem_width, 3, 2, 1), nn.GELU())
+                )
+            )
+            if config.conv_stem
+            else None
+        )
+        stride = config.patch_size // 2**config.conv_stem
         self.patch_embed = nn.Conv2d(
-            config.channels, config.width, config.patch_size, config.patch_size, bias=config.patch_bias
+            stem_width if config.conv_stem else config.channels, config.width, stride, stride, bias=config.patch_bias
         )
         self.class_embedding = nn.Parameter(torch.zeros(config.width)) if config.class_token else None
         self.position_embedding = nn.Parameter(torch.zeros(config.num_tokens, config.width))
@@ -55,7 +68,8 @@ class VisionTransformer(nn.Module):
         size = self.config.image_size
         if pixels.shape[-2:] != (size, size):
             raise ValueError(f"expected {size}x{size} pixels, got {pixels.shape[-2]}x{pixels.shape[-1]}")
-        x = self.patch_embed(pixels.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
+        x = pixels.to(self.patch_embed.weight.dtype)
+        x = self.patch_embed(self.stem(x) if self.stem is not None else x).flatten(2).transpose(1, 2)
         if self.class_embedding is not None:
             x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1)
         return self.pre_norm(x + self.position_embedding)

@@ -46,6 +46,7 @@ class ContrastiveRecipe(ConfigBase):
     eval_data: str | None = None  # held-out dataset folder; default: a sibling "val" folder if present
     preset: Literal["tiny", "small", "base"] = "tiny"
     image_size: int = 64
+    conv_stem: int = 0  # stride-2 conv layers before the patch projection (from scratch only)
     init_from: str | None = None  # pretrained model directory or hub id to fine-tune
     lock_image: bool = False
     lock_text: bool = False
@@ -97,6 +98,7 @@ def build_model(recipe: ContrastiveRecipe, captions: list[str]) -> DualEncoder:
             context_length=context,
             act="gelu",
         )
+    config.vision.conv_stem = recipe.conv_stem
     config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
     config.text.pad_token_id = tokenizer.pad_id
     DualEncoderConfig.from_dict(config.to_dict())  # validate
