@@ -79,6 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 RECIPE_FLAGS = (
     "data",
     "eval_data",
+    "conv_stem",
     "preset",
     "image_size",
     "init_from",
