@@ -65,7 +65,7 @@ class CircularVariant:
 
     def prompt_options(self) -> str:
         """The choices as ``"A. ...\\nB. ..."`` lines, the layout MMBench prompts use."""
-        return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(self.choices))
+        return lettered_options(self.choices)
 
     def prompt(self) -> str:
         """The question as vlmkit's recipes train and evaluate it (see ``multiple_choice_prompt``)."""
@@ -77,8 +77,12 @@ MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."
 
 def multiple_choice_prompt(question: str, choices: Sequence[str]) -> str:
     """Question, lettered options one per line, then the instruction: one format for training and eval."""
-    options = "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
-    return f"{question}\n{options}\n{MULTIPLE_CHOICE_INSTRUCTION}"
+    return f"{question}\n{lettered_options(choices)}\n{MULTIPLE_CHOICE_INSTRUCTION}"
+
+
+def lettered_options(choices: Sequence[str]) -> str:
+    """The choices as ``"A. red\\nB. blue"`` lines."""
+    return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
 
 
 def circular_variants(question: MultipleChoice) -> list[CircularVariant]:

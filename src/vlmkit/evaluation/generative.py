@@ -9,12 +9,12 @@ vocabulary (ShapesWorld), with an exact check of the objects they mention agains
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.shapesworld import vocabulary as shapesworld_vocabulary
 from vlmkit.evaluation.captions import cider_d, corpus_bleu
 from vlmkit.evaluation.circular import MultipleChoice, circular_variants, score_circular
 from vlmkit.evaluation.vqa import vqa_accuracy
@@ -49,15 +49,6 @@ def object_mentions(text: str, colors: Sequence[str], shapes: Sequence[str]) -> 
         if color is not None:
             found.add((color, shape))
     return found
-
-
-def _vocabulary(dataset: RecordDataset) -> tuple[list[str], list[str]] | None:
-    path = dataset.root / "shapesworld.json"
-    if not path.exists():
-        return None
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    settings = settings.get("config", settings)
-    return (list(settings["colors"]), list(settings["shapes"])) if "colors" in settings else None
 
 
 def generative_tasks(
@@ -133,7 +124,7 @@ def generative_tasks(
             "bleu4": corpus_bleu(predictions, references)[3],
             "images": len(captioned),
         }
-        vocabulary = _vocabulary(dataset)
+        vocabulary = shapesworld_vocabulary(dataset.root)
         if vocabulary:
             result.update(_object_check(predictions, captioned, *vocabulary))
         result["examples"] = [

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.shapesworld import vocabulary as shapesworld_vocabulary
 from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE
 from vlmkit.errors import InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
@@ -67,7 +68,7 @@ def dual_encoder_tasks(
         if not labelled:
             return {"skipped": f"no record has labels.{label_key}"}
         targets = [r.labels[label_key] for r in labelled]  # type: ignore[index]
-        classnames = sorted(set(targets) | _vocabulary(dataset, label_key))
+        classnames = sorted(set(targets) | _classes(dataset, label_key))
         embeds = embed_images(model, [dataset.image_path(r) for r in labelled], batch_size=batch_size)
         return {
             **zero_shot_accuracy(model, embeds, targets, classnames, _templates(dataset)),
@@ -94,19 +95,15 @@ def dual_encoder_tasks(
 
 def _templates(dataset: RecordDataset) -> tuple[str, ...]:
     """ShapesWorld's captions name the labelled object with their own phrase; elsewhere CLIP's prompt."""
-    return (ZERO_SHOT_TEMPLATE,) if (dataset.root / "shapesworld.json").exists() else GENERIC_TEMPLATES
+    return (ZERO_SHOT_TEMPLATE,) if shapesworld_vocabulary(dataset.root) else GENERIC_TEMPLATES
 
 
-def _vocabulary(dataset: RecordDataset, label_key: str) -> set[str]:
-    """All classes the generator could produce (ShapesWorld records its vocabulary next to the data)."""
-    config_path = dataset.root / "shapesworld.json"
-    if label_key != "color_shape" or not config_path.exists():
+def _classes(dataset: RecordDataset, label_key: str) -> set[str]:
+    """All colour-shape classes the generator could produce (ShapesWorld records them next to the data)."""
+    vocabulary = shapesworld_vocabulary(dataset.root)
+    if label_key != "color_shape" or vocabulary is None:
         return set()
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    settings = config.get("config", config)
-    colors, shapes = settings.get("colors"), settings.get("shapes")
-    if not colors or not shapes:
-        return set()
+    colors, shapes = vocabulary
     return {f"{c} {s}" for c in colors for s in shapes}
 
 

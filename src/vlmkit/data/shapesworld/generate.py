@@ -140,3 +140,17 @@ def regenerate(
     if version != GENERATOR_VERSION:
         raise ConfigError(f"{config_file}: made by generator version {version}, this is {GENERATOR_VERSION}")
     return generate_split(out_dir, config, split, n, seed, workers, progress)
+
+
+def vocabulary(dataset_dir: str | os.PathLike[str]) -> tuple[list[str], list[str]] | None:
+    """(colours, shapes) of the generator that wrote ``dataset_dir``, or None if it is not ShapesWorld.
+
+    Evaluation uses it for the full class list of zero-shot tests and to find objects named in captions.
+    """
+    path = Path(dataset_dir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    settings = settings.get("config", settings)
+    colors, shapes = settings.get("colors"), settings.get("shapes")
+    return (list(colors), list(shapes)) if colors and shapes else None
