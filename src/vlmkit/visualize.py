@@ -31,10 +31,10 @@ class Row:
 
 
 def result_sheet(rows: Sequence[Row], tile: int = 160, caption_lines: int = 3) -> Image.Image:
-    """One row per query: its title on the left, its tiles to the right, captions under the tiles."""
+    """One row per query: its title on the left (if any row has one), its tiles to the right, captions under."""
     font = ImageFont.load_default()
     line_height = 12
-    title_width = 220
+    title_width = 220 if any(row.title for row in rows) else 0
     columns = max((len(row.tiles) for row in rows), default=1)
     row_height = tile + caption_lines * line_height + 16
     sheet = Image.new("RGB", (title_width + columns * (tile + 8) + 8, len(rows) * row_height + 8), "white")

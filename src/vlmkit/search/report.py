@@ -14,16 +14,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from vlmkit.errors import InputError
-from vlmkit.files import atomic_write_bytes, atomic_write_text
+from vlmkit.files import atomic_write_text
 from vlmkit.processing.images import load_image
 from vlmkit.search.store import Hit
 from vlmkit.search.video import frame_at
+from vlmkit.visualize import Row, Tile, result_sheet, save_png
 
 THUMBNAIL = 192
-CAPTION = 36
 COLUMNS = 5
 
 
@@ -70,19 +70,7 @@ def write_png(hits: Sequence[Hit], path: str | os.PathLike[str], columns: int = 
     """A grid of thumbnails, each captioned with rank, score and file name."""
     if not hits:
         raise InputError("no results to draw")
-    columns = min(columns, len(hits))
-    rows = -(-len(hits) // columns)
-    cell_w, cell_h = THUMBNAIL + 8, THUMBNAIL + CAPTION + 8
-    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, hit in enumerate(hits):
-        x, y = (i % columns) * cell_w + 4, (i // columns) * cell_h + 4
-        image = thumbnail(hit)
-        sheet.paste(image, (x + (THUMBNAIL - image.width) // 2, y + (THUMBNAIL - image.height) // 2))
-        label = _label(hit)
-        draw.text((x, y + THUMBNAIL + 4), f"#{i + 1}  {hit.score:.3f}", fill="black")
-        draw.text((x, y + THUMBNAIL + 18), label if len(label) <= 30 else label[:27] + "...", fill="dimgray")
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    tiles = [Tile(thumbnail(hit), f"#{rank}  {hit.score:.3f}  {_label(hit)}") for rank, hit in enumerate(hits, 1)]
+    rows = [Row("", tiles[start : start + columns]) for start in range(0, len(tiles), columns)]
+    save_png(result_sheet(rows, tile=THUMBNAIL, caption_lines=2), path)
     return Path(path)
