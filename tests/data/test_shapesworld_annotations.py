@@ -167,6 +167,17 @@ def test_labels_describe_the_largest_object(examples) -> None:
         }
 
 
+def test_the_largest_object_is_clearly_the_largest(examples) -> None:
+    """The label must be visible to a person: the subject is of a bigger size class than every other
+    object and shows at least 1.5x the pixels of any of them, even when partly hidden."""
+    order = list(SIZES)
+    for _, record in examples:
+        objects = sorted(record["objects"], key=lambda o: -o["area"])
+        for other in objects[1:]:
+            assert order.index(objects[0]["size"]) > order.index(other["size"]), record["objects"]
+            assert objects[0]["area"] >= 1.5 * other["area"], record["objects"]
+
+
 def test_held_out_pairs_only_in_compositional(examples) -> None:
     held = {f"{c} {s}" for c, s in CONFIG.held_out}
     for _, record in examples:

@@ -93,3 +93,42 @@ def test_mismatched_features_are_an_input_error() -> None:
         ClipLoss()(images, texts[:3], 1.0)
     with pytest.raises(InputError, match="equal shapes"):
         SigLipLoss()(images, texts[:, :4], 1.0, 0.0)
+
+
+def test_clip_hard_negatives_are_extra_columns_for_images_only() -> None:
+    images, texts = _features()
+    _, negatives = _features(batch=4, seed=1)
+    scale = 10.0
+    loss = ClipLoss()(images, texts, torch.tensor(math.log(scale)), negatives)
+    sims, extra = (images @ texts.T).tolist(), (images @ negatives.T).tolist()
+    batch = len(sims)
+    image_terms = [
+        -(scale * sims[i][i] - math.log(sum(math.exp(scale * s) for s in sims[i] + extra[i]))) for i in range(batch)
+    ]
+    text_terms = [
+        -(scale * sims[j][j] - math.log(sum(math.exp(scale * sims[i][j]) for i in range(batch)))) for j in range(batch)
+    ]
+    assert loss.item() == pytest.approx((sum(image_terms) + sum(text_terms)) / batch / 2, rel=1e-5)
+
+
+def test_siglip_hard_negatives_are_extra_negative_pairs() -> None:
+    images, texts = _features()
+    _, negatives = _features(batch=3, seed=1)
+    loss = SigLipLoss()(images, texts, torch.tensor(math.log(10.0)), torch.tensor(-3.0), negatives)
+    extra = sum(math.log(1.0 + math.exp(10.0 * s - 3.0)) for row in (images @ negatives.T).tolist() for s in row) / len(
+        images
+    )
+    assert loss.item() == pytest.approx(_siglip_by_hand(images, texts, 10.0, -3.0) + extra, rel=1e-5)
+
+
+def test_a_hard_negative_near_the_truth_raises_the_loss() -> None:
+    images, texts = _features()
+    close = F.normalize(texts + 0.01 * torch.randn_like(texts), dim=-1)
+    scale = torch.tensor(math.log(50.0))
+    assert ClipLoss()(images, texts, scale, close) > ClipLoss()(images, texts, scale) + 0.3
+
+
+def test_hard_negatives_of_the_wrong_width_are_named() -> None:
+    images, texts = _features()
+    with pytest.raises(InputError, match="hard negatives"):
+        ClipLoss()(images, texts, 1.0, torch.zeros(2, 3))

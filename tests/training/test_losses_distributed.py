@@ -37,17 +37,24 @@ class TwoTowers(nn.Module):
         return F.normalize(self.image(images), dim=-1), F.normalize(self.text(texts), dim=-1)
 
 
+KINDS = ("clip", "siglip", "clip-negatives", "siglip-negatives")
+
+
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Images, then texts: the first half of the text rows match the images, the second half are
+    hard negatives (used by the ``-negatives`` kinds)."""
     generator = torch.Generator().manual_seed(1)
-    return torch.randn(GLOBAL_BATCH, 6, generator=generator), torch.randn(GLOBAL_BATCH, 5, generator=generator)
+    return torch.randn(GLOBAL_BATCH, 6, generator=generator), torch.randn(2 * GLOBAL_BATCH, 5, generator=generator)
 
 
 def _loss(kind: str, model: nn.Module, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
     params = model.module if isinstance(model, DistributedDataParallel) else model
     image_features, text_features = model(images, texts)
-    if kind == "clip":
-        return ClipLoss()(image_features, text_features, params.logit_scale)
-    return SigLipLoss()(image_features, text_features, params.logit_scale, params.logit_bias)
+    positives, negatives = text_features[: len(images)], text_features[len(images) :]
+    extra = (negatives,) if kind.endswith("negatives") else ()
+    if kind.startswith("clip"):
+        return ClipLoss()(image_features, positives, params.logit_scale, *extra)
+    return SigLipLoss()(image_features, positives, params.logit_scale, params.logit_bias, *extra)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -62,10 +69,11 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     assert (context.rank, context.world_size, context.is_main) == (rank, WORLD_SIZE, rank == 0)
     images, texts = _batch()
     shard = slice(rank * GLOBAL_BATCH // WORLD_SIZE, (rank + 1) * GLOBAL_BATCH // WORLD_SIZE)
+    text_shard = torch.cat([texts[:GLOBAL_BATCH][shard], texts[GLOBAL_BATCH:][shard]])
     try:
-        for kind in ("clip", "siglip"):
-            model = DistributedDataParallel(TwoTowers(with_bias=kind == "siglip"))
-            loss = _loss(kind, model, images[shard], texts[shard])
+        for kind in KINDS:
+            model = DistributedDataParallel(TwoTowers(with_bias=kind.startswith("siglip")))
+            loss = _loss(kind, model, images[shard], text_shard)
             loss.backward()
             tensors = {name: p.grad for name, p in model.module.named_parameters()}
             tensors["loss"] = all_reduce_mean(loss)
@@ -86,8 +94,8 @@ def _free_port() -> int:
 def test_two_processes_match_one_process_with_the_global_batch(tmp_path: Path) -> None:
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     images, texts = _batch()
-    for kind in ("clip", "siglip"):
-        model = TwoTowers(with_bias=kind == "siglip")
+    for kind in KINDS:
+        model = TwoTowers(with_bias=kind.startswith("siglip"))
         loss = _loss(kind, model, images, texts)
         loss.backward()
         for rank in range(WORLD_SIZE):

@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--from", dest="init_from", help="pretrained model directory or hub id to fine-tune")
         parser.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower (LiT)")
         parser.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")
+        parser.add_argument(
+            "--hard-negatives",
+            action="store_true",
+            default=None,
+            help="add a one-word-swapped false caption per image (ShapesWorld colour/shape/size words)",
+        )
         parser.add_argument("--eval-images", type=int)
         _common(parser)
         parser.set_defaults(handler=run_train, family=family)
@@ -80,6 +86,7 @@ RECIPE_FLAGS = (
     "data",
     "eval_data",
     "conv_stem",
+    "hard_negatives",
     "preset",
     "image_size",
     "init_from",

@@ -22,6 +22,15 @@ gradients over ranks, and the gather's backward has already summed, into each ra
 gradient of every ``L_q``; hence the averaged gradient is ``d/dtheta (1/P) sum_q L_q = dL/dtheta``.
 Each rank's returned loss is its shard's share; ``distributed.all_reduce_mean`` of it is ``L``.
 Every rank must hold the same ``b`` (drop the last incomplete batch).
+
+Hard negatives
+--------------
+Both losses accept ``negative_text_features``: texts known to be wrong for the batch's images (NegCLIP,
+Yuksekgonul et al. 2023: a caption with one attribute word swapped). They are gathered like the texts
+and appended as extra columns of every image row: more wrong answers for each image, none for the
+texts. In-batch negatives alone can leave a concept unlearned when other cues already tell the batch's
+captions apart (on ShapesWorld, colours do, so shape was never needed); a negative that differs from
+the truth only in that concept makes it necessary.
 """
 
 from __future__ import annotations
@@ -66,6 +75,20 @@ def _scale(logit_scale: torch.Tensor | float, max_scale: float | None) -> torch.
     return t.exp()
 
 
+def _negative_columns(
+    image_features: torch.Tensor, all_texts: torch.Tensor, negative_text_features: torch.Tensor | None
+) -> torch.Tensor:
+    """The columns an image row is scored against: the global batch's texts, then any hard negatives."""
+    if negative_text_features is None:
+        return all_texts
+    if negative_text_features.ndim != 2 or negative_text_features.shape[1] != image_features.shape[1]:
+        raise InputError(
+            f"contrastive loss: hard negatives must be (n, {image_features.shape[1]}), "
+            f"got {tuple(negative_text_features.shape)}"
+        )
+    return torch.cat([all_texts, all_gather_with_grad(negative_text_features)])
+
+
 def _similarities(rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
     """``rows @ columns.T`` in float32, even under autocast.
 
@@ -91,6 +114,7 @@ class ClipLoss(nn.Module):
 
     ``s = exp(t)`` sets the sharpness of the softmax; the model learns ``t`` (``CLIP_INIT_LOGIT_SCALE``)
     and the forward caps ``s`` at ``max_logit_scale`` (``CLIP_MAX_LOGIT_SCALE``; ``None`` for no cap).
+    Hard negatives (see the module docstring) join the sum over ``j`` of the image-to-text term only.
     Logits are computed in float32 whatever the feature dtype or autocast (see ``_similarities``).
     """
 
@@ -103,13 +127,15 @@ class ClipLoss(nn.Module):
         image_features: torch.Tensor,
         text_features: torch.Tensor,
         logit_scale: torch.Tensor | float,
+        negative_text_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of this rank's rows, a scalar; features ``(b, dim)``, ``logit_scale`` the log value."""
         _check_pair(image_features, text_features)
         scale = _scale(logit_scale, self.max_logit_scale)
         all_images = all_gather_with_grad(image_features)
         all_texts = all_gather_with_grad(text_features)
-        logits_per_image = scale * _similarities(image_features, all_texts)
+        columns = _negative_columns(image_features, all_texts, negative_text_features)
+        logits_per_image = scale * _similarities(image_features, columns)
         logits_per_text = scale * _similarities(text_features, all_images)
         rows = image_features.shape[0]
         labels = torch.arange(rows, device=image_features.device) + get_rank() * rows
@@ -133,7 +159,8 @@ class SigLipLoss(nn.Module):
     = -10). The very negative bias matters at the start: of the ``B^2`` pairs only ``B`` are positive,
     so with ``b = 0`` the first steps would be spent pushing all negatives apart; starting near
     ``sigmoid(-10)`` the negatives are already "right" and learning focuses on the positives.
-    ``max_logit_scale`` caps ``s`` like CLIP's, off by default as in the paper.
+    ``max_logit_scale`` caps ``s`` like CLIP's, off by default as in the paper. Hard negatives are extra
+    columns with label -1.
     """
 
     def __init__(self, max_logit_scale: float | None = None) -> None:
@@ -146,12 +173,14 @@ class SigLipLoss(nn.Module):
         text_features: torch.Tensor,
         logit_scale: torch.Tensor | float,
         logit_bias: torch.Tensor | float,
+        negative_text_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Loss of this rank's rows, a scalar; features ``(b, dim)``, ``logit_scale`` the log value."""
         _check_pair(image_features, text_features)
         scale = _scale(logit_scale, self.max_logit_scale)
         all_texts = all_gather_with_grad(text_features)
-        logits = scale * _similarities(image_features, all_texts) + logit_bias
+        columns = _negative_columns(image_features, all_texts, negative_text_features)
+        logits = scale * _similarities(image_features, columns) + logit_bias
         rows = image_features.shape[0]
         own = torch.arange(rows, device=logits.device)
         labels = torch.full_like(logits, -1.0)

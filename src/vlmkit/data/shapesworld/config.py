@@ -13,7 +13,7 @@ from typing import Any
 
 from vlmkit.errors import ConfigError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "hexagon", "cross", "heart")
 """Shapes chosen to stay distinct under +-20 degree rotation (no square-vs-diamond confusion)."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlmkit.data.shapesworld.config import SIZES
+
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 PLURALS = {"cross": "crosses"}
 ATTRIBUTES = ("size", "color", "shape")
@@ -43,6 +45,12 @@ class Thing:
 
 def plural(shape: str) -> str:
     return PLURALS.get(shape, shape + "s")
+
+
+def interchangeable_words(colors: Sequence[str], shapes: Sequence[str]) -> list[list[str]]:
+    """Groups of mutually exclusive words: swapping one for another in a true caption makes it false
+    (the hard negatives of contrastive training)."""
+    return [list(colors), list(shapes), [plural(s) for s in shapes], list(SIZES)]
 
 
 def with_article(phrase: str) -> str:

@@ -71,9 +71,23 @@ def sample_background(rng: np.random.Generator, config: ShapesWorldConfig) -> Ba
     )
 
 
-def _sample_object(rng: np.random.Generator, config: ShapesWorldConfig, pairs: list[tuple[str, str]]) -> SceneObject:
+def subject_sizes(count: int) -> tuple[str, ...]:
+    """Sizes the first object (the scene's subject, its classification label) may take: any when it is
+    alone, else medium or large so that every other object can be drawn strictly smaller. Without this,
+    two objects of the top size often tie and "the biggest shape" would be decided by a few pixels."""
+    return tuple(SIZES) if count == 1 else tuple(SIZES)[1:]
+
+
+def smaller_sizes(size: str) -> tuple[str, ...]:
+    names = tuple(SIZES)
+    return names[: names.index(size)]
+
+
+def _sample_object(
+    rng: np.random.Generator, config: ShapesWorldConfig, pairs: list[tuple[str, str]], sizes: tuple[str, ...]
+) -> SceneObject:
     color, shape = pairs[rng.integers(len(pairs))]
-    size = tuple(SIZES)[rng.integers(len(SIZES))]
+    size = sizes[rng.integers(len(sizes))]
     radius = SIZES[size] / 2 * float(rng.uniform(0.95, 1.05))
     rotation = float(rng.uniform(-config.max_rotation, config.max_rotation))
     jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, size=3)
@@ -91,8 +105,9 @@ def sample_scene(
     rng: np.random.Generator, config: ShapesWorldConfig, split: str, first_pairs: list[tuple[str, str]]
 ) -> Scene:
     """Draw a background and up to ``config.max_objects`` objects, each hiding at most
-    ``config.max_overlap`` of any earlier object's area. The first object's (colour, shape) comes from
-    ``first_pairs`` (the compositional split passes its held-out pairs), the rest from the split's pairs.
+    ``config.max_overlap`` of any earlier object's area. The first object is the subject: its (colour,
+    shape) comes from ``first_pairs`` (the compositional split passes its held-out pairs) and every other
+    object is of a smaller size class (at least half its area), so "the biggest shape" is never a tie.
     """
     background = sample_background(rng, config)
     pairs = config.allowed_pairs(split)
@@ -103,7 +118,10 @@ def sample_scene(
     visible: list[np.ndarray] = []
     for _ in range(count):
         for _ in range(PLACEMENT_ATTEMPTS):
-            candidate = _sample_object(rng, config, first_pairs if not objects else pairs)
+            if objects:
+                candidate = _sample_object(rng, config, pairs, smaller_sizes(objects[0].size))
+            else:
+                candidate = _sample_object(rng, config, first_pairs, subject_sizes(count))
             footprint = rasterize([candidate.outline()], side) > 0
             remaining = [v & ~footprint for v in visible]
             if all(r.sum() >= (1.0 - config.max_overlap) * a for r, a in zip(remaining, areas, strict=True)):

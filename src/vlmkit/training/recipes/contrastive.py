@@ -19,7 +19,8 @@ from torch import nn
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config import ConfigBase, DualEncoderConfig, clip_config, siglip_config
 from vlmkit.data.records import RecordDataset
-from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE
+from vlmkit.data.shapesworld.generate import vocabulary
+from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE, interchangeable_words
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
@@ -27,6 +28,7 @@ from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.losses import ClipLoss, SigLipLoss
+from vlmkit.training.negatives import WordSwapper
 from vlmkit.training.trainer import TrainConfig, epoch_indices, shard
 
 # Tower shapes by preset; image size and vocabulary come from the data.
@@ -50,6 +52,7 @@ class ContrastiveRecipe(ConfigBase):
     init_from: str | None = None  # pretrained model directory or hub id to fine-tune
     lock_image: bool = False
     lock_text: bool = False
+    hard_negatives: bool = False  # one word-swapped false caption per image (ShapesWorld data)
     vocab_size: int = 512  # of the tokenizer trained from the captions (from scratch only)
     label_key: str = "color_shape"  # record["labels"][label_key] is the zero-shot target
     templates: list[str] = field(default_factory=lambda: [ZERO_SHOT_TEMPLATE])
@@ -137,13 +140,33 @@ def load_split(
     return ImageTextSplit(pixels, [list(r.captions or []) for r in records], labels)
 
 
+def swapper_for(recipe: ContrastiveRecipe) -> WordSwapper | None:
+    """The hard-negative maker for the recipe's data: its colour, shape and size words."""
+    if not recipe.hard_negatives:
+        return None
+    words = vocabulary(recipe.data)
+    if words is None:
+        raise ConfigError(
+            f"hard_negatives: {recipe.data} is not a ShapesWorld folder (no shapesworld.json), so there are no "
+            "known groups of interchangeable words to swap"
+        )
+    return WordSwapper(interchangeable_words(*words))
+
+
 class ContrastiveTask:
-    """Random caption per image per epoch; loss on the model's own temperature (and bias)."""
+    """Random caption per image per epoch (plus, with a ``swapper``, a false twin of it); loss on the
+    model's own temperature (and bias)."""
 
     def __init__(
-        self, model: DualEncoder, train: ImageTextSplit, evaluation: ImageTextSplit | None, recipe: ContrastiveRecipe
+        self,
+        model: DualEncoder,
+        train: ImageTextSplit,
+        evaluation: ImageTextSplit | None,
+        recipe: ContrastiveRecipe,
+        swapper: WordSwapper | None = None,
     ) -> None:
         self.model, self.train, self.evaluation, self.recipe = model, train, evaluation, recipe
+        self.swapper = swapper
         self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
         self.loss_fn: nn.Module = SigLipLoss() if model.config.head == "sigmoid" else ClipLoss()
@@ -158,7 +181,12 @@ class ContrastiveTask:
         if self._order is None or self._order[0] != epoch:
             self._order = (epoch, epoch_indices(len(self.train.captions), self.recipe.train.seed, epoch))
         items = shard(self._order[1], index, micro_batch, rank, world_size)
-        texts = [random.Random(f"{self.recipe.train.seed}/{epoch}/{i}").choice(self.train.captions[i]) for i in items]
+        rngs = [random.Random(f"{self.recipe.train.seed}/{epoch}/{i}") for i in items]
+        texts = [rng.choice(self.train.captions[i]) for rng, i in zip(rngs, items, strict=True)]
+        if self.swapper is not None:
+            # A caption with nothing to swap borrows its neighbour's: an ordinary in-batch negative.
+            swapped = [self.swapper(text, rng) for text, rng in zip(texts, rngs, strict=True)]
+            texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
         tokens = self.tokenizer(texts)
         return normalize(self.train.pixels[items], self.processor), tokens.input_ids, tokens.attention_mask
 
@@ -166,10 +194,12 @@ class ContrastiveTask:
         pixels, ids, mask = batch
         raw: DualEncoder = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
         out = model(pixels, ids, mask if raw.config.text.causal else None)
+        rows = pixels.shape[0]
+        texts, negatives = out.text_embeds[:rows], (out.text_embeds[rows:] if self.swapper is not None else None)
         if raw.logit_bias is None:
-            loss = self.loss_fn(out.image_embeds, out.text_embeds, raw.logit_scale)
+            loss = self.loss_fn(out.image_embeds, texts, raw.logit_scale, negatives)
         else:
-            loss = self.loss_fn(out.image_embeds, out.text_embeds, raw.logit_scale, raw.logit_bias)
+            loss = self.loss_fn(out.image_embeds, texts, raw.logit_scale, raw.logit_bias, negatives)
         extras = {"logit_scale": raw.logit_scale.item()}
         if raw.logit_bias is not None:
             extras["logit_bias"] = raw.logit_bias.item()
@@ -225,7 +255,7 @@ def prepare(recipe: ContrastiveRecipe) -> tuple[DualEncoder, ContrastiveTask]:
     train = load_split(recipe.data, processor, recipe.label_key)
     eval_folder = recipe.eval_data or default_eval_folder(recipe.data)
     evaluation = load_split(eval_folder, processor, recipe.label_key, recipe.eval_images) if eval_folder else None
-    return model, ContrastiveTask(model, train, evaluation, recipe)
+    return model, ContrastiveTask(model, train, evaluation, recipe, swapper_for(recipe))
 
 
 def export(model: DualEncoder, run_dir: Path) -> Path:
