@@ -125,8 +125,8 @@ class VisionConfig(ConfigBase):
     # "pooled": post-LN only on the pooled token (CLIP); "all": on every token before pooling (SigLIP)
     post_norm: Literal["pooled", "all"] = "pooled"
     patch_bias: bool = False
-    # Stride-2 3x3 convolutions (GroupNorm, GELU; channels doubling up to width) before the patch
-    # projection, whose stride shrinks to match (Xiao et al., 2021); see ``models.vision.conv_stem``.
+    # Stride-2 3x3 convolutions (with GELU) before the patch projection, whose stride shrinks to match
+    # (Xiao et al., 2021). Small objects span few patches; a conv stem lets the tower see their shape.
     conv_stem: int = 0
 
     @property

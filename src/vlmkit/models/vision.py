@@ -24,31 +24,25 @@ class AttentionPoolingHead(nn.Module):
         return (pooled + self.mlp(self.norm(pooled)))[:, 0]
 
 
-def conv_stem(channels: int, width: int, layers: int) -> nn.Sequential:
-    """Stride-2 3x3 convolutions, channels doubling up to ``width``, each with GroupNorm and GELU
-    (Xiao et al. 2021, "Early convolutions help transformers see better").
-
-    A linear patch projection must learn edge detectors for every sub-patch offset of an object, which
-    a small ViT trained from scratch does slowly: on ShapesWorld its shape accuracy sits at chance for
-    the first few hundred steps. Overlapping convolutions are translation-equivariant by construction,
-    and the per-layer normalisation keeps their outputs on one scale; with 3 layers (8 px patches) a
-    supervised shape probe reached 76% in 400 steps against 46% for the plain ViT.
-    """
-    widths = [width // 2 ** (layers - 1 - i) for i in range(layers)]
-    modules: list[nn.Module] = []
-    for c_in, c_out in zip([channels, *widths], widths, strict=False):
-        modules += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.GroupNorm(1, c_out), nn.GELU()]
-    return nn.Sequential(*modules)
-
-
 class VisionTransformer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         self.config = config
-        self.stem = conv_stem(config.channels, config.width, config.conv_stem) if config.conv_stem else None
+        stem_width = config.width // 2
+        self.stem = (
+            nn.Sequential(
+                *(
+                    layer
+                    for i in range(config.conv_stem)
+                    for layer in (nn.Conv2d(config.channels if i == 0 else stem_width, stem_width, 3, 2, 1), nn.GELU())
+                )
+            )
+            if config.conv_stem
+            else None
+        )
         stride = config.patch_size // 2**config.conv_stem
         self.patch_embed = nn.Conv2d(
-            config.width if config.conv_stem else config.channels, config.width, stride, stride, bias=config.patch_bias
+            stem_width if config.conv_stem else config.channels, config.width, stride, stride, bias=config.patch_bias
         )
         self.class_embedding = nn.Parameter(torch.zeros(config.width)) if config.class_token else None
         self.position_embedding = nn.Parameter(torch.zeros(config.num_tokens, config.width))
