@@ -17,6 +17,7 @@ def test_report_and_cache(shapes_dataset, tmp_path, monkeypatch):
     zero_shot, retrieval = report["tasks"]["zero_shot"], report["tasks"]["retrieval"]
     assert zero_shot["images"] == 16 and zero_shot["classes"] >= 50  # the whole ShapesWorld vocabulary
     assert 0 <= zero_shot["zero_shot_top1"] <= zero_shot["zero_shot_top5"] <= 1
+    assert zero_shot["zero_shot_top1"] <= min(zero_shot["zero_shot_color"], zero_shot["zero_shot_shape"])
     assert retrieval["t2i_R@1"] <= retrieval["t2i_R@5"] <= retrieval["t2i_R@10"]
     assert "| t2i_R@1 |" in (tmp_path / "out" / "report.md").read_text()
 

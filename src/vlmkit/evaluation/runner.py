@@ -20,7 +20,7 @@ from torch import nn
 
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.shapesworld import vocabulary as shapesworld_vocabulary
-from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE
+from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE
 from vlmkit.errors import InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.files import atomic_write_json, atomic_write_text
@@ -71,7 +71,9 @@ def dual_encoder_tasks(
         classnames = sorted(set(targets) | _classes(dataset, label_key))
         embeds = embed_images(model, [dataset.image_path(r) for r in labelled], batch_size=batch_size)
         return {
-            **zero_shot_accuracy(model, embeds, targets, classnames, _templates(dataset)),
+            **zero_shot_accuracy(
+                model, embeds, targets, classnames, _templates(dataset), LABEL_PARTS.get(label_key, ())
+            ),
             "classes": len(classnames),
             "images": len(labelled),
         }

@@ -19,16 +19,35 @@ from vlmkit.tasks.embed import embed_texts
 
 
 def zero_shot_accuracy(
-    model, image_embeds: torch.Tensor, targets: Sequence[str], classnames: Sequence[str], templates: Sequence[str]
+    model,
+    image_embeds: torch.Tensor,
+    targets: Sequence[str],
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    parts: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Top-1/top-5 accuracy of classifying each image as its target class among ``classnames``."""
+    """Top-1/top-5 accuracy of classifying each image as its target class among ``classnames``.
+
+    With ``parts`` (e.g. ("color", "shape") for "red star" classes), also the share of top-1 predictions
+    right in each word: a model that sees colour but not shape scores 100% / chance, which the joint
+    accuracy alone cannot tell apart from a model half right on both.
+    """
     index = {name: i for i, name in enumerate(classnames)}
     missing = sorted(set(targets) - set(index))
     if missing:
         raise InputError(f"zero-shot targets {missing[:3]} are not among the class names")
     logits = image_embeds.float() @ label_embeddings(model, classnames, templates).t()
     accuracy = topk_accuracy(logits, [index[t] for t in targets], ks=(1, 5))
-    return {"zero_shot_top1": accuracy[1], "zero_shot_top5": accuracy[5]}
+    result = {"zero_shot_top1": accuracy[1], "zero_shot_top5": accuracy[5]}
+    if parts:
+        predicted = [classnames[i].split() for i in logits.argmax(dim=1).tolist()]
+        truth = [t.split() for t in targets]
+        if any(len(words) != len(parts) for words in [*predicted, *truth]):
+            raise InputError(f"zero-shot parts {list(parts)}: every class name needs {len(parts)} words")
+        for k, part in enumerate(parts):
+            hits = sum(p[k] == t[k] for p, t in zip(predicted, truth, strict=True))
+            result[f"zero_shot_{part}"] = hits / len(truth)
+    return result
 
 
 def retrieval_recall(

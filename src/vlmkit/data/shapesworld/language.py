@@ -139,6 +139,9 @@ def count_phrase(things: Sequence[Thing], attrs: Sequence[str]) -> str:
     return _counted(Counter(keys), list(dict.fromkeys(keys)), plurals)
 
 
+LABEL_PARTS = {"color_shape": ("color", "shape")}
+"""The words of a multi-word label, so zero-shot evaluation can score each attribute on its own."""
+
 ZERO_SHOT_TEMPLATE = "the biggest shape is the {}"
 """The prompt that turns a ``labels["color_shape"]`` class into the caption sentence naming it."""
 

@@ -20,7 +20,7 @@ from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config import ConfigBase, DualEncoderConfig, clip_config, siglip_config
 from vlmkit.data.records import RecordDataset
 from vlmkit.data.shapesworld.generate import vocabulary
-from vlmkit.data.shapesworld.language import ZERO_SHOT_TEMPLATE, interchangeable_words
+from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, interchangeable_words
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
@@ -209,7 +209,8 @@ class ContrastiveTask:
         split = self.evaluation
         if split is None:
             return {}
-        return evaluate_split(model, split, self.classnames, self.recipe.templates)  # type: ignore[arg-type]
+        parts = LABEL_PARTS.get(self.recipe.label_key, ())
+        return evaluate_split(model, split, self.classnames, self.recipe.templates, parts)  # type: ignore[arg-type]
 
 
 def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -224,7 +225,7 @@ def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 25
 
 
 def evaluate_split(
-    model: DualEncoder, split: ImageTextSplit, classnames: list[str], templates: list[str]
+    model: DualEncoder, split: ImageTextSplit, classnames: list[str], templates: list[str], parts: tuple[str, ...] = ()
 ) -> dict[str, float]:
     """Zero-shot accuracy on the split's labels and recall@K with each image's first (canonical) caption."""
     image_embeds = encode_pixels(model, split.pixels)
@@ -233,7 +234,7 @@ def evaluate_split(
     if labelled and classnames:
         metrics.update(
             zero_shot_accuracy(
-                model, image_embeds[labelled], [split.labels[i] for i in labelled], classnames, templates
+                model, image_embeds[labelled], [split.labels[i] for i in labelled], classnames, templates, parts
             )
         )
     metrics.update(retrieval_recall(model, image_embeds, [c[:1] for c in split.captions], ks=(1, 5)))
