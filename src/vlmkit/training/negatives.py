@@ -17,6 +17,7 @@ import random
 import re
 from collections.abc import Sequence
 
+from vlmkit.data.shapesworld.language import with_article
 from vlmkit.errors import ConfigError
 
 
@@ -45,5 +46,5 @@ class WordSwapper:
         word = match.group(2)
         replacement = rng.choice([w for w in self.group_of[word] if w != word])
         if match.group(1):
-            replacement = ("an " if replacement[0] in "aeiou" else "a ") + replacement
+            replacement = with_article(replacement)
         return caption[: match.start()] + replacement + caption[match.end() :]
