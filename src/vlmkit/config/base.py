@@ -1,0 +1,99 @@
+"""The JSON round trip every config shares (``ConfigBase`` and the checks behind ``from_dict``), and the
+field types the model parts have in common (``Activation``).
+
+A config file is user input, so ``from_dict`` checks each value against the dataclass field's type
+hint (nested configs recurse, ``true`` is not a number, ints widen to floats) and names the field
+at fault in the ConfigError, instead of letting a wrong type surface later as a shape error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar
+
+from vlmkit.errors import ConfigError
+
+Activation = Literal["quick_gelu", "gelu", "gelu_tanh", "silu"]
+
+T = TypeVar("T", bound="ConfigBase")
+
+
+class ConfigBase:
+    """JSON round trip with validation: unknown or mistyped fields raise ConfigError naming them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+        where = where or cls.__name__
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+        try:
+            config = cls(**values)
+        except TypeError as error:  # a required field is missing
+            raise ConfigError(f"{where}: {error}") from None
+        config.validate(where)  # type: ignore[attr-defined]
+        return config
+
+    def validate(self, where: str) -> None:
+        """Cross-field checks; subclasses extend. Raises ConfigError."""
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the type ``hint`` (nested configs become dataclasses)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: expected one of {list(allowed)}, got {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
+        _, value_hint = typing.get_args(hint)
+        return {str(k): _coerce(value_hint, v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        (item_hint, *_) = typing.get_args(hint) or (Any,)
+        items = [_coerce(item_hint, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if isinstance(hint, type) and issubclass(hint, ConfigBase):
+        return hint.from_dict(value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not _is_bool_for_number(hint, value)):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _is_bool_for_number(hint: type, value: Any) -> bool:
+    return hint in (int, float) and isinstance(value, bool)
+
+
+def _positive(where: str, **values: int | float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"{where}.{name}: must be positive, got {value}")

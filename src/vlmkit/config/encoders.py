@@ -1,0 +1,161 @@
+"""The contrastive image-text model: its ViT and text-transformer towers and the dual encoder joining them.
+
+The towers are shared: ``VlmConfig`` reuses ``VisionConfig``, ``ConSEConfig`` reuses ``TextConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vlmkit.config.base import Activation, ConfigBase, _positive
+from vlmkit.errors import ConfigError
+
+
+@dataclass
+class VisionConfig(ConfigBase):
+    """A ViT image encoder.
+
+    CLIP flavour: ``class_token=True, pre_norm=True, pooling="cls", patch_bias=False``.
+    SigLIP flavour: ``class_token=False, pre_norm=False, pooling="map", patch_bias=True`` (the pooled
+    vector is the output of a multihead-attention-pooling head over all tokens).
+    """
+
+    image_size: int = 224
+    patch_size: int = 32
+    channels: int = 3
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    act: Activation = "quick_gelu"
+    norm_eps: float = 1e-5
+    class_token: bool = True
+    pre_norm: bool = True  # LayerNorm on the embeddings before the first block (CLIP's pre_layrnorm)
+    pooling: Literal["cls", "map", "mean"] = "cls"
+    # "pooled": post-LN only on the pooled token (CLIP); "all": on every token before pooling (SigLIP)
+    post_norm: Literal["pooled", "all"] = "pooled"
+    patch_bias: bool = False
+    # Stride-2 3x3 convolutions (with GELU) before the patch projection, whose stride shrinks to match
+    # (Xiao et al., 2021). Small objects span few patches; a conv stem lets the tower see their shape.
+    conv_stem: int = 0
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid**2 + int(self.class_token)
+
+    def validate(self, where: str) -> None:
+        _positive(
+            where,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+        )
+        if self.image_size % self.patch_size:
+            raise ConfigError(
+                f"{where}: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
+        if self.width % self.heads:
+            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        if self.conv_stem < 0 or self.patch_size % 2**self.conv_stem:
+            raise ConfigError(f"{where}.conv_stem: patch_size {self.patch_size} must be divisible by 2**conv_stem")
+        if self.pooling == "cls" and not self.class_token:
+            raise ConfigError(f"{where}: pooling 'cls' needs class_token=true")
+
+
+@dataclass
+class TextConfig(ConfigBase):
+    """A transformer text encoder.
+
+    CLIP flavour: ``causal=True, pooling="eos"`` (the hidden state at the first EOS token).
+    SigLIP flavour: ``causal=False, pooling="last"`` (the last position, which may be padding: SigLIP
+    was trained on text padded to ``context_length``).
+    BERT flavour (sentence encoders such as all-MiniLM-L6-v2): ``causal=False, pooling="mean"`` (the
+    mean over real tokens), ``norm_position="post"``, ``embedding_norm=True``, ``type_vocab_size=2``.
+
+    Fields of the BERT flavour:
+        norm_position: "pre" normalises each block's input (``x + f(norm(x))``, CLIP/SigLIP, with a
+            final LayerNorm after the last block); "post" normalises after each residual sum
+            (``norm(x + f(x))``, BERT, no final LayerNorm).
+        embedding_norm: a LayerNorm over the summed token and position embeddings (BERT).
+        type_vocab_size: rows of a token-type ("segment") embedding added to every position; single
+            texts use type 0. 0 means none (CLIP/SigLIP).
+    """
+
+    vocab_size: int = 49408
+    context_length: int = 77
+    width: int = 512
+    layers: int = 12
+    heads: int = 8
+    mlp_dim: int = 2048
+    act: Activation = "quick_gelu"
+    norm_eps: float = 1e-5
+    causal: bool = True
+    pooling: Literal["eos", "last", "mean"] = "eos"
+    eos_token_id: int = 49407
+    # Old CLIP configs have eos_token_id=2 and pool at argmax(input_ids): the EOS had the largest id.
+    pool_at_argmax: bool = False
+    pad_token_id: int = 0
+    norm_position: Literal["pre", "post"] = "pre"
+    embedding_norm: bool = False
+    type_vocab_size: int = 0
+
+    @property
+    def uses_attention_mask(self) -> bool:
+        """Whether the tower was trained with padding masked out (SigLIP attends to its padding)."""
+        return self.causal or self.pooling == "mean"
+
+    def validate(self, where: str) -> None:
+        if self.type_vocab_size < 0:
+            raise ConfigError(f"{where}.type_vocab_size: must be >= 0, got {self.type_vocab_size}")
+        _positive(
+            where,
+            vocab_size=self.vocab_size,
+            context_length=self.context_length,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+        )
+        if self.width % self.heads:
+            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+
+
+@dataclass
+class DualEncoderConfig(ConfigBase):
+    """A contrastive image-text model (CLIP or SigLIP).
+
+    ``head="softmax"``: similarity logits are ``exp(logit_scale) * cos`` (CLIP). ``head="sigmoid"``:
+    ``exp(logit_scale) * cos + logit_bias``, read as independent probabilities (SigLIP).
+    Projections map each tower's pooled vector to ``embed_dim``: ``"none"`` keeps the pooled vector
+    as is (SigLIP's image tower), ``"linear"`` has no bias (CLIP), ``"linear_bias"`` has one (SigLIP's
+    text head).
+    """
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    embed_dim: int = 512
+    image_projection: Literal["none", "linear", "linear_bias"] = "linear"
+    text_projection: Literal["none", "linear", "linear_bias"] = "linear"
+    head: Literal["softmax", "sigmoid"] = "softmax"
+    logit_scale_init: float = 2.6592  # ln(1/0.07), CLIP's initial temperature
+    logit_bias_init: float = 0.0
+
+    def validate(self, where: str) -> None:
+        _positive(where, embed_dim=self.embed_dim)
+        for tower, projection, width in (
+            ("image", self.image_projection, self.vision.width),
+            ("text", self.text_projection, self.text.width),
+        ):
+            if projection == "none" and width != self.embed_dim:
+                raise ConfigError(
+                    f"{where}.{tower}_projection: 'none' needs the tower width ({width}) to "
+                    f"equal embed_dim ({self.embed_dim})"
+                )

@@ -1,0 +1,45 @@
+"""Top-level configs by architecture name: the ``"architecture"`` field of a saved ``config.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vlmkit.config.base import ConfigBase
+from vlmkit.config.conse import ConSEConfig
+from vlmkit.config.encoders import DualEncoderConfig
+from vlmkit.config.vlm import DecoderConfig, VlmConfig
+from vlmkit.errors import ConfigError
+
+ARCHITECTURES: dict[str, type[ConfigBase]] = {
+    "dual_encoder": DualEncoderConfig,
+    "decoder": DecoderConfig,
+    "vlm": VlmConfig,
+    "conse": ConSEConfig,
+}
+
+
+def config_from_json(path: str | Path) -> ConfigBase:
+    """Read a vlmkit ``config.json`` and build the config of its ``"architecture"``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict) or "architecture" not in data:
+        raise ConfigError(f"{path}: missing field 'architecture' (one of {sorted(ARCHITECTURES)})")
+    data = dict(data)
+    architecture = data.pop("architecture")
+    data.pop("vlmkit_version", None)
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"{path}: architecture {architecture!r} is not one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture].from_dict(data, where=str(path))
+
+
+def architecture_of(config: ConfigBase) -> str:
+    for name, cls in ARCHITECTURES.items():
+        if type(config) is cls:
+            return name
+    raise ConfigError(f"{type(config).__name__} is not a top-level model config")

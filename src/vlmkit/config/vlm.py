@@ -1,0 +1,181 @@
+"""The generative side: a Llama-family decoder, and the VLM joining it to a vision tower by a projector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vlmkit.config.base import Activation, ConfigBase, _positive
+from vlmkit.config.encoders import VisionConfig
+from vlmkit.errors import ConfigError
+
+
+@dataclass
+class DecoderConfig(ConfigBase):
+    """A causal language model of the Llama family (Llama, SmolLM2, Mistral, Qwen2 by field values).
+
+    Fields:
+        vocab_size: rows of the token embedding (and of the output head).
+        width: hidden size of the residual stream.
+        layers: number of transformer blocks.
+        heads: query heads per attention layer.
+        kv_heads: key/value heads; fewer than ``heads`` is grouped-query attention (GQA).
+        head_dim: size of each head; ``None`` means ``width // heads`` (a few checkpoints differ).
+        mlp_dim: hidden size of the gated (SwiGLU) MLP.
+        act: activation of the MLP's gate ("silu" for SwiGLU).
+        norm_eps: epsilon of every RMSNorm.
+        max_positions: longest sequence (prompt + generated) the model accepts.
+        rope_theta: base wavelength of the rotary embedding (10000 for Llama 2, 100000 for SmolLM2).
+        rope_scaling: how rotary frequencies are stretched for longer contexts: "none", "linear"
+            (positions divided by ``rope_factor``) or "llama3" (low frequencies divided by
+            ``rope_factor``, high ones kept, a smooth ramp between; see ``vlmkit.nn.rope``).
+        rope_factor: the stretch factor of "linear" and "llama3" scaling.
+        rope_low_freq_factor, rope_high_freq_factor, rope_original_max_positions: the "llama3"
+            ramp: wavelengths longer than ``original / low`` are scaled, shorter than
+            ``original / high`` kept.
+        qkv_bias: biases on the query/key/value projection (Qwen2: true).
+        out_bias: bias on the attention output projection (Llama's ``attention_bias`` sets both).
+        mlp_bias: biases on the MLP projections.
+        tie_embeddings: the output head reuses the token embedding matrix (SmolLM2: true).
+        bos_token_id: id a prompt starts with, or None.
+        eos_token_ids: ids that end generation (several for chat models with end-of-turn tokens).
+        pad_token_id: id used to fill left padding during batched generation.
+    """
+
+    vocab_size: int = 32000
+    width: int = 576
+    layers: int = 30
+    heads: int = 9
+    kv_heads: int = 3
+    head_dim: int | None = None
+    mlp_dim: int = 1536
+    act: Activation = "silu"
+    norm_eps: float = 1e-5
+    max_positions: int = 2048
+    rope_theta: float = 10000.0
+    rope_scaling: Literal["none", "linear", "llama3"] = "none"
+    rope_factor: float = 1.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_max_positions: int = 8192
+    qkv_bias: bool = False
+    out_bias: bool = False
+    mlp_bias: bool = False
+    tie_embeddings: bool = True
+    bos_token_id: int | None = 1
+    eos_token_ids: tuple[int, ...] = (2,)
+    pad_token_id: int = 0
+
+    @property
+    def dim_per_head(self) -> int:
+        return self.head_dim or self.width // self.heads
+
+    def validate(self, where: str) -> None:
+        _positive(
+            where,
+            vocab_size=self.vocab_size,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            mlp_dim=self.mlp_dim,
+            max_positions=self.max_positions,
+            rope_theta=self.rope_theta,
+            rope_factor=self.rope_factor,
+        )
+        if self.heads % self.kv_heads:
+            raise ConfigError(f"{where}: heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if self.head_dim is None and self.width % self.heads:
+            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        if self.dim_per_head % 2:
+            raise ConfigError(f"{where}: head size {self.dim_per_head} must be even for rotary embeddings")
+        for name in ("bos_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ConfigError(f"{where}.{name}: {value} is not below vocab_size {self.vocab_size}")
+        if not self.eos_token_ids or not all(0 <= i < self.vocab_size for i in self.eos_token_ids):
+            raise ConfigError(f"{where}.eos_token_ids: expected ids below vocab_size, got {self.eos_token_ids}")
+
+
+@dataclass
+class ProjectorConfig(ConfigBase):
+    """How vision tokens become decoder input embeddings (LLaVA's connector).
+
+    Fields:
+        kind: "linear" (one matrix, LLaVA 1.0) or "mlp" (linear, activation, linear: LLaVA 1.5's
+            ``mlp2x_gelu``).
+        act: activation between the two layers of "mlp".
+        bias: biases on the projector's linear layers.
+        vision_layer: which entry of ``VisionTransformer.hidden_states`` feeds the projector: -1 is
+            the last block's output, -2 (LLaVA's default) the penultimate one. Taken before the
+            tower's post-norm unless ``vision_norm``.
+        vision_norm: apply the vision tower's post-norm to the selected tokens (SmolVLM-style
+            towers whose last layer is used post-normed).
+        drop_class_token: drop the class token, keeping only patch tokens (LLaVA's "default"
+            ``vision_feature_select_strategy``; "full" keeps it). Ignored for towers without one.
+        pixel_shuffle: token reduction factor r: each r x r block of neighbouring patch tokens
+            becomes one token with r*r times the features (Idefics3 / SmolVLM), so an image costs
+            r*r times fewer decoder positions. 1 disables it; needs the class token dropped.
+    """
+
+    kind: Literal["linear", "mlp"] = "mlp"
+    act: Activation = "gelu"
+    bias: bool = True
+    vision_layer: int = -2
+    vision_norm: bool = False
+    drop_class_token: bool = True
+    pixel_shuffle: int = 1
+
+    def validate(self, where: str) -> None:
+        _positive(where, pixel_shuffle=self.pixel_shuffle)
+
+
+@dataclass
+class VlmConfig(ConfigBase):
+    """A generative vision-language model: vision tower -> projector -> decoder (LLaVA layout).
+
+    Fields:
+        vision: the image encoder (a ViT; typically the vision tower of a CLIP/SigLIP model).
+        projector: the connector from vision tokens to decoder embeddings.
+        decoder: the causal language model.
+        image_token_id: the token id of the ``<image>`` placeholder. Prompts hold
+            ``tokens_per_image`` copies of it per image (``vlmkit.processing.chat`` expands each
+            ``<image>`` in the text); their embeddings are replaced by the projected image tokens.
+        chat_template: name of the prompt format in ``vlmkit.processing.chat.TEMPLATES``
+            ("vlmkit" for models trained with vlmkit, "llava" for LLaVA 1.5 checkpoints).
+    """
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    image_token_id: int = 32000
+    chat_template: str = "vlmkit"
+
+    @property
+    def tokens_per_image(self) -> int:
+        tokens = self.vision.grid**2
+        if self.vision.class_token and not self.projector.drop_class_token:
+            tokens += 1
+        return tokens // self.projector.pixel_shuffle**2
+
+    def validate(self, where: str) -> None:
+        layers = self.vision.layers
+        if not -(layers + 1) <= self.projector.vision_layer <= layers:
+            raise ConfigError(
+                f"{where}.projector.vision_layer: {self.projector.vision_layer} is outside the vision "
+                f"tower's {layers + 1} hidden states"
+            )
+        shuffle = self.projector.pixel_shuffle
+        if shuffle > 1:
+            if self.vision.class_token and not self.projector.drop_class_token:
+                raise ConfigError(f"{where}.projector: pixel_shuffle needs drop_class_token=true")
+            if self.vision.grid % shuffle:
+                raise ConfigError(
+                    f"{where}.projector.pixel_shuffle: {shuffle} does not divide the {self.vision.grid}x"
+                    f"{self.vision.grid} patch grid"
+                )
+        if not 0 <= self.image_token_id < self.decoder.vocab_size:
+            raise ConfigError(
+                f"{where}.image_token_id: {self.image_token_id} is not below the decoder's vocab_size "
+                f"{self.decoder.vocab_size}"
+            )
