@@ -63,3 +63,4 @@ def test_lm_align_instruct_eval(shapes_dataset, tmp_path):
     assert 0 <= report["tasks"]["vqa"]["accuracy"] <= 1
     assert "circular_accuracy" in report["tasks"]["multiple_choice"]
     assert "cider_d" in report["tasks"]["captioning"]
+    assert report["tasks"]["image_reliance"]["caption_loss"] > 0

@@ -1,10 +1,16 @@
-"""Protocols for generative VLMs: open-ended VQA, multiple choice with CircularEval, and captioning.
+"""Protocols for generative VLMs: open-ended VQA, multiple choice with CircularEval, captioning, and
+how much the model relies on its image.
 
 Every task generates greedily, batched, from the same prompts vlmkit's recipes train with:
 ``<image>`` then the question (VQA), the question with lettered options and an instruction
 (multiple choice, ``multiple_choice_prompt``), or ``CAPTION_PROMPT`` (captioning). Captions are
 scored with CIDEr-D and BLEU-4 against the record's captions and, where the dataset names its
 vocabulary (ShapesWorld), with an exact check of the objects they mention against the scene.
+
+``image_reliance`` scores the reference captions teacher-forced, once with each record's own image and
+once with the next record's image. A model that writes from its image finds its captions far more likely
+with the right picture; when the two losses are close it is writing a caption prior, and no amount of
+answer-level scoring says that as directly.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.shapesworld import vocabulary as shapesworld_vocabulary
 from vlmkit.evaluation.captions import cider_d, corpus_bleu
 from vlmkit.evaluation.circular import MultipleChoice, circular_variants, score_circular
 from vlmkit.evaluation.vqa import vqa_accuracy
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN
-from vlmkit.tasks.chat import chat_encoder, respond
+from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, IMAGE_TOKEN, pad_right
+from vlmkit.processing.images import ImageSource
+from vlmkit.tasks.chat import chat_encoder, pixels_of, respond
 
 
 def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:
@@ -35,6 +44,35 @@ def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size:
     for start in range(0, len(ids), batch_size):
         answers += respond(model, ids[start : start + batch_size], images[start : start + batch_size], config)
     return [a.strip() for a in answers]
+
+
+def caption_loss_with_shuffled_images(
+    model, images: Sequence[ImageSource], captions: Sequence[str], batch_size: int
+) -> dict[str, float]:
+    """Mean caption loss (nats per token) with each image, and with image ``i + 1`` in place of image ``i``."""
+    if len(images) < 2:
+        raise ValueError("comparing against another record's image needs at least two images")
+    encoder = chat_encoder(model)
+    rows = []
+    for caption in captions:
+        messages = [
+            {"role": "user", "content": f"{IMAGE_TOKEN}\n{CAPTION_PROMPT}"},
+            {"role": "assistant", "content": caption},
+        ]
+        encoded = encoder.encode(messages)
+        rows.append((encoded.input_ids, encoded.labels))
+    totals, tokens = [0.0, 0.0], 0
+    for start in range(0, len(rows), batch_size):
+        ids, labels = pad_right(rows[start : start + batch_size], encoder.tokenizer.pad_id)
+        ids, labels = ids.to(model.device), labels.to(model.device)
+        count = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        for slot, offset in enumerate((0, 1)):
+            chosen = [images[(i + offset) % len(images)] for i in range(start, start + len(ids))]
+            with torch.no_grad():
+                totals[slot] += model(ids, pixels_of(model, chosen), labels=labels).loss.item() * count
+        tokens += count
+    matched, shuffled = totals[0] / tokens, totals[1] / tokens
+    return {"caption_loss": matched, "caption_loss_shuffled_images": shuffled, "image_gain": shuffled - matched}
 
 
 def object_mentions(text: str, colors: Sequence[str], shapes: Sequence[str]) -> set[tuple[str, str]]:
@@ -132,7 +170,23 @@ def generative_tasks(
         ]
         return result
 
-    return {"vqa": vqa, "multiple_choice": multiple_choice, "captioning": captioning}
+    def image_reliance() -> dict[str, Any]:
+        captioned = [r for r in records if r.captions]
+        if len(captioned) < 2:
+            return {"skipped": "fewer than two records have captions"}
+        return caption_loss_with_shuffled_images(
+            model,
+            [dataset.image_path(r) for r in captioned],
+            [r.captions[0] for r in captioned],
+            batch_size,  # type: ignore[index]
+        )
+
+    return {
+        "vqa": vqa,
+        "multiple_choice": multiple_choice,
+        "captioning": captioning,
+        "image_reliance": image_reliance,
+    }
 
 
 def _object_check(

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.processing.text import TextTokenizer
 
@@ -167,3 +169,15 @@ class ChatEncoder:
         if not text:
             return []
         return self.tokenizer.tokenizer.encode(self.tokenizer.canonicalize(text), add_special_tokens=False).ids
+
+
+def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and labels (-100 on padding). Causal attention never looks ahead at padding,
+    so training needs no attention mask."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    for i, (row_ids, row_labels) in enumerate(rows):
+        ids[i, : len(row_ids)] = torch.tensor(row_ids)
+        labels[i, : len(row_labels)] = torch.tensor(row_labels)
+    return ids, labels

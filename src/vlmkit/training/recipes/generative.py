@@ -31,7 +31,7 @@ from vlmkit.evaluation.circular import LETTERS, multiple_choice_prompt
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
 from vlmkit.models.decoder import causal_lm_loss
-from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, IMAGE_TOKEN, ChatEncoder, template_named
+from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN, ChatEncoder, pad_right, template_named
 from vlmkit.processing.text import train_bpe_tokenizer
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.lora import apply_lora, merge_lora
@@ -89,18 +89,6 @@ def conversation(record: Record, rng: random.Random, questions: int, captions: b
 def _with_image(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     first = dict(messages[0], content=f"{IMAGE_TOKEN}\n{messages[0]['content']}")
     return [first, *messages[1:]]
-
-
-def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and labels (-100 on padding). Causal attention never looks ahead at padding,
-    so training needs no attention mask."""
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    for i, (row_ids, row_labels) in enumerate(rows):
-        ids[i, : len(row_ids)] = torch.tensor(row_ids)
-        labels[i, : len(row_labels)] = torch.tensor(row_labels)
-    return ids, labels
 
 
 class GenerativeTask:
