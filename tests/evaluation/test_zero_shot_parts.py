@@ -29,3 +29,13 @@ def test_parts_score_each_word_of_the_predicted_class(one_hot_labels) -> None:
 def test_parts_need_the_same_word_count(one_hot_labels) -> None:
     with pytest.raises(InputError, match="2 words"):
         zero_shot.zero_shot_accuracy(None, torch.eye(1), ["star"], ["star"], ["{}"], ("color", "shape"))
+
+
+def test_text_similarity_compares_classes_that_differ_in_one_word(monkeypatch) -> None:
+    # A text tower blind to shape: "blue circle" and "blue star" embed alike, colours are orthogonal.
+    blue, red = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    embeds = torch.stack([blue, blue, red, red])
+    monkeypatch.setattr(zero_shot, "label_embeddings", lambda model, names, templates: embeds)
+    result = zero_shot.zero_shot_accuracy(None, embeds[:1], ["red star"], CLASSES, ["{}"], ("color", "shape"))
+    assert result["text_similarity_shape"] == pytest.approx(1.0)
+    assert result["text_similarity_color"] == pytest.approx(0.0)

@@ -30,13 +30,17 @@ def zero_shot_accuracy(
 
     With ``parts`` (e.g. ("color", "shape") for "red star" classes), also the share of top-1 predictions
     right in each word: a model that sees colour but not shape scores 100% / chance, which the joint
-    accuracy alone cannot tell apart from a model half right on both.
+    accuracy alone cannot tell apart from a model half right on both. ``text_similarity_<part>`` is the
+    mean cosine between class prompts that differ in that word only. It tells which tower is blind: near
+    1 means the text tower maps "red star" and "red circle" to the same point, so no image tower could
+    be scored on the difference.
     """
     index = {name: i for i, name in enumerate(classnames)}
     missing = sorted(set(targets) - set(index))
     if missing:
         raise InputError(f"zero-shot targets {missing[:3]} are not among the class names")
-    logits = image_embeds.float() @ label_embeddings(model, classnames, templates).t()
+    classes = label_embeddings(model, classnames, templates)
+    logits = image_embeds.float() @ classes.t()
     accuracy = topk_accuracy(logits, [index[t] for t in targets], ks=(1, 5))
     result = {"zero_shot_top1": accuracy[1], "zero_shot_top5": accuracy[5]}
     if parts:
@@ -47,7 +51,20 @@ def zero_shot_accuracy(
         for k, part in enumerate(parts):
             hits = sum(p[k] == t[k] for p, t in zip(predicted, truth, strict=True))
             result[f"zero_shot_{part}"] = hits / len(truth)
+        result.update(_part_similarity(classes.float(), [name.split() for name in classnames], parts))
     return result
+
+
+def _part_similarity(classes: torch.Tensor, words: list[list[str]], parts: Sequence[str]) -> dict[str, float]:
+    """Mean cosine between the class embeddings (unit rows) of every pair that differs in one part only."""
+    cosine = classes @ classes.t()
+    pairs: dict[str, list[float]] = {part: [] for part in parts}
+    for i in range(len(words)):
+        for j in range(i + 1, len(words)):
+            differs = [a != b for a, b in zip(words[i], words[j], strict=True)]
+            if sum(differs) == 1:
+                pairs[parts[differs.index(True)]].append(cosine[i, j].item())
+    return {f"text_similarity_{part}": sum(values) / len(values) for part, values in pairs.items() if values}
 
 
 def retrieval_recall(
