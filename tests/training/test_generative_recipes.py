@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vlmkit.checkpoints import from_pretrained
@@ -19,20 +20,39 @@ def _train(module, recipe, run_dir):
     return model, module.export(model, run_dir)
 
 
-def test_lm_align_instruct_eval(shapes_dataset, tmp_path):
+STEPS = TrainConfig(steps=2, batch_size=8, warmup_steps=0, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def parts(shapes_dataset, tmp_path_factory):
+    """A 2-step CLIP run and a 2-step LM: the inputs of the align stage."""
+    root = tmp_path_factory.mktemp("parts")
     data = str(shapes_dataset / "train")
-    steps = TrainConfig(steps=2, batch_size=8, warmup_steps=0, log_every=1)
     _train(
-        contrastive,
-        contrastive.ContrastiveRecipe(data=data, image_size=32, vocab_size=300, train=steps),
-        tmp_path / "clip",
+        contrastive, contrastive.ContrastiveRecipe(data=data, image_size=32, vocab_size=300, train=STEPS), root / "clip"
     )
     _, lm_dir = _train(
-        generative, generative.GenerativeRecipe(stage="lm", data=data, vocab_size=300, train=steps), tmp_path / "lm"
+        generative, generative.GenerativeRecipe(stage="lm", data=data, vocab_size=300, train=STEPS), root / "lm"
     )
+    return str(root / "clip"), str(lm_dir)
 
+
+def test_align_can_train_the_decoder(shapes_dataset, parts):
+    clip_dir, lm_dir = parts
+    recipe = generative.GenerativeRecipe(
+        stage="align", data=str(shapes_dataset / "train"), vision_from=clip_dir, decoder_from=lm_dir, train_decoder=True
+    )
+    model, _ = generative.prepare(recipe)
+    assert all(p.requires_grad for p in model.decoder.parameters())
+    assert not any(p.requires_grad for p in model.vision.parameters())
+
+
+def test_lm_align_instruct_eval(shapes_dataset, parts, tmp_path):
+    data = str(shapes_dataset / "train")
+    steps = STEPS
+    clip_dir, lm_dir = parts
     align = generative.GenerativeRecipe(
-        stage="align", data=data, vision_from=str(tmp_path / "clip"), decoder_from=str(lm_dir), train=steps
+        stage="align", data=data, vision_from=clip_dir, decoder_from=lm_dir, train=steps
     )
     model, task = generative.prepare(align)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vlm.add_argument("--lora-rank", type=int, help="instruct: train LoRA adapters of this rank (0: full)")
     vlm.add_argument("--lora-alpha", type=float)
     vlm.add_argument("--train-vision", action="store_true", default=None, help="unfreeze the vision tower")
+    vlm.add_argument(
+        "--train-decoder",
+        action="store_true",
+        default=None,
+        help="align: train the decoder too, not only the projector",
+    )
     vlm.add_argument("--eval-images", type=int)
     _common(vlm)
     vlm.set_defaults(handler=run_train, family="vlm")
@@ -100,6 +106,7 @@ RECIPE_FLAGS = (
     "lora_rank",
     "lora_alpha",
     "train_vision",
+    "train_decoder",
 )
 
 

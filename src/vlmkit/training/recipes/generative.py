@@ -55,6 +55,7 @@ class GenerativeRecipe(ConfigBase):
     lora_rank: int = 0  # instruct: 0 trains the whole decoder, >0 LoRA adapters of this rank
     lora_alpha: float = 16.0
     train_vision: bool = False
+    train_decoder: bool = False  # align: train the decoder with the projector (for decoders too small to route context)
     questions_per_turn: int = 4  # QA turns per training conversation (instruct, lm)
     max_length: int = 384
     eval_images: int = 100
@@ -191,7 +192,7 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
         projector = ProjectorConfig(kind="mlp", vision_layer=-1, vision_norm=True, pixel_shuffle=recipe.pixel_shuffle)
         model = VisionLanguageModel.from_parts(dual.vision, decoder, projector, image_processor=dual.image_processor)
         model.vision.requires_grad_(recipe.train_vision)
-        model.decoder.requires_grad_(False)
+        model.decoder.requires_grad_(recipe.train_decoder)
         return model.train()
     model = from_pretrained(recipe.init_from)  # type: ignore[arg-type]
     if not isinstance(model, VisionLanguageModel):
