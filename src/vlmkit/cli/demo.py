@@ -103,7 +103,9 @@ def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> P
         return save_pretrained(model, out / "model") if stage != "instruct" else generative.export(model, out)
 
     lm = run("lm", max(20, args.vlm_steps // 2), 32, 3e-3)
-    align = run("align", max(10, args.vlm_steps // 3), 64, 2e-3, vision_from=str(clip_run), decoder_from=str(lm))
+    # The demo's decoder is minutes old and cannot yet route image tokens on its own: align trains it too.
+    align_parts = dict(vision_from=str(clip_run), decoder_from=str(lm), train_decoder=True)
+    align = run("align", max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts)
     vlm_dir = run("instruct", args.vlm_steps, 32, 1e-3, init_from=str(align))
     return _answers_picture(vlm_dir, test, args.out / "vlm_answers.png")
 
