@@ -67,12 +67,13 @@ def _recipe(data, hard_negatives: bool = True) -> ContrastiveRecipe:
 def test_each_image_gets_a_false_twin_of_its_caption(shapes_dataset) -> None:
     torch.manual_seed(0)
     model, task = prepare(_recipe(shapes_dataset / "train"))
-    pixels, ids, mask = task.batch(epoch=0, index=0, micro_batch=8, rank=0, world_size=1)
+    pixels, ids, mask, words = task.batch(epoch=0, index=0, micro_batch=8, rank=0, world_size=1)
     assert pixels.shape[0] == 8 and ids.shape[0] == 16
     decoded = model.tokenizer.tokenizer.decode_batch(ids.tolist())
     for positive, negative in zip(decoded[:8], decoded[8:], strict=True):
         assert len(_changed_words(positive, negative)) == 1
-    loss, _ = task.loss(model, (pixels, ids, mask))
+    assert words is None  # no caption-word loss asked for
+    loss, _ = task.loss(model, (pixels, ids, mask, words))
     loss.backward()
     assert torch.isfinite(loss) and model.logit_scale.grad is not None
 

@@ -59,9 +59,12 @@ def test_existing_run_needs_resume(shapes_dataset, tmp_path):
         _run(recipe, tmp_path)
 
 
-def test_locked_image_tower_does_not_change(shapes_dataset, tmp_path):
+@pytest.mark.parametrize("stem_norm", ["none", "batch"])
+def test_locked_image_tower_does_not_change(shapes_dataset, tmp_path, stem_norm):
+    """Weights and, for a BatchNorm stem, its running statistics: a locked tower computes what it did."""
     recipe = _recipe(shapes_dataset, steps=2, warmup_steps=0)
     recipe.lock_image = True
+    recipe.conv_stem, recipe.conv_stem_norm = 2, stem_norm
     torch.manual_seed(0)
     model, task = prepare(recipe)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--preset", choices=("tiny", "small", "base"))
         parser.add_argument("--image-size", type=int)
         parser.add_argument("--conv-stem", type=int, help="stride-2 conv layers before the patch projection")
+        parser.add_argument("--conv-stem-norm", choices=("none", "batch"), help="normalisation in the conv stem")
+        parser.add_argument(
+            "--caption-word-loss", type=float, help="weight of a loss that predicts caption words from the image"
+        )
         parser.add_argument("--from", dest="init_from", help="pretrained model directory or hub id to fine-tune")
         parser.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower (LiT)")
         parser.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")
@@ -92,6 +96,8 @@ RECIPE_FLAGS = (
     "data",
     "eval_data",
     "conv_stem",
+    "conv_stem_norm",
+    "caption_word_loss",
     "hard_negatives",
     "preset",
     "image_size",

@@ -38,7 +38,11 @@ class VisionConfig(ConfigBase):
     patch_bias: bool = False
     # Stride-2 3x3 convolutions (with GELU) before the patch projection, whose stride shrinks to match
     # (Xiao et al., 2021). Small objects span few patches; a conv stem lets the tower see their shape.
+    # Channels double per layer up to ``width``.
     conv_stem: int = 0
+    # "batch": BatchNorm after each stem convolution, as in Xiao et al. On ShapesWorld it is what lets a tiny
+    # tower learn shape at all in a CPU budget (supervised probe: 55% vs 15% after 300 steps).
+    conv_stem_norm: Literal["none", "batch"] = "none"
 
     @property
     def grid(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -24,25 +26,27 @@ class AttentionPoolingHead(nn.Module):
         return (pooled + self.mlp(self.norm(pooled)))[:, 0]
 
 
+def conv_stem(config: VisionConfig) -> nn.Sequential:
+    """``conv_stem`` stride-2 3x3 convolutions whose channels double up to ``width`` (Xiao et al., 2021)."""
+    layers: list[nn.Module] = []
+    channels = [config.channels] + [config.width // 2 ** (config.conv_stem - i) for i in range(1, config.conv_stem + 1)]
+    batch_norm = config.conv_stem_norm == "batch"
+    for c_in, c_out in itertools.pairwise(channels):
+        layers.append(nn.Conv2d(c_in, c_out, 3, 2, 1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
 class VisionTransformer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         self.config = config
-        stem_width = config.width // 2
-        self.stem = (
-            nn.Sequential(
-                *(
-                    layer
-                    for i in range(config.conv_stem)
-                    for layer in (nn.Conv2d(config.channels if i == 0 else stem_width, stem_width, 3, 2, 1), nn.GELU())
-                )
-            )
-            if config.conv_stem
-            else None
-        )
+        self.stem = conv_stem(config) if config.conv_stem else None
         stride = config.patch_size // 2**config.conv_stem
         self.patch_embed = nn.Conv2d(
-            stem_width if config.conv_stem else config.channels, config.width, stride, stride, bias=config.patch_bias
+            config.width if config.conv_stem else config.channels, config.width, stride, stride, bias=config.patch_bias
         )
         self.class_embedding = nn.Parameter(torch.zeros(config.width)) if config.class_token else None
         self.position_embedding = nn.Parameter(torch.zeros(config.num_tokens, config.width))

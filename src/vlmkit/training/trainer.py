@@ -105,6 +105,19 @@ def shard(order: torch.Tensor, index: int, micro_batch: int, rank: int, world_si
     return order[start : start + micro_batch].tolist()
 
 
+def freeze_locked_batch_norms(model: nn.Module) -> None:
+    """Keep the BatchNorms of frozen towers in eval mode.
+
+    ``train()`` would otherwise normalise a locked tower with each batch's statistics and drift its
+    running averages, so the "frozen" tower would change what it computes.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in module.parameters()
+        ):
+            module.eval()
+
+
 class Trainer:
     def __init__(
         self,
@@ -144,7 +157,11 @@ class Trainer:
             )
         if resume and existing:
             self._restore(existing[-1])
-        self.wrapped: nn.Module = DistributedDataParallel(self.model) if context.is_distributed else self.model
+        self.wrapped: nn.Module = self.model
+        if context.is_distributed:
+            if context.device.type == "cuda":  # batch statistics over the global batch; gloo has no SyncBatchNorm
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.wrapped = DistributedDataParallel(self.model)
         self.log = MetricsLog(self.run_dir, resume_step=self.step if resume else None) if context.is_main else None
         if context.is_main:
             atomic_write_json(self.run_dir / "trainer.json", config.to_dict())
@@ -182,6 +199,7 @@ class Trainer:
     def _optimizer_step(self) -> tuple[float, dict[str, float], int]:
         """Accumulate ``grad_accum`` micro-batches, clip, step. Returns (loss, extras, samples)."""
         self.wrapped.train()
+        freeze_locked_batch_norms(self.model)
         total, extras, samples = 0.0, {}, 0
         for k in range(self.config.grad_accum):
             epoch, index = divmod(self.micro_steps_done, self.per_epoch)

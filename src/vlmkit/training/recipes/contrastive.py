@@ -26,6 +26,7 @@ from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
+from vlmkit.training.caption_words import CaptionWordHead, caption_word_loss, caption_word_targets
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.losses import ClipLoss, SigLipLoss
 from vlmkit.training.negatives import WordSwapper
@@ -49,10 +50,12 @@ class ContrastiveRecipe(ConfigBase):
     preset: Literal["tiny", "small", "base"] = "tiny"
     image_size: int = 64
     conv_stem: int = 0  # stride-2 conv layers before the patch projection (from scratch only)
+    conv_stem_norm: Literal["none", "batch"] = "none"
     init_from: str | None = None  # pretrained model directory or hub id to fine-tune
     lock_image: bool = False
     lock_text: bool = False
     hard_negatives: bool = False  # one word-swapped false caption per image (ShapesWorld data)
+    caption_word_loss: float = 0.0  # weight of the image tower's caption-word classification loss (0: off)
     vocab_size: int = 512  # of the tokenizer trained from the captions (from scratch only)
     label_key: str = "color_shape"  # record["labels"][label_key] is the zero-shot target
     templates: list[str] = field(default_factory=lambda: [ZERO_SHOT_TEMPLATE])
@@ -102,6 +105,7 @@ def build_model(recipe: ContrastiveRecipe, captions: list[str]) -> DualEncoder:
             act="gelu",
         )
     config.vision.conv_stem = recipe.conv_stem
+    config.vision.conv_stem_norm = recipe.conv_stem_norm
     config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
     config.text.pad_token_id = tokenizer.pad_id
     DualEncoderConfig.from_dict(config.to_dict())  # validate
@@ -167,6 +171,11 @@ class ContrastiveTask:
     ) -> None:
         self.model, self.train, self.evaluation, self.recipe = model, train, evaluation, recipe
         self.swapper = swapper
+        self.word_targets = (
+            caption_word_targets(train.captions, model.tokenizer)  # type: ignore[arg-type]
+            if recipe.caption_word_loss
+            else None
+        )
         self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
         self.loss_fn: nn.Module = SigLipLoss() if model.config.head == "sigmoid" else ClipLoss()
@@ -188,10 +197,11 @@ class ContrastiveTask:
             swapped = [self.swapper(text, rng) for text, rng in zip(texts, rngs, strict=True)]
             texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
         tokens = self.tokenizer(texts)
-        return normalize(self.train.pixels[items], self.processor), tokens.input_ids, tokens.attention_mask
+        words = self.word_targets[items] if self.word_targets is not None else None
+        return normalize(self.train.pixels[items], self.processor), tokens.input_ids, tokens.attention_mask, words
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        pixels, ids, mask = batch
+        pixels, ids, mask, words = batch
         raw: DualEncoder = model.module if hasattr(model, "module") else model  # type: ignore[assignment]
         out = model(pixels, ids, mask if raw.config.text.causal else None)
         rows = pixels.shape[0]
@@ -201,6 +211,10 @@ class ContrastiveTask:
         else:
             loss = self.loss_fn(out.image_embeds, texts, raw.logit_scale, raw.logit_bias, negatives)
         extras = {"logit_scale": raw.logit_scale.item()}
+        if words is not None:
+            word_loss = caption_word_loss(raw.caption_word_head(out.image_embeds), words)
+            loss = loss + self.recipe.caption_word_loss * word_loss
+            extras["caption_word_loss"] = word_loss.item()
         if raw.logit_bias is not None:
             extras["logit_bias"] = raw.logit_bias.item()
         return loss, extras
@@ -252,6 +266,8 @@ def prepare(recipe: ContrastiveRecipe) -> tuple[DualEncoder, ContrastiveTask]:
     torch.manual_seed(recipe.train.seed)  # the initial weights are part of what the seed reproduces
     model = build_model(recipe, captions[:50_000])
     lock_towers(model, recipe.lock_image, recipe.lock_text)
+    if recipe.caption_word_loss:  # a training-only head; `export` leaves it out
+        model.caption_word_head = CaptionWordHead(model.config.embed_dim, model.tokenizer.vocab_size)  # type: ignore[union-attr]
     processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
     train = load_split(recipe.data, processor, recipe.label_key)
     eval_folder = recipe.eval_data or default_eval_folder(recipe.data)
@@ -260,4 +276,6 @@ def prepare(recipe: ContrastiveRecipe) -> tuple[DualEncoder, ContrastiveTask]:
 
 
 def export(model: DualEncoder, run_dir: Path) -> Path:
+    if hasattr(model, "caption_word_head"):
+        del model.caption_word_head
     return save_pretrained(model, run_dir / "model")
