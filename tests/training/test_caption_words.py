@@ -7,7 +7,7 @@ import math
 import torch
 
 from vlmkit.processing.text import train_bpe_tokenizer
-from vlmkit.training.caption_words import CaptionWordHead, caption_word_loss, caption_word_targets
+from vlmkit.training.caption_words import CaptionWordHead, CaptionWordTargets, caption_word_loss
 
 CAPTIONS = [["a red star", "the red star"], ["a blue circle"], ["a red circle and a blue star"]]
 
@@ -18,7 +18,7 @@ def _tokenizer():
 
 def test_targets_are_idf_weighted_word_sets_without_special_tokens():
     tokenizer = _tokenizer()
-    targets = caption_word_targets(CAPTIONS, tokenizer)
+    targets = CaptionWordTargets(CAPTIONS, tokenizer).rows(range(3))
     sets = [{i for text in texts for i in tokenizer.tokenizer.encode(text).ids} for texts in CAPTIONS]
     idf = {i: math.log(4 / (1 + sum(i in s for s in sets))) for s in sets for i in s}
     for row, ids in enumerate(sets):
@@ -34,7 +34,7 @@ def test_targets_are_idf_weighted_word_sets_without_special_tokens():
 
 def test_the_head_fits_its_targets():
     torch.manual_seed(0)
-    targets = caption_word_targets(CAPTIONS, _tokenizer())
+    targets = CaptionWordTargets(CAPTIONS, _tokenizer()).rows(range(3))
     embeds = torch.nn.functional.normalize(torch.randn(3, 16), dim=-1)
     head = CaptionWordHead(16, targets.shape[1])
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)

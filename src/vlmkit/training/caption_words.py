@@ -12,25 +12,43 @@ embedding that the contrastive loss uses, so what it teaches lands where zero-sh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from vlmkit.processing.text import TextTokenizer
 
 
-def caption_word_targets(captions: list[list[str]], tokenizer: TextTokenizer) -> torch.Tensor:
-    """(images, vocab) target distributions: IDF-weighted sets of each image's caption token ids."""
-    texts = [text for texts in captions for text in texts]
-    owners = torch.tensor([i for i, texts in enumerate(captions) for _ in texts], dtype=torch.long)
-    present = torch.zeros(len(captions), tokenizer.vocab_size)
-    if texts:
-        ids = tokenizer(texts).input_ids
-        present[owners.unsqueeze(1).expand_as(ids), ids] = 1.0
-    specials = [i for i in (tokenizer.pad_id, tokenizer.eos_id, tokenizer.bos_id) if i is not None]
-    present[:, specials] = 0.0
-    idf = torch.log((1 + len(captions)) / (1 + present.sum(0)))
-    weighted = present * idf
-    return weighted / weighted.sum(1, keepdim=True).clamp_min(1e-12)
+class CaptionWordTargets:
+    """Each image's caption token ids with their IDF weights, kept sparse.
+
+    A dense (images, vocab) matrix would take about 23 GB for COCO with CLIP's 49k-token vocabulary, so
+    only the id sets are stored and a batch's target rows are built when it is drawn.
+    """
+
+    def __init__(self, captions: list[list[str]], tokenizer: TextTokenizer) -> None:
+        self.vocab = tokenizer.vocab_size
+        texts = [text for texts in captions for text in texts]
+        ids = tokenizer(texts).input_ids if texts else torch.zeros(0, 1, dtype=torch.long)
+        owners = torch.tensor([i for i, texts in enumerate(captions) for _ in texts], dtype=torch.long)
+        keys = torch.unique(owners.unsqueeze(1).expand_as(ids) * self.vocab + ids)  # one per (image, token)
+        owner, token = keys // self.vocab, keys % self.vocab
+        specials = [i for i in (tokenizer.pad_id, tokenizer.eos_id, tokenizer.bos_id) if i is not None]
+        keep = ~torch.isin(token, torch.tensor(specials, dtype=torch.long))
+        owner, token = owner[keep], token[keep]
+        self.ids = list(token.split(torch.bincount(owner, minlength=len(captions)).tolist()))
+        document_frequency = torch.bincount(token, minlength=self.vocab).float()
+        self.idf = torch.log((1 + len(captions)) / (1 + document_frequency))
+
+    def rows(self, items: Sequence[int]) -> torch.Tensor:
+        """(len(items), vocab) target distributions: each image's IDF-weighted token set, summing to 1."""
+        chosen = [self.ids[i] for i in items]
+        rows = torch.arange(len(chosen)).repeat_interleave(torch.tensor([len(c) for c in chosen], dtype=torch.long))
+        columns = torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.long)
+        weighted = torch.zeros(len(chosen), self.vocab)
+        weighted[rows, columns] = self.idf[columns]
+        return weighted / weighted.sum(1, keepdim=True).clamp_min(1e-12)
 
 
 class CaptionWordHead(nn.Module):

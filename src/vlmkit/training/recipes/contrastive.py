@@ -26,7 +26,7 @@ from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
-from vlmkit.training.caption_words import CaptionWordHead, caption_word_loss, caption_word_targets
+from vlmkit.training.caption_words import CaptionWordHead, CaptionWordTargets, caption_word_loss
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.losses import ClipLoss, SigLipLoss
 from vlmkit.training.negatives import WordSwapper
@@ -171,12 +171,8 @@ class ContrastiveTask:
     ) -> None:
         self.model, self.train, self.evaluation, self.recipe = model, train, evaluation, recipe
         self.swapper = swapper
-        self.word_targets = (
-            caption_word_targets(train.captions, model.tokenizer)  # type: ignore[arg-type]
-            if recipe.caption_word_loss
-            else None
-        )
         self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
+        self.word_targets = CaptionWordTargets(train.captions, self.tokenizer) if recipe.caption_word_loss else None
         self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
         self.loss_fn: nn.Module = SigLipLoss() if model.config.head == "sigmoid" else ClipLoss()
         self._order: tuple[int, torch.Tensor] | None = None
@@ -197,7 +193,7 @@ class ContrastiveTask:
             swapped = [self.swapper(text, rng) for text, rng in zip(texts, rngs, strict=True)]
             texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
         tokens = self.tokenizer(texts)
-        words = self.word_targets[items] if self.word_targets is not None else None
+        words = self.word_targets.rows(items) if self.word_targets is not None else None
         return normalize(self.train.pixels[items], self.processor), tokens.input_ids, tokens.attention_mask, words
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
