@@ -5,7 +5,7 @@ run under ``inference_mode`` on the same inputs, in float32 and bfloat16, timed 
 run. Prints throughput ratios, achieved GFLOP/s against this machine's matmul peak, and the cosine
 of bfloat16 embeddings to float32 ones.
 
-    .venv/bin/python benchmarks/encode.py [--image-batch 32] [--text-batch 64] [--repeats 5]
+    .venv/bin/python benchmarks/encode.py [--image-batch 32] [--text-batch 64] [--repeats 5] [--device cuda]
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ def main() -> None:
     parser.add_argument("--text-batch", type=int, default=64)
     parser.add_argument("--text-length", type=int, default=20, help="tokens per text before padding")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = args.device
     torch.manual_seed(0)
     hf = transformers.CLIPModel(transformers.CLIPConfig()).eval()  # defaults: ViT-B/32
     with tempfile.TemporaryDirectory() as tmp:
         hf.save_pretrained(tmp)
         ours = vlmkit.load(tmp)
-    pixels = torch.randn(args.image_batch, 3, 224, 224)
-    ids = torch.randint(1, 49000, (args.text_batch, args.text_length))
+    pixels = torch.randn(args.image_batch, 3, 224, 224, device=device)
+    ids = torch.randint(1, 49000, (args.text_batch, args.text_length), device=device)
     ids[:, -1] = 49407
     mask = torch.ones_like(ids)
     vision, text = ours.config.vision, ours.config.text
@@ -51,16 +53,17 @@ def main() -> None:
         patch_flops=2 * vision.grid**2 * vision.width * 3 * vision.patch_size**2,
     )
     text_gflop = vit_gflop(args.text_length, text.width, text.layers, text.mlp_dim)
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; image batch {args.image_batch}, "
+        f"torch {torch.__version__}, {where}; image batch {args.image_batch}, "
         f"text batch {args.text_batch} x {args.text_length} tokens"
     )
     reference: dict[str, torch.Tensor] = {}
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
-        hf.to(dtype)
-        ours.to(dtype)
-        peak = matmul_peak_gflops(dtype)
+        hf.to(device, dtype)
+        ours.to(device, dtype)
+        peak = matmul_peak_gflops(dtype, device=device)
         px = pixels.to(dtype)
         with torch.inference_mode():
             image_embeds = ours.encode_image(px).float()

@@ -12,6 +12,7 @@ tokens/s, over the bandwidth of a large copy measured here). Time to first token
 image prompt (image encoding + prefill + first token).
 
     .venv/bin/python benchmarks/generate.py [--new-tokens 128] [--repeats 3] [--threads N] [--models 25m,135m,llava]
+        [--device cuda]
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from vlmkit.models.generation import GenerationConfig, generate, pad_left
 PROMPT = 32
 
 
-def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+def copy_bandwidth(device: str, megabytes: int = 256, repeats: int = 5) -> float:
     """Bytes per second moved by a large copy (read + write): the practical memory-bandwidth ceiling."""
-    source = torch.empty(megabytes * 2**20, dtype=torch.uint8)
+    source = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
     target = torch.empty_like(source)
     seconds = interleaved_medians({"copy": lambda: target.copy_(source)}, repeats=repeats)["copy"]
     return 2 * source.numel() / seconds
@@ -115,15 +116,16 @@ def bench(
     new_tokens: int,
     repeats: int,
     bandwidth: float,
+    device: str,
 ) -> str:
-    hf.to(dtype)
-    ours.to(dtype)
+    hf.to(device, dtype)
+    ours.to(device, dtype)
     vlm = isinstance(ours, VisionLanguageModel)
     decoder = ours.decoder if vlm else ours
     tokens = ours.tokens_per_image if vlm else 0
     rows = prompts(batch, decoder.config.vocab_size, tokens, ours.config.image_token_id if vlm else 0)
-    ids, mask = pad_left(rows, 0)
-    pixels = torch.randn(batch, 3, 224, 224, dtype=dtype) if vlm else None
+    ids, mask = (t.to(device) for t in pad_left(rows, 0))
+    pixels = torch.randn(batch, 3, 224, 224, dtype=dtype, device=device) if vlm else None
     config = GenerationConfig(max_new_tokens=new_tokens, eos_token_ids=())
     extra = {"pixel_values": pixels} if vlm else {}
 
@@ -154,13 +156,15 @@ def bench(
     )
 
 
-def time_to_first_token(hf: torch.nn.Module, ours: torch.nn.Module, dtype: torch.dtype, repeats: int) -> str:
-    hf.to(dtype)
-    ours.to(dtype)
+def time_to_first_token(
+    hf: torch.nn.Module, ours: torch.nn.Module, dtype: torch.dtype, repeats: int, device: str
+) -> str:
+    hf.to(device, dtype)
+    ours.to(device, dtype)
     rows = prompts(1, 8192, ours.tokens_per_image, ours.config.image_token_id)
-    pixels = torch.randn(1, 3, 224, 224, dtype=dtype)
+    pixels = torch.randn(1, 3, 224, 224, dtype=dtype, device=device)
     one = GenerationConfig(max_new_tokens=1, eos_token_ids=())
-    ids = torch.tensor(rows)
+    ids = torch.tensor(rows, device=device)
     with torch.inference_mode():
         times = interleaved_medians(
             {
@@ -186,13 +190,15 @@ def main() -> None:
     parser.add_argument("--models", default="25m,135m,llava")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    bandwidth = copy_bandwidth()
+    bandwidth = copy_bandwidth(args.device)
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
     print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {where}, "
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; prompt {PROMPT} tokens, {args.new_tokens} new tokens"
     )
     print(f"{'model':8} {'dtype':9} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
@@ -208,12 +214,12 @@ def main() -> None:
             for batch in map(int, args.batches.split(",")):
                 start = time.perf_counter()
                 print(
-                    bench(name, hf, ours, dtype, batch, args.new_tokens, args.repeats, bandwidth)
+                    bench(name, hf, ours, dtype, batch, args.new_tokens, args.repeats, bandwidth, args.device)
                     + f"   ({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
             if name == "llava":
-                print(time_to_first_token(hf, ours, dtype, args.repeats), flush=True)
+                print(time_to_first_token(hf, ours, dtype, args.repeats, args.device), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ AdamW steps on the same random batch, timed interleaved in one run, in float32 a
 The scaling part trains on a small generated ShapesWorld set with ``vlmkit train clip``, once as one
 process and once under ``torchrun --nproc-per-node 2`` on the same global batch, and compares samples/s.
 
-    .venv/bin/python benchmarks/train.py [--batch 64] [--repeats 5] [--skip-scaling]
+    .venv/bin/python benchmarks/train.py [--batch 64] [--repeats 5] [--skip-scaling] [--device cuda]
+
+On ``--device cuda`` the scaling part is skipped: it needs two devices.
 """
 
 from __future__ import annotations
@@ -52,17 +54,19 @@ def hf_small_clip() -> transformers.CLIPModel:
     return transformers.CLIPModel(transformers.CLIPConfig(vision_config=vision, text_config=text, projection_dim=256))
 
 
-def step_functions(batch: int, dtype: torch.dtype):
+def step_functions(batch: int, dtype: torch.dtype, device: str):
     torch.manual_seed(0)
     hf = hf_small_clip().train()
     with tempfile.TemporaryDirectory() as tmp:
         hf.save_pretrained(tmp)
         ours = vlmkit.load(tmp).train()
-    pixels = torch.randn(batch, 3, 64, 64)
-    ids = torch.randint(3, 1000, (batch, 40))
+    hf.to(device)
+    ours.to(device)
+    pixels = torch.randn(batch, 3, 64, 64, device=device)
+    ids = torch.randint(3, 1000, (batch, 40), device=device)
     ids[:, -1] = 2
     loss_fn = ClipLoss()
-    autocast = dict(device_type="cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+    autocast = dict(device_type=device, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
     optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-4) for name, model in (("hf", hf), ("ours", ours))}
 
     def hf_step() -> None:
@@ -138,14 +142,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 64 px, small preset")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, batch {args.batch}, 64 px, small preset")
     print(f"{'precision':10} {'vlmkit/s':>9} {'hf/s':>9} {'ratio':>6}")
     for dtype in (torch.float32, torch.bfloat16):
-        times = interleaved_medians(step_functions(args.batch, dtype), repeats=args.repeats)
+        times = interleaved_medians(step_functions(args.batch, dtype, args.device), repeats=args.repeats)
         ours, hf = args.batch / times["vlmkit"], args.batch / times["transformers"]
         print(f"{'bf16 amp' if dtype == torch.bfloat16 else 'fp32':10} {ours:9.1f} {hf:9.1f} {ours / hf:5.2f}x")
-    if not args.skip_scaling:
+    if not args.skip_scaling and args.device == "cpu":
         rates = scaling(args.batch)
         print(
             "vlmkit train clip, samples/s: "

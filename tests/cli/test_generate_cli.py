@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import torch
+
 from testkit import tiny_model
 from tiny_vlm import tiny_vlm
 from vlmkit.checkpoints import save_pretrained
@@ -29,3 +31,13 @@ def test_a_dual_encoder_cannot_generate(tmp_path, photo_files, capsys):
     save_pretrained(tiny_model(), tmp_path / "clip")
     assert main(["ask", str(photo_files[0]), "q", "--model", str(tmp_path / "clip")]) == 2
     assert "cannot generate text" in capsys.readouterr().err
+
+
+def test_device_option(tmp_path, photo_files, capsys):
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    ask = ["ask", str(photo_files[0]), "what colour is it?", "--model", str(tmp_path / "vlm"), "--max-new-tokens", "2"]
+    assert main([*ask, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    if not torch.cuda.is_available():
+        assert main([*ask, "--device", "cuda"]) == 2
+        assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err

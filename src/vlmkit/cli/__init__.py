@@ -18,6 +18,25 @@ from vlmkit.errors import VlmkitError
 COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "serve", "search"]
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="torch device for the model: auto (CUDA when there is one), cpu, cuda, cuda:1"
+    )
+
+
+def resolve_device(name: str) -> str:
+    """``--device``'s value as a torch device name; asking for CUDA without one is a clear error."""
+    import torch
+
+    from vlmkit.errors import InputError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: torch sees no CUDA device here")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlmkit", description="Vision-language models end to end.")
     parser.add_argument("--version", action="version", version=f"vlmkit {__version__}")

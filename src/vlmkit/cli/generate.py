@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from vlmkit.cli import add_device_option, resolve_device
 from vlmkit.errors import InputError
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ def _generation_options(parser: argparse.ArgumentParser, max_new_tokens: int) ->
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--repetition-penalty", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    add_device_option(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +59,7 @@ def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel | Decoder, Gene
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
-    model = from_pretrained(args.model)
+    model = from_pretrained(args.model, device=resolve_device(args.device))
     if not isinstance(model, (VisionLanguageModel, Decoder)):
         raise InputError(f"{args.model}: a {type(model).__name__} cannot generate text; give a VLM or decoder")
     return model, config

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlmkit.cli import add_device_option, resolve_device
 from vlmkit.errors import InputError
 
 
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     classify.add_argument("--top-k", type=int, default=3)
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    add_device_option(classify)
     classify.set_defaults(handler=run_classify)
 
     embed = subparsers.add_parser("embed", help="embed images (or texts) into an .npy file")
@@ -37,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("--out", required=True, type=Path, help="output .npy (rows in input order)")
     embed.add_argument("--text", action="store_true", help="the inputs are texts, not image files")
     embed.add_argument("--batch-size", type=int, default=32)
+    add_device_option(embed)
     embed.set_defaults(handler=run_embed)
 
 
@@ -62,7 +65,7 @@ def run_classify(args: argparse.Namespace) -> int:
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if not labels:
         raise InputError("--labels is empty; give comma-separated labels such as 'cat,dog'")
-    model = from_pretrained(args.model)
+    model = from_pretrained(args.model, device=resolve_device(args.device))
     results = classify(model, args.images, labels, templates=args.templates or DEFAULT_TEMPLATES, top_k=args.top_k)
     for image, predictions in zip(args.images, results, strict=True):
         if args.json:
@@ -84,7 +87,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from vlmkit.files import atomic_write_bytes
     from vlmkit.tasks import embed_images, embed_texts
 
-    model = from_pretrained(args.model)
+    model = from_pretrained(args.model, device=resolve_device(args.device))
     if args.text:
         vectors = embed_texts(model, args.inputs, batch_size=args.batch_size)
     else:

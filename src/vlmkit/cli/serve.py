@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlmkit.cli import add_device_option, resolve_device
 from vlmkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--timeout-s", type=float, default=60.0, help="per-request time limit (504 past it)")
     serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (413 past it)")
     serve.add_argument("--max-image-pixels", type=int, default=16_000_000, help="largest width*height of an image")
-    serve.add_argument("--device", default="cpu", help="torch device for the models (cpu, cuda, ...)")
+    add_device_option(serve)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=run_serve)
 
@@ -129,12 +130,13 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     if not args.model and not args.vlm:
         raise ConfigError("serve: give --model (a dual encoder), --vlm (a generative model), or both")
     limits = limits_from(args)
+    device = resolve_device(args.device)
     models = ServedModels()
     if args.model:
-        models.encoder = _load(args.model, (DualEncoder,), "--model", args.device)
+        models.encoder = _load(args.model, (DualEncoder,), "--model", device)
         models.encoder_id = model_id(args.model, args.model_name)
     if args.vlm:
-        models.chat = _load(args.vlm, (VisionLanguageModel, Decoder), "--vlm", args.device)
+        models.chat = _load(args.vlm, (VisionLanguageModel, Decoder), "--vlm", device)
         models.chat_id = model_id(args.vlm, args.vlm_name)
         if args.model and models.chat_id == models.encoder_id:
             raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")
@@ -143,7 +145,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
 
         models.index = SearchStore.open(args.index)
         names = (args.model, models.encoder_id) if args.model else ()
-        models.index_encoder = _index_encoder(models.index, models.encoder, names, args.device)
+        models.index_encoder = _index_encoder(models.index, models.encoder, names, device)
         models.index_encoder_id = models.encoder_id if models.index_encoder is models.encoder else models.index.model_id
         models.images_root = (args.images_root or Path.cwd()).resolve()
     return create_app(models, limits)

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,3 +62,18 @@ def normalize(pixels: torch.Tensor, processor: ImagePreprocessor) -> torch.Tenso
     mean = torch.tensor(processor.mean).view(1, 3, 1, 1) / processor.rescale_factor
     std = torch.tensor(processor.std).view(1, 3, 1, 1) / processor.rescale_factor
     return (pixels.float() - mean) / std
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (inside tuples, lists and dicts too) moved to ``device``.
+
+    Tasks build batches on the CPU, where the preloaded data lives; the trainer moves each one to the
+    model's device, so no task needs to know where training runs.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch

@@ -28,6 +28,7 @@ from vlmkit.config import ConfigBase
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.files import atomic_write_json
 from vlmkit.training.checkpointing import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vlmkit.training.data import to_device
 from vlmkit.training.distributed import DistributedContext, all_reduce_mean, barrier
 from vlmkit.training.metrics import MetricsLog
 from vlmkit.training.optim import build_optimizer, warmup_cosine_schedule
@@ -204,6 +205,7 @@ class Trainer:
         for k in range(self.config.grad_accum):
             epoch, index = divmod(self.micro_steps_done, self.per_epoch)
             batch = self.task.batch(epoch, index, self.micro_batch, self.context.rank, self.context.world_size)
+            batch = to_device(batch, self.context.device)
             last = k == self.config.grad_accum - 1
             sync = contextlib.nullcontext() if last or not self.context.is_distributed else self.wrapped.no_sync()
             with sync:
@@ -226,7 +228,7 @@ class Trainer:
         self.step += 1
         if grad_norm is not None:
             extras = {**extras, "grad_norm": grad_norm}
-        return float(all_reduce_mean(torch.tensor(total))), extras, samples
+        return float(all_reduce_mean(torch.tensor(total, device=self.context.device))), extras, samples
 
     def evaluate(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
