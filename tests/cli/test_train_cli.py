@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from vlmkit.checkpoints import from_pretrained
 from vlmkit.cli import main
 from vlmkit.training.metrics import read_metrics
@@ -21,3 +24,11 @@ def test_shape_learning_flags_train_and_are_saved(shapes_dataset, tmp_path):
     assert all("caption_word_loss" in line for line in read_metrics(out / "metrics.jsonl") if "loss" in line)
     model = from_pretrained(out / "model")  # the training-only word head is not exported
     assert model.config.vision.conv_stem_norm == "batch" and not hasattr(model, "caption_word_head")
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(shapes_dataset, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("checks the message on machines without CUDA")
+    args = ["train", "clip", "--data", str(shapes_dataset / "train"), "--out", str(tmp_path / "run")]
+    assert main([*args, "--device", "cuda"]) == 2
+    assert "'cuda' was asked for but torch sees no CUDA device" in capsys.readouterr().err

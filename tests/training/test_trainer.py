@@ -92,6 +92,8 @@ def test_two_processes_match_one_on_the_same_global_batch(shapes_dataset, tmp_pa
         "1",
         "--eval-images",
         "8",
+        "--device",
+        "cpu",  # gloo on CPU even where there is a GPU: a machine may have only one
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     single = subprocess.run(

@@ -89,6 +89,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="a run.json to start from (flags override it)")
     parser.add_argument("--out", required=True, type=Path, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto (default): CUDA when there is one; under torchrun each process takes the GPU of its local rank",
+    )
 
 
 # Recipe fields that may come from flags, when the parser has them.
@@ -155,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     module = _recipe_module(args.family)
     prepare, export = module.prepare, module.export
-    context = init_distributed()
+    context = init_distributed(None if args.device == "auto" else args.device)
     try:
         model, task = prepare(recipe)
         trainer = Trainer(model, task, recipe.train, args.out, context, resume=args.resume)

@@ -228,7 +228,7 @@ def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 25
     with torch.inference_mode():
         return torch.cat(
             [
-                model.encode_image(normalize(pixels[i : i + batch_size], processor).to(model.device)).float()
+                model.encode_image(normalize(pixels[i : i + batch_size], processor).to(model.device)).float().cpu()
                 for i in range(0, len(pixels), batch_size)
             ]
         )
