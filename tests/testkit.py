@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from vlmkit.config import DualEncoderConfig, clip_config, siglip_config
+from vlmkit.config import ConSEConfig, DualEncoderConfig, EfficientNetConfig, TextConfig, clip_config, siglip_config
 
 
 def tiny_clip_config(**overrides) -> DualEncoderConfig:
@@ -101,3 +102,37 @@ def hf_clip(
     )
     config = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
     return perturb(transformers.CLIPModel(config)).eval()
+
+
+TINY_EFFNET = EfficientNetConfig(
+    image_size=32, stem_channels=8, stages=((3, 1, 1, 8, 1), (5, 2, 3, 12, 2)), head_channels=16, num_classes=7
+)
+
+
+def tiny_bert_text(vocab_size: int = 99) -> TextConfig:
+    return TextConfig(
+        vocab_size=vocab_size,
+        context_length=40,
+        width=32,
+        layers=2,
+        heads=4,
+        mlp_dim=64,
+        act="gelu",
+        norm_eps=1e-12,
+        causal=False,
+        pooling="mean",
+        norm_position="post",
+        embedding_norm=True,
+        type_vocab_size=2,
+    )
+
+
+def tiny_conse(top_k: int = 3):
+    """A random ConSE model at 32 px (its EfficientNet has 7 classes), with CLIP-style preprocessing."""
+    from vlmkit.models.conse import ConSEModel
+    from vlmkit.processing.images import ImagePreprocessor
+
+    model = ConSEModel(ConSEConfig(vision=TINY_EFFNET, text=tiny_bert_text(), top_k=top_k)).eval()
+    model.class_embeddings.copy_(F.normalize(torch.randn(7, 32), dim=-1))
+    model.image_processor = ImagePreprocessor.clip(32)
+    return model

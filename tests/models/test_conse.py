@@ -6,34 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from testkit import TINY_EFFNET, tiny_bert_text, tiny_conse
 from vlmkit.checkpoints.io import from_pretrained, save_pretrained
 from vlmkit.checkpoints.offline import bert_tensors
-from vlmkit.config import ConSEConfig, EfficientNetConfig, TextConfig
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.efficientnet import ConvNorm, EfficientNet
 from vlmkit.models.text import TextTransformer
-
-TINY_EFFNET = EfficientNetConfig(
-    image_size=32, stem_channels=8, stages=((3, 1, 1, 8, 1), (5, 2, 3, 12, 2)), head_channels=16, num_classes=7
-)
-
-
-def tiny_bert_text(vocab_size: int = 99) -> TextConfig:
-    return TextConfig(
-        vocab_size=vocab_size,
-        context_length=40,
-        width=32,
-        layers=2,
-        heads=4,
-        mlp_dim=64,
-        act="gelu",
-        norm_eps=1e-12,
-        causal=False,
-        pooling="mean",
-        norm_position="post",
-        embedding_norm=True,
-        type_vocab_size=2,
-    )
 
 
 def test_bert_flavour_matches_transformers(tmp_path):
@@ -76,12 +54,6 @@ def test_same_padding_splits_the_odd_pixel_after():
     padded = conv._pad(torch.zeros(1, 1, 8, 8))
     assert padded.shape[-2:] == (9, 9)  # TensorFlow SAME on an even input: 0 before, 1 after
     assert EfficientNet(TINY_EFFNET).eval()(torch.randn(2, 3, 32, 32)).shape == (2, 7)
-
-
-def tiny_conse(top_k: int = 3) -> ConSEModel:
-    model = ConSEModel(ConSEConfig(vision=TINY_EFFNET, text=tiny_bert_text(), top_k=top_k)).eval()
-    model.class_embeddings.copy_(F.normalize(torch.randn(7, 32), dim=-1))
-    return model
 
 
 def test_image_embedding_is_the_convex_combination_of_the_top_classes():

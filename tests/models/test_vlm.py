@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 import torch.nn.functional as F
 
-from tiny_vlm import tiny_vlm
+from testkit import TINY_EFFNET
+from tiny_vlm import tiny_chat_tokenizer, tiny_vlm
+from tiny_vlm import tiny_decoder_config as tiny_decoder_config_for
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config import ProjectorConfig, VlmConfig, config_from_json, tiny_decoder_config, tiny_vlm_config
+from vlmkit.errors import ConfigError
 from vlmkit.models import Decoder, VisionLanguageModel
+from vlmkit.models.efficientnet import EfficientNet
+from vlmkit.models.generation import GenerationConfig
 from vlmkit.models.projector import pixel_shuffle
+from vlmkit.processing.images import ImagePreprocessor
 
 
 def test_pixel_shuffle_merges_neighbouring_patches():
@@ -64,3 +73,58 @@ def test_presets_build_small_models():
     assert 1e6 < sum(p.numel() for p in decoder.parameters()) < 5e6
     vlm = VisionLanguageModel(tiny_vlm_config())
     assert vlm.tokens_per_image == 16 and sum(p.numel() for p in vlm.parameters()) < 6e6
+
+
+def cnn_vlm(pixel_shuffle: int = 2) -> VisionLanguageModel:
+    """A tiny VLM whose vision tower is an EfficientNet without its classifier (an 8x8 feature map)."""
+    tokenizer = tiny_chat_tokenizer()
+    config = VlmConfig(
+        vision=dataclasses.replace(TINY_EFFNET, num_classes=0),
+        projector=ProjectorConfig(pixel_shuffle=pixel_shuffle),
+        decoder=tiny_decoder_config_for(tokenizer),
+        image_token_id=tokenizer.tokenizer.token_to_id("<image>"),
+    )
+    model = VisionLanguageModel(config).eval()
+    model.tokenizer = tokenizer
+    model.image_processor = ImagePreprocessor.clip(32)
+    return model
+
+
+@pytest.mark.parametrize("size", [32, 37])
+def test_a_cnn_tower_gives_one_token_per_feature_map_cell(size):
+    config = dataclasses.replace(TINY_EFFNET, image_size=size, num_classes=0)
+    tower = EfficientNet(config).eval()
+    model = cnn_vlm()
+    model.vision = tower
+    pixels = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        cells = tower.feature_map(pixels)
+        tokens = model.vision_tokens(pixels)
+    assert cells.shape[-2:] == (config.grid, config.grid)  # the config predicts the map's side
+    assert tokens.shape == (2, config.grid**2, config.head_channels)
+    row, column = 1, config.grid - 1
+    torch.testing.assert_close(tokens[1, row * config.grid + column], cells[1, :, row, column])
+
+
+def test_a_cnn_vlm_runs_saves_and_loads(tmp_path):
+    model = cnn_vlm(pixel_shuffle=2)
+    assert model.vision.classifier is None and model.tokens_per_image == 16  # 8x8 cells, shuffled 2x2
+    save_pretrained(model, tmp_path)
+    loaded = from_pretrained(tmp_path)
+    ids = torch.tensor([[1, *[model.config.image_token_id] * model.tokens_per_image, 40, 41]])
+    pixels = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, pixels).logits, model(ids, pixels).logits, atol=0, rtol=0)
+        tokens = model.vision_tokens(pixels)
+        torch.testing.assert_close(model(ids, vision_tokens=tokens).logits, model(ids, pixels).logits)
+    assert len(loaded.generate([ids[0].tolist()], pixels, GenerationConfig(max_new_tokens=3))[0]) <= 3
+
+
+def test_vlm_config_rejects_a_classifier_and_an_indivisible_shuffle():
+    tokenizer = tiny_chat_tokenizer()
+    parts = dict(decoder=tiny_decoder_config_for(tokenizer), image_token_id=5)
+    with pytest.raises(ConfigError, match="num_classes"):
+        VlmConfig.from_dict(VlmConfig(vision=TINY_EFFNET, **parts).to_dict())
+    headless = dataclasses.replace(TINY_EFFNET, num_classes=0)
+    with pytest.raises(ConfigError, match="does not divide the 8x8 token grid"):
+        VlmConfig(vision=headless, projector=ProjectorConfig(pixel_shuffle=3), **parts).validate("vlm")

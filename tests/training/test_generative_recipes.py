@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vlmkit.checkpoints import from_pretrained
+from testkit import TINY_EFFNET, tiny_conse
+from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.evaluation.runner import evaluate
 from vlmkit.models import VisionLanguageModel
 from vlmkit.tasks.chat import ask
+from vlmkit.training.data import normalize
 from vlmkit.training.distributed import init_distributed
 from vlmkit.training.recipes import contrastive, generative
-from vlmkit.training.trainer import TrainConfig, Trainer
+from vlmkit.training.trainer import TrainConfig, Trainer, epoch_indices, shard
+from vlmkit.training.vision_cache import tokens_key
 
 
 def _train(module, recipe, run_dir):
@@ -84,3 +87,41 @@ def test_lm_align_instruct_eval(shapes_dataset, parts, tmp_path):
     assert "circular_accuracy" in report["tasks"]["multiple_choice"]
     assert "cider_d" in report["tasks"]["captioning"]
     assert report["tasks"]["image_reliance"]["caption_loss"] > 0
+
+
+def test_align_on_a_conse_cnn_trains_from_cached_vision_tokens(shapes_dataset, parts, tmp_path, monkeypatch):
+    """A ConSE model's EfficientNet becomes a headless tower; its frozen tokens are computed once, give
+    the loss that the pixels give, and are reused from disk by a later run on the same inputs."""
+    monkeypatch.setenv("VLMKIT_CACHE", str(tmp_path / "cache"))
+    conse_dir = tmp_path / "conse"
+    save_pretrained(tiny_conse(), conse_dir)
+    _, lm_dir = parts
+    recipe = generative.GenerativeRecipe(
+        stage="align", data=str(shapes_dataset / "train"), vision_from=str(conse_dir), decoder_from=lm_dir, train=STEPS
+    )
+    model, task = generative.prepare(recipe)
+    assert model.config.convolutional and model.vision.classifier is None
+    assert model.image_processor.resize_mode == "squash"  # nothing cropped off the image's edges
+    assert model.tokens_per_image == 16  # an 8x8 map, pixel-shuffled 2x2
+    ids, labels, pixels, tokens = task.batch(0, 0, 4, 0, 1)
+    assert pixels is None and tokens.shape == (4, 64, TINY_EFFNET.head_channels)
+    assert len(list((tmp_path / "cache" / "vision-tokens").glob("*.safetensors"))) == 1
+    _, again = generative.prepare(recipe)
+    again.model.vision_tokens = None  # a second run must load the tokens, not compute them
+    assert torch.equal(again.batch(0, 0, 4, 0, 1)[3], tokens)
+    key = tokens_key(model, task.pixels)
+    with torch.no_grad():
+        next(model.vision.parameters())[0].add_(1.0)
+        assert tokens_key(model, task.pixels) != key  # another tower never reads these tokens
+        next(model.vision.parameters())[0].sub_(1.0)
+    items = shard(epoch_indices(len(task.records), recipe.train.seed, 0), 0, 4, 0, 1)
+    from_pixels = normalize(task.pixels[items], model.image_processor)
+    model.eval()
+    with torch.no_grad():
+        expected = model(ids, from_pixels, labels=labels).loss
+        torch.testing.assert_close(task.loss(model, (ids, labels, None, tokens))[0], expected, atol=1e-3, rtol=0)
+    model.train()
+    Trainer(model, task, recipe.train, tmp_path / "align", init_distributed("cpu")).fit()
+    loaded = from_pretrained(generative.export(model, tmp_path / "align"))
+    image = shapes_dataset / "val" / "images" / "000000.png"
+    assert isinstance(ask(loaded, image, "what color is the circle?"), str)

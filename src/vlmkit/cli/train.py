@@ -60,7 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vlm.add_argument("--stage", choices=("align", "instruct"), required=True)
     vlm.add_argument("--data", help="training dataset folder")
     vlm.add_argument("--eval-data", help="held-out dataset folder for periodic evaluation")
-    vlm.add_argument("--vision-from", help="align: a dual encoder (a `train clip` run or model directory)")
+    vlm.add_argument(
+        "--vision-from",
+        help="align: a dual encoder (a `train clip` run or model directory), or vlmkit:conse-effnet-minilm for "
+        "its ImageNet EfficientNet",
+    )
     vlm.add_argument("--decoder-from", help="align: a decoder (a `train lm` model directory)")
     vlm.add_argument("--from", dest="init_from", help="instruct: the VLM from the align stage")
     vlm.add_argument("--lora-rank", type=int, help="instruct: train LoRA adapters of this rank (0: full)")

@@ -20,7 +20,8 @@ class EfficientNetConfig(ConfigBase):
         stages: one ``[kernel, stride, expand_ratio, out_channels, repeats]`` per stage of MBConv
             blocks; the stride applies to a stage's first block only.
         head_channels: channels of the 1x1 convolution before global pooling.
-        num_classes: rows of the final linear classifier (1000 for ImageNet-1k).
+        num_classes: rows of the final linear classifier (1000 for ImageNet-1k); 0 builds the network
+            without it, as a feature extractor (a VLM's vision tower reads the feature map).
         bn_eps: epsilon of every BatchNorm (1e-3 in the TensorFlow-trained checkpoints).
         same_padding: TensorFlow "SAME" padding (asymmetric on stride-2 layers, extra row and column
             at the bottom/right), which checkpoints trained in TensorFlow expect; False pads
@@ -43,14 +44,23 @@ class EfficientNetConfig(ConfigBase):
     bn_eps: float = 1e-3
     same_padding: bool = True
 
+    @property
+    def grid(self) -> int:
+        """Side of the final feature map for ``image_size`` inputs: every stride-2 layer rounds up."""
+        side = self.image_size
+        for stride in (2, *(stage[1] for stage in self.stages)):
+            side = -(-side // stride)
+        return side
+
     def validate(self, where: str) -> None:
         _positive(
             where,
             image_size=self.image_size,
             stem_channels=self.stem_channels,
             head_channels=self.head_channels,
-            num_classes=self.num_classes,
         )
+        if self.num_classes < 0:
+            raise ConfigError(f"{where}.num_classes: must be >= 0, got {self.num_classes}")
         for i, stage in enumerate(self.stages):
             if len(stage) != 5 or any(v <= 0 for v in stage):
                 raise ConfigError(

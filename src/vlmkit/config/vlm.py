@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vlmkit.config.base import Activation, ConfigBase, _positive
+from vlmkit.config.conse import EfficientNetConfig
 from vlmkit.config.encoders import VisionConfig
 from vlmkit.errors import ConfigError
 
@@ -108,7 +109,8 @@ class ProjectorConfig(ConfigBase):
         bias: biases on the projector's linear layers.
         vision_layer: which entry of ``VisionTransformer.hidden_states`` feeds the projector: -1 is
             the last block's output, -2 (LLaVA's default) the penultimate one. Taken before the
-            tower's post-norm unless ``vision_norm``.
+            tower's post-norm unless ``vision_norm``. A convolutional tower always gives its final
+            feature map, one token per cell, so this and the next two fields do not apply to it.
         vision_norm: apply the vision tower's post-norm to the selected tokens (SmolVLM-style
             towers whose last layer is used post-normed).
         drop_class_token: drop the class token, keeping only patch tokens (LLaVA's "default"
@@ -135,7 +137,9 @@ class VlmConfig(ConfigBase):
     """A generative vision-language model: vision tower -> projector -> decoder (LLaVA layout).
 
     Fields:
-        vision: the image encoder (a ViT; typically the vision tower of a CLIP/SigLIP model).
+        vision: the image encoder: a ViT (typically the vision tower of a CLIP/SigLIP model), or an
+            EfficientNet-Lite without its classifier (an ImageNet CNN whose final feature map gives
+            one image token per cell).
         projector: the connector from vision tokens to decoder embeddings.
         decoder: the causal language model.
         image_token_id: the token id of the ``<image>`` placeholder. Prompts hold
@@ -145,34 +149,46 @@ class VlmConfig(ConfigBase):
             ("vlmkit" for models trained with vlmkit, "llava" for LLaVA 1.5 checkpoints).
     """
 
-    vision: VisionConfig = field(default_factory=VisionConfig)
+    vision: VisionConfig | EfficientNetConfig = field(default_factory=VisionConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     image_token_id: int = 32000
     chat_template: str = "vlmkit"
 
     @property
+    def convolutional(self) -> bool:
+        return isinstance(self.vision, EfficientNetConfig)
+
+    @property
+    def vision_width(self) -> int:
+        """Features per vision token, before the projector."""
+        return self.vision.head_channels if isinstance(self.vision, EfficientNetConfig) else self.vision.width
+
+    @property
+    def keeps_class_token(self) -> bool:
+        return isinstance(self.vision, VisionConfig) and self.vision.class_token and not self.projector.drop_class_token
+
+    @property
     def tokens_per_image(self) -> int:
-        tokens = self.vision.grid**2
-        if self.vision.class_token and not self.projector.drop_class_token:
-            tokens += 1
-        return tokens // self.projector.pixel_shuffle**2
+        return (self.vision.grid**2 + int(self.keeps_class_token)) // self.projector.pixel_shuffle**2
 
     def validate(self, where: str) -> None:
-        layers = self.vision.layers
-        if not -(layers + 1) <= self.projector.vision_layer <= layers:
+        if isinstance(self.vision, EfficientNetConfig):
+            if self.vision.num_classes:
+                raise ConfigError(f"{where}.vision.num_classes: a VLM's convolutional tower has no classifier (0)")
+        elif not -(self.vision.layers + 1) <= self.projector.vision_layer <= self.vision.layers:
             raise ConfigError(
                 f"{where}.projector.vision_layer: {self.projector.vision_layer} is outside the vision "
-                f"tower's {layers + 1} hidden states"
+                f"tower's {self.vision.layers + 1} hidden states"
             )
         shuffle = self.projector.pixel_shuffle
         if shuffle > 1:
-            if self.vision.class_token and not self.projector.drop_class_token:
+            if self.keeps_class_token:
                 raise ConfigError(f"{where}.projector: pixel_shuffle needs drop_class_token=true")
             if self.vision.grid % shuffle:
                 raise ConfigError(
                     f"{where}.projector.pixel_shuffle: {shuffle} does not divide the {self.vision.grid}x"
-                    f"{self.vision.grid} patch grid"
+                    f"{self.vision.grid} token grid"
                 )
         if not 0 <= self.image_token_id < self.decoder.vocab_size:
             raise ConfigError(

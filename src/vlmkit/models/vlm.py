@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from vlmkit.config import ProjectorConfig, VlmConfig
+from vlmkit.config import EfficientNetConfig, ProjectorConfig, VlmConfig
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models.decoder import Decoder, causal_lm_loss
+from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.models.generation import GenerationConfig, generate, pad_left
 from vlmkit.models.projector import Projector
 from vlmkit.models.vision import VisionTransformer
@@ -36,16 +37,20 @@ class VlmOutput:
     loss: torch.Tensor | None = None  # mean next-token cross-entropy where labels != -100
 
 
-class VisionLanguageModel(nn.Module):
-    """``vision`` (a ViT), ``projector`` and ``decoder``, plus ``tokenizer``/``image_processor`` when loaded."""
+VisionTower = VisionTransformer | EfficientNet
 
-    def __init__(
-        self, config: VlmConfig, vision: VisionTransformer | None = None, decoder: Decoder | None = None
-    ) -> None:
+
+class VisionLanguageModel(nn.Module):
+    """``vision`` (a ViT or a CNN), ``projector``, ``decoder``; ``tokenizer``/``image_processor`` when loaded."""
+
+    def __init__(self, config: VlmConfig, vision: VisionTower | None = None, decoder: Decoder | None = None) -> None:
         super().__init__()
         self.config = config
-        self.vision = vision if vision is not None else VisionTransformer(config.vision)
-        self.projector = Projector(config.projector, config.vision.width, config.decoder.width)
+        if vision is None:
+            convolutional = isinstance(config.vision, EfficientNetConfig)
+            vision = EfficientNet(config.vision) if convolutional else VisionTransformer(config.vision)
+        self.vision = vision
+        self.projector = Projector(config.projector, config.vision_width, config.decoder.width)
         self.decoder = decoder if decoder is not None else Decoder(config.decoder)
         self.tokenizer: TextTokenizer | None = None
         self.image_processor: ImagePreprocessor | None = None
@@ -53,7 +58,7 @@ class VisionLanguageModel(nn.Module):
     @classmethod
     def from_parts(
         cls,
-        vision: VisionTransformer,
+        vision: VisionTower,
         decoder: Decoder,
         projector: ProjectorConfig | None = None,
         *,
@@ -99,15 +104,25 @@ class VisionLanguageModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.decoder.dtype
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``."""
+    def vision_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The tower's tokens that feed the projector, ``(N, T, vision width)``, for pixels ``(N, C, H, W)``.
+
+        A ViT gives the configured hidden state; a CNN its final feature map, one token per cell in
+        row-major order (so pixel shuffle merges spatial neighbours as it does for patches).
+        """
+        if isinstance(self.vision, EfficientNet):
+            return self.vision.feature_map(pixels).flatten(2).transpose(1, 2)
         settings = self.config.projector
         tokens = self.vision.hidden_states(pixels)[settings.vision_layer]
         if settings.vision_norm:
             tokens = self.vision.post_norm(tokens)
-        if self.config.vision.class_token and settings.drop_class_token:
+        if self.vision.config.class_token and settings.drop_class_token:
             tokens = tokens[:, 1:]
-        return self.projector(tokens)
+        return tokens
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``."""
+        return self.projector(self.vision_tokens(pixels))
 
     def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder input embeddings with the image tokens' rows replaced by ``image_features`` in order."""
@@ -132,14 +147,18 @@ class VisionLanguageModel(nn.Module):
         labels: torch.Tensor | None = None,
         *,
         image_features: torch.Tensor | None = None,
+        vision_tokens: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
     ) -> VlmOutput:
         """Logits, and the loss when ``labels`` (B, L) are given (-100 where not predicted).
 
-        ``pixels`` (N, C, H, W) hold the images of the whole batch in order of appearance;
-        ``image_features`` (from ``encode_images``) may be passed instead to reuse an encoding.
+        ``pixels`` (N, C, H, W) hold the images of the whole batch in order of appearance. Instead,
+        ``image_features`` (from ``encode_images``) reuse a whole encoding, and ``vision_tokens``
+        (from ``vision_tokens``) reuse a frozen tower's output while the projector still trains.
         """
+        if vision_tokens is not None and image_features is None:
+            image_features = self.projector(vision_tokens.to(self.projector.fc1.weight.dtype))
         if pixels is not None and image_features is None:
             image_features = self.encode_images(pixels)
         embeds = self.embed(input_ids, image_features)

@@ -4,17 +4,19 @@
   dataset's text alone, as chat turns: captions as answers to ``CAPTION_PROMPT``, questions with
   their answers, multiple-choice questions with their letters. It learns the language and the
   format, so the VLM stages only have to learn to look.
-- ``align`` (LLaVA stage 1): a new projector between a frozen vision tower (e.g. from ``train clip``)
-  and the frozen decoder, trained on captions.
+- ``align`` (LLaVA stage 1): a new projector between a frozen vision tower (from ``train clip``, or
+  the ImageNet EfficientNet of ``vlmkit:conse-effnet-minilm``) and the frozen decoder, trained on captions.
 - ``instruct`` (LLaVA stage 2): the decoder unfrozen (fully, or through LoRA adapters merged on
   export) and trained on multi-turn conversations mixing questions and captions.
 
 Images are preloaded once as uint8 (``training.data``); one training item is one image with one
-conversation, sampled from (seed, epoch, item) so a resumed run sees the same data.
+conversation, sampled from (seed, epoch, item) so a resumed run sees the same data. While the vision
+tower is frozen, its tokens are computed once per image and reused (``training.vision_cache``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +32,17 @@ from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.circular import LETTERS, multiple_choice_prompt
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
+from vlmkit.models.conse import ConSEModel
 from vlmkit.models.decoder import causal_lm_loss
+from vlmkit.models.efficientnet import without_classifier
+from vlmkit.models.vlm import VisionTower
 from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN, ChatEncoder, pad_right, template_named
+from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import train_bpe_tokenizer
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.trainer import TrainConfig, epoch_indices, shard
+from vlmkit.training.vision_cache import frozen_vision_tokens
 
 LORA_TARGETS = ["qkv", "out", "gate_up", "down"]
 
@@ -47,11 +54,11 @@ class GenerativeRecipe(ConfigBase):
     stage: Literal["lm", "align", "instruct"] = "lm"
     data: str = ""
     eval_data: str | None = None
-    vision_from: str | None = None  # align: a dual encoder (model dir, or a run dir holding model/)
+    vision_from: str | None = None  # align: a dual encoder (model dir, or a run dir holding model/) or a ConSE model
     decoder_from: str | None = None  # align: a decoder from `train lm`
     init_from: str | None = None  # instruct: the VLM from `align`
     vocab_size: int = 1024  # lm: tokenizer size
-    pixel_shuffle: int = 2
+    pixel_shuffle: int | None = None  # None: 2 where it divides the tower's token grid, else 1
     lora_rank: int = 0  # instruct: 0 trains the whole decoder, >0 LoRA adapters of this rank
     lora_alpha: float = 16.0
     train_vision: bool = False
@@ -107,6 +114,7 @@ class GenerativeTask:
         self.model, self.records, self.pixels, self.encoder = model, records, pixels, encoder
         self.recipe, self.evaluation = recipe, evaluation
         self._order: tuple[int, torch.Tensor] | None = None
+        self.vision_tokens: torch.Tensor | None = None  # a frozen tower's output per image, built on first use
 
     def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
         return len(self.records) // (micro_batch * world_size)
@@ -133,17 +141,20 @@ class GenerativeTask:
             encoded = self.encoder.encode(self._messages(self.records[item], rng), max_length=self.recipe.max_length)
             rows.append((encoded.input_ids, encoded.labels))
         ids, labels = pad_right(rows, self.encoder.tokenizer.pad_id)
-        pixels = None
-        if self.pixels is not None:
-            processor = self.model.image_processor  # type: ignore[union-attr]
-            pixels = normalize(self.pixels[items], processor)
-        return ids, labels, pixels
+        if self.pixels is None:
+            return ids, labels, None, None
+        model: VisionLanguageModel = self.model  # type: ignore[assignment]
+        if not self.recipe.train_vision:
+            if self.vision_tokens is None:
+                self.vision_tokens = frozen_vision_tokens(model, self.pixels)
+            return ids, labels, None, self.vision_tokens[items]
+        return ids, labels, normalize(self.pixels[items], model.image_processor), None  # type: ignore[arg-type]
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        ids, labels, pixels = batch
-        if pixels is None:
+        ids, labels, pixels, vision_tokens = batch
+        if pixels is None and vision_tokens is None:
             return causal_lm_loss(model(ids), labels), {}
-        return model(ids, pixels, labels=labels).loss, {}
+        return model(ids, pixels, labels=labels, vision_tokens=vision_tokens).loss, {}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         if self.evaluation is None or self.recipe.stage == "lm":
@@ -157,12 +168,23 @@ class GenerativeTask:
         return {"vqa_accuracy": result["accuracy"], **{f"vqa_{k}": v for k, v in result["per_type"].items()}}
 
 
-def _dual_encoder(source: str) -> DualEncoder:
+def _vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
+    """The image tower of a dual encoder, or the ImageNet CNN of a ConSE model, with its preprocessing."""
     path = Path(source)
     model = from_pretrained(path / "model" if (path / "model" / "config.json").exists() else path)
-    if not isinstance(model, DualEncoder):
-        raise InputError(f"{source}: --vision-from needs a dual encoder (e.g. a `vlmkit train clip` run)")
-    return model
+    if isinstance(model, DualEncoder):
+        return model.vision, model.image_processor  # type: ignore[return-value]
+    if isinstance(model, ConSEModel):
+        # Squash rather than ConSE's resize-and-crop: a crop would cut off objects at the image's edges.
+        side = model.config.vision.image_size
+        processor = dataclasses.replace(
+            model.image_processor, size=(side, side), resize_mode="squash", shortest_edge=None
+        )
+        return without_classifier(model.vision), processor  # type: ignore[arg-type]
+    raise InputError(
+        f"{source}: --vision-from needs a dual encoder (e.g. a `vlmkit train clip` run) or a ConSE model "
+        "(vlmkit:conse-effnet-minilm, for its ImageNet CNN)"
+    )
 
 
 def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLanguageModel:
@@ -183,14 +205,15 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
         decoder.tokenizer = tokenizer
         return decoder
     if recipe.stage == "align":
-        dual = _dual_encoder(recipe.vision_from)  # type: ignore[arg-type]
+        tower, processor = _vision_tower(recipe.vision_from)  # type: ignore[arg-type]
         decoder = from_pretrained(recipe.decoder_from)  # type: ignore[arg-type]
         if not isinstance(decoder, Decoder) or decoder.tokenizer is None:
             raise InputError(f"{recipe.decoder_from}: --decoder-from needs a decoder with a tokenizer (`train lm`)")
+        shuffle = recipe.pixel_shuffle or (2 if tower.config.grid % 2 == 0 else 1)
         # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
         # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.
-        projector = ProjectorConfig(kind="mlp", vision_layer=-1, vision_norm=True, pixel_shuffle=recipe.pixel_shuffle)
-        model = VisionLanguageModel.from_parts(dual.vision, decoder, projector, image_processor=dual.image_processor)
+        projector = ProjectorConfig(kind="mlp", vision_layer=-1, vision_norm=True, pixel_shuffle=shuffle)
+        model = VisionLanguageModel.from_parts(tower, decoder, projector, image_processor=processor)
         model.vision.requires_grad_(recipe.train_vision)
         model.decoder.requires_grad_(recipe.train_decoder)
         return model.train()

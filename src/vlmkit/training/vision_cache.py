@@ -1,0 +1,69 @@
+"""A frozen vision tower's tokens for a training set: computed once, kept on disk, shared by stages.
+
+While the tower is frozen its output for an image never changes, so a training step needs only the
+projector and the decoder, and the align and instruct stages (separate runs over the same images and
+the same tower) would compute the same tokens twice: about five minutes for 10,000 images through an
+ImageNet CNN at 224 px on 2 CPU cores. The tokens are saved under ``$VLMKIT_CACHE/vision-tokens/``,
+named by a hash of everything they depend on (the tower's weights and buffers, which tokens are read,
+the preprocessing, the dtype and the images' pixels), so a later run with the same inputs loads them
+in seconds and a run with different ones can never pick up stale tokens.
+
+They are stored as float16: exact enough for a projector's input, half the memory of float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from safetensors.torch import load_file, save
+from tqdm import tqdm
+
+from vlmkit.checkpoints.offline import cache_root
+from vlmkit.files import atomic_write_bytes
+from vlmkit.models.vlm import VisionLanguageModel
+from vlmkit.training.data import normalize
+
+FORMAT = 1  # bump when the stored tokens change meaning
+
+
+def tokens_key(model: VisionLanguageModel, pixels: torch.Tensor) -> str:
+    """A hash of everything ``model.vision_tokens`` of these preloaded uint8 ``pixels`` depends on."""
+    digest = hashlib.blake2b(digest_size=16)
+    projector = model.config.projector
+    settings = {
+        "format": FORMAT,
+        "selection": [projector.vision_layer, projector.vision_norm, projector.drop_class_token],
+        "processor": model.image_processor.to_dict(),  # type: ignore[union-attr]
+        "dtype": str(model.dtype),
+        "pixels": list(pixels.shape),
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name, tensor in sorted(model.vision.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy())
+    digest.update(pixels.contiguous().numpy())
+    return digest.hexdigest()
+
+
+def frozen_vision_tokens(model: VisionLanguageModel, pixels: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """``model.vision_tokens`` of every image in ``pixels`` (uint8, preloaded), float16 on the CPU."""
+    path = cache_root() / "vision-tokens" / f"{tokens_key(model, pixels)}.safetensors"
+    if path.is_file():
+        print(f"vision tokens: reusing {path}")
+        return load_file(path)["tokens"]
+    processor = model.image_processor
+    was_training = model.vision.training
+    model.vision.eval()
+    parts = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(pixels), chunk), desc="vision tokens", unit="batch", dynamic_ncols=True):
+            batch = normalize(pixels[start : start + chunk], processor).to(model.device, model.dtype)  # type: ignore[arg-type]
+            parts.append(model.vision_tokens(batch).to("cpu", torch.float16))
+    model.vision.train(was_training)
+    tokens = torch.cat(parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, save({"tokens": tokens}))
+    print(f"vision tokens: saved {tokens.numel() * 2 / 2**30:.2f} GiB to {path}")
+    return tokens
