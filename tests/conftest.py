@@ -12,6 +12,13 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch) -> None:
+    """What vlmkit caches (built models, vision tokens) goes to the session's temporary folder, never the
+    user's ~/.cache; tests that need their own cache set VLMKIT_CACHE themselves."""
+    monkeypatch.setenv("VLMKIT_CACHE", str(tmp_path_factory.getbasetemp() / "vlmkit-cache"))
+
+
 @pytest.fixture
 def photo_files(tmp_path):
     """A few small real-looking images on disk (scikit-image's sample photos, downscaled)."""

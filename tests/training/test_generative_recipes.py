@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
 from testkit import TINY_EFFNET, tiny_conse
 from vlmkit.checkpoints import from_pretrained, save_pretrained
+from vlmkit.data.records import RecordDataset
 from vlmkit.evaluation.runner import evaluate
 from vlmkit.models import VisionLanguageModel
+from vlmkit.processing.chat import CAPTION_PROMPT
 from vlmkit.tasks.chat import ask
 from vlmkit.training.data import normalize
 from vlmkit.training.distributed import init_distributed
@@ -125,3 +129,17 @@ def test_align_on_a_conse_cnn_trains_from_cached_vision_tokens(shapes_dataset, p
     loaded = from_pretrained(generative.export(model, tmp_path / "align"))
     image = shapes_dataset / "val" / "images" / "000000.png"
     assert isinstance(ask(loaded, image, "what color is the circle?"), str)
+
+
+def test_training_conversations_mix_questions_and_captions(shapes_dataset):
+    records = RecordDataset(shapes_dataset / "train").records[:40]
+
+    def draw(share: float) -> list[list[dict[str, str]]]:
+        return [generative.conversation(r, random.Random(i), 2, share) for i, r in enumerate(records)]
+
+    asked = [sum(m["content"] == CAPTION_PROMPT for m in chat) for chat in draw(0.5)]
+    assert set(asked) == {0, 1} and 0.25 < sum(asked) / len(asked) < 0.75
+    assert all(sum(m["content"] == CAPTION_PROMPT for m in chat) == 1 for chat in draw(1.0))
+    assert not any(m["content"] == CAPTION_PROMPT for chat in draw(0.0) for m in chat)
+    for chat in draw(0.0):
+        assert [m["role"] for m in chat] == ["user", "assistant"] * (len(chat) // 2) and len(chat) == 4

@@ -76,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="align: train the decoder too, not only the projector",
     )
+    vlm.add_argument("--questions-per-turn", type=int, help="instruct: question turns per training conversation")
+    vlm.add_argument(
+        "--caption-share", type=float, help="instruct: share of training conversations with a caption request (1)"
+    )
     vlm.add_argument("--eval-images", type=int)
     _common(vlm)
     vlm.set_defaults(handler=run_train, family="vlm")
@@ -123,6 +127,8 @@ RECIPE_FLAGS = (
     "lora_alpha",
     "train_vision",
     "train_decoder",
+    "questions_per_turn",
+    "caption_share",
 )
 
 

@@ -64,6 +64,7 @@ class GenerativeRecipe(ConfigBase):
     train_vision: bool = False
     train_decoder: bool = False  # align: train the decoder with the projector (for decoders too small to route context)
     questions_per_turn: int = 4  # QA turns per training conversation (instruct, lm)
+    caption_share: float = 1.0  # share of training conversations that also ask for a caption (instruct, lm)
     max_length: int = 384
     eval_images: int = 100
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -77,8 +78,11 @@ class GenerativeRecipe(ConfigBase):
                 raise ConfigError(f"{where}.{name}: stage {self.stage!r} needs it")
 
 
-def conversation(record: Record, rng: random.Random, questions: int, captions: bool = True) -> list[dict[str, str]]:
-    """A multi-turn chat about ``record``'s image: a random mix of its questions and a caption request."""
+def conversation(
+    record: Record, rng: random.Random, questions: int, caption_share: float = 1.0
+) -> list[dict[str, str]]:
+    """A multi-turn chat about ``record``'s image: a random mix of its questions and, in ``caption_share``
+    of the chats, a caption request."""
     turns: list[tuple[str, str]] = []
     for qa in rng.sample(record.qa or [], min(questions, len(record.qa or []))):
         if qa.choices and qa.answer in qa.choices and rng.random() < 0.5:
@@ -86,7 +90,7 @@ def conversation(record: Record, rng: random.Random, questions: int, captions: b
             turns.append((multiple_choice_prompt(qa.question, choices), LETTERS[choices.index(qa.answer)]))
         else:
             turns.append((qa.question, qa.answer))
-    if captions and record.captions:
+    if record.captions and (caption_share >= 1 or rng.random() < caption_share):
         turns.insert(rng.randrange(len(turns) + 1), (CAPTION_PROMPT, rng.choice(record.captions)))
     messages = []
     for question, answer in turns:
@@ -128,7 +132,7 @@ class GenerativeTask:
                     {"role": "assistant", "content": rng.choice(record.captions or [""])},
                 ]
             )
-        messages = conversation(record, rng, self.recipe.questions_per_turn)
+        messages = conversation(record, rng, self.recipe.questions_per_turn, self.recipe.caption_share)
         return messages if stage == "lm" else _with_image(messages)
 
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> Any:
