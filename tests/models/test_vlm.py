@@ -18,7 +18,6 @@ from vlmkit.models import Decoder, VisionLanguageModel
 from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.models.projector import pixel_shuffle
-from vlmkit.processing.images import ImagePreprocessor
 
 
 def test_pixel_shuffle_merges_neighbouring_patches():
@@ -77,17 +76,7 @@ def test_presets_build_small_models():
 
 def cnn_vlm(pixel_shuffle: int = 2) -> VisionLanguageModel:
     """A tiny VLM whose vision tower is an EfficientNet without its classifier (an 8x8 feature map)."""
-    tokenizer = tiny_chat_tokenizer()
-    config = VlmConfig(
-        vision=dataclasses.replace(TINY_EFFNET, num_classes=0),
-        projector=ProjectorConfig(pixel_shuffle=pixel_shuffle),
-        decoder=tiny_decoder_config_for(tokenizer),
-        image_token_id=tokenizer.tokenizer.token_to_id("<image>"),
-    )
-    model = VisionLanguageModel(config).eval()
-    model.tokenizer = tokenizer
-    model.image_processor = ImagePreprocessor.clip(32)
-    return model
+    return tiny_vlm(pixel_shuffle, vision=dataclasses.replace(TINY_EFFNET, num_classes=0))
 
 
 @pytest.mark.parametrize("size", [32, 37])
