@@ -10,6 +10,7 @@ import torch
 from testkit import TINY_EFFNET, tiny_conse
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.data.records import RecordDataset
+from vlmkit.errors import ConfigError
 from vlmkit.evaluation.runner import evaluate
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT
@@ -143,3 +144,5 @@ def test_training_conversations_mix_questions_and_captions(shapes_dataset):
     assert not any(m["content"] == CAPTION_PROMPT for chat in draw(0.0) for m in chat)
     for chat in draw(0.0):
         assert [m["role"] for m in chat] == ["user", "assistant"] * (len(chat) // 2) and len(chat) == 4
+    with pytest.raises(ConfigError, match="caption_share"):
+        generative.GenerativeRecipe.from_dict({"data": "d", "caption_share": 1.5})

@@ -72,6 +72,10 @@ class GenerativeRecipe(ConfigBase):
     def validate(self, where: str) -> None:
         if not self.data:
             raise ConfigError(f"{where}.data: a dataset folder is required")
+        if not 0 <= self.caption_share <= 1:
+            raise ConfigError(f"{where}.caption_share: expected a share in [0, 1], got {self.caption_share}")
+        if self.questions_per_turn < 0:
+            raise ConfigError(f"{where}.questions_per_turn: must be >= 0, got {self.questions_per_turn}")
         needs = {"align": ("vision_from", "decoder_from"), "instruct": ("init_from",)}.get(self.stage, ())
         for name in needs:
             if not getattr(self, name):
