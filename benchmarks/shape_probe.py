@@ -16,7 +16,6 @@ Towers: ``vit`` (the tiny CLIP preset's ViT with the ``--conv-stem`` / ``--conv-
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
@@ -28,6 +27,7 @@ from vlmkit.data.records import RecordDataset
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.training.data import normalize, preload_images
+from vlmkit.training.optim import warmup_cosine_schedule
 
 
 def cnn(width: int) -> nn.Module:
@@ -75,11 +75,7 @@ def main() -> None:
     tower = VisionTransformer(vision) if args.tower == "vit" else cnn(128)
     model = nn.Sequential(tower, nn.Linear(128, len(shapes) + len(colors)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6)
-    warmup = min(50, args.steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)),
-    )
+    schedule = warmup_cosine_schedule(optimizer, min(50, args.steps // 10), args.steps)
     autocast = torch.autocast("cpu", torch.bfloat16, enabled=args.precision == "bf16")
 
     def logits(pixels: torch.Tensor) -> torch.Tensor:

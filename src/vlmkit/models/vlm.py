@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from vlmkit.config import EfficientNetConfig, ProjectorConfig, VlmConfig
+from vlmkit.config import ProjectorConfig, VlmConfig
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models.decoder import Decoder, causal_lm_loss
 from vlmkit.models.efficientnet import EfficientNet
@@ -47,8 +47,7 @@ class VisionLanguageModel(nn.Module):
         super().__init__()
         self.config = config
         if vision is None:
-            convolutional = isinstance(config.vision, EfficientNetConfig)
-            vision = EfficientNet(config.vision) if convolutional else VisionTransformer(config.vision)
+            vision = EfficientNet(config.vision) if config.convolutional else VisionTransformer(config.vision)  # type: ignore[arg-type]
         self.vision = vision
         self.projector = Projector(config.projector, config.vision_width, config.decoder.width)
         self.decoder = decoder if decoder is not None else Decoder(config.decoder)
