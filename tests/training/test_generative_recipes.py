@@ -55,6 +55,35 @@ def test_align_can_train_the_decoder(shapes_dataset, parts):
     assert not any(p.requires_grad for p in model.vision.parameters())
 
 
+def test_align_fresh_decoder_keeps_the_tokenizer_and_reinitialises_the_weights(shapes_dataset, parts):
+    clip_dir, lm_dir = parts
+    recipe = generative.GenerativeRecipe(
+        stage="align",
+        data=str(shapes_dataset / "train"),
+        vision_from=clip_dir,
+        decoder_from=lm_dir,
+        train_decoder=True,
+        fresh_decoder=True,
+    )
+    model, _ = generative.prepare(recipe)
+    trained = from_pretrained(lm_dir)
+    assert model.tokenizer.vocab_size == trained.tokenizer.vocab_size
+    assert model.config.decoder == trained.config
+    fresh, old = model.decoder.state_dict(), trained.state_dict()
+    assert all(not torch.equal(fresh[k], old[k]) for k in old if k.endswith(("qkv.weight", "embed.weight")))
+    assert all(torch.equal(v, torch.ones_like(v)) for k, v in fresh.items() if "norm" in k)
+    assert abs(float(fresh["embed.weight"].std()) - 0.02) < 0.002  # the Llama initialisation, not the LM's weights
+
+
+def test_fresh_decoder_needs_a_decoder_that_trains(shapes_dataset, parts):
+    clip_dir, lm_dir = parts
+    recipe = generative.GenerativeRecipe(
+        stage="align", data=str(shapes_dataset / "train"), vision_from=clip_dir, decoder_from=lm_dir, fresh_decoder=True
+    )
+    with pytest.raises(ConfigError, match="fresh_decoder"):
+        recipe.validate("recipe")
+
+
 def test_lm_align_instruct_eval(shapes_dataset, parts, tmp_path):
     data = str(shapes_dataset / "train")
     steps = STEPS

@@ -76,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="align: train the decoder too, not only the projector",
     )
+    vlm.add_argument(
+        "--fresh-decoder",
+        action="store_true",
+        default=None,
+        help="align (with --train-decoder): re-initialise --decoder-from's weights, keeping its tokenizer",
+    )
     vlm.add_argument("--questions-per-turn", type=int, help="instruct: question turns per training conversation")
     vlm.add_argument(
         "--caption-share", type=float, help="instruct: share of training conversations with a caption request (1)"
@@ -127,6 +133,7 @@ RECIPE_FLAGS = (
     "lora_alpha",
     "train_vision",
     "train_decoder",
+    "fresh_decoder",
     "questions_per_turn",
     "caption_share",
 )

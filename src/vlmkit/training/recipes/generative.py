@@ -63,6 +63,7 @@ class GenerativeRecipe(ConfigBase):
     lora_alpha: float = 16.0
     train_vision: bool = False
     train_decoder: bool = False  # align: train the decoder with the projector (for decoders too small to route context)
+    fresh_decoder: bool = False  # align: keep --decoder-from's tokenizer and shape, re-initialise its weights
     questions_per_turn: int = 4  # QA turns per training conversation (instruct, lm)
     caption_share: float = 1.0  # share of training conversations that also ask for a caption (instruct, lm)
     max_length: int = 384
@@ -76,6 +77,8 @@ class GenerativeRecipe(ConfigBase):
             raise ConfigError(f"{where}.caption_share: expected a share in [0, 1], got {self.caption_share}")
         if self.questions_per_turn < 0:
             raise ConfigError(f"{where}.questions_per_turn: must be >= 0, got {self.questions_per_turn}")
+        if self.fresh_decoder and not (self.stage == "align" and self.train_decoder):
+            raise ConfigError(f"{where}.fresh_decoder: only for stage 'align' with train_decoder (it must learn)")
         needs = {"align": ("vision_from", "decoder_from"), "instruct": ("init_from",)}.get(self.stage, ())
         for name in needs:
             if not getattr(self, name):
@@ -217,6 +220,10 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
         decoder = from_pretrained(recipe.decoder_from)  # type: ignore[arg-type]
         if not isinstance(decoder, Decoder) or decoder.tokenizer is None:
             raise InputError(f"{recipe.decoder_from}: --decoder-from needs a decoder with a tokenizer (`train lm`)")
+        if recipe.fresh_decoder:
+            # A tiny decoder pretrained on the captions' text learns to read image tokens several times slower
+            # than a random one (README, "reading the image"); its tokenizer and shape are what is kept.
+            decoder.reset_parameters()
         shuffle = recipe.pixel_shuffle or (2 if tower.config.grid % 2 == 0 else 1)
         # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
         # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.

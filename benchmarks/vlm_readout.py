@@ -1,0 +1,186 @@
+"""Does the VLM's decoder read what its frozen image encoder knows? A diagnostic for ShapesWorld VQA.
+
+The ImageNet-CNN pipeline answers colour questions at chance although the CNN's tokens carry colour. This
+script measures the gap under the easiest signal there is:
+
+- **probe**: a linear classifier on the mean of an image's frozen tokens, trained on single-object training
+  images to name the object's colour and shape. It is what the tokens make readable in a few hundred steps.
+- **VLM**: the model fine-tuned on one question per conversation (``--only TYPE`` keeps one question type,
+  ``--single-object`` keeps single-object images), the decoder as it comes from ``--model`` or freshly
+  initialised (``--fresh-decoder``, projector too). It prints teacher-forced exact-match answer accuracy on
+  validation images, per question type, split into single-object (``color@1``) and multi-object images.
+
+The frozen tokens come from ``training.vision_cache``, so a model from the pipeline reuses its cached tokens.
+
+    .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --single-object
+    .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --single-object \\
+        --fresh-decoder
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlmkit.checkpoints import from_pretrained
+from vlmkit.data.records import QA, Record, RecordDataset
+from vlmkit.models import VisionLanguageModel
+from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, pad_right, template_named
+from vlmkit.training.data import preload_images
+from vlmkit.training.optim import warmup_cosine_schedule
+from vlmkit.training.vision_cache import frozen_vision_tokens
+
+
+def split_tokens(model: VisionLanguageModel, folder: str, limit: int | None) -> tuple[list[Record], torch.Tensor]:
+    dataset = RecordDataset(folder)
+    records = [r for r in dataset.records if r.qa][:limit]
+    pixels = preload_images([dataset.image_path(r) for r in records], model.image_processor)  # type: ignore[arg-type]
+    return records, frozen_vision_tokens(model, pixels)
+
+
+def single_object(records: list[Record]) -> list[int]:
+    return [i for i, r in enumerate(records) if len(r.objects or []) == 1]
+
+
+def object_attribute(record: Record, attribute: str) -> str:
+    """A ShapesWorld object's ``color`` or ``shape``, kept among its extra annotation fields."""
+    return str(record.objects[0].extra[attribute])  # type: ignore[index]
+
+
+def probe(train: tuple[list[Record], torch.Tensor], val: tuple[list[Record], torch.Tensor], steps: int) -> None:
+    """Linear read-out of the single object's colour and shape from its image's mean frozen token."""
+    for attribute in ("color", "shape"):
+        (train_records, train_tokens), (val_records, val_tokens) = train, val
+        keep, held = single_object(train_records), single_object(val_records)
+        x, x_val = train_tokens[keep].float().mean(1), val_tokens[held].float().mean(1)
+        names = sorted({object_attribute(train_records[i], attribute) for i in keep})
+        y = torch.tensor([names.index(object_attribute(train_records[i], attribute)) for i in keep])
+        y_val = [object_attribute(val_records[i], attribute) for i in held]
+        torch.manual_seed(0)
+        linear = nn.Linear(x.shape[1], len(names))
+        optimizer = torch.optim.Adam(linear.parameters(), 1e-3)
+        for _ in range(steps):
+            batch = torch.randint(0, len(x), (32,))
+            loss = F.cross_entropy(linear(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            predicted = [names[i] for i in linear(x_val).argmax(1).tolist()]
+        accuracy = 100 * sum(p == t for p, t in zip(predicted, y_val, strict=True)) / len(y_val)
+        print(f"probe {attribute}@1: {accuracy:.1f}% of {len(y_val)} single-object val images ({steps} steps)")
+
+
+def question_rows(encoder: ChatEncoder, qas: list[QA]) -> list[tuple[list[int], list[int]]]:
+    """One single-turn conversation per question, the image first, as the recipes build them."""
+    rows = []
+    for qa in qas:
+        messages = [
+            {"role": "user", "content": f"{IMAGE_TOKEN}\n{qa.question}"},
+            {"role": "assistant", "content": qa.answer},
+        ]
+        encoded = encoder.encode(messages)
+        rows.append((encoded.input_ids, encoded.labels))
+    return rows
+
+
+def answer_accuracy(
+    model: VisionLanguageModel, encoder: ChatEncoder, records: list[Record], tokens: torch.Tensor
+) -> dict[str, float]:
+    """Teacher-forced exact match of every answer token, per type; ``@1`` marks single-object images."""
+    rows, kinds, images = [], [], []
+    for index, record in enumerate(records):
+        for qa in record.qa or []:
+            rows += question_rows(encoder, [qa])
+            kinds.append(qa.type + ("@1" if len(record.objects or []) == 1 else ""))
+            images.append(index)
+    hits: collections.Counter[str] = collections.Counter()
+    totals: collections.Counter[str] = collections.Counter(kinds)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(rows), 128):
+            ids, labels = pad_right(rows[start : start + 128], encoder.tokenizer.pad_id)
+            logits = model(ids, vision_tokens=tokens[images[start : start + 128]]).logits
+            targets = labels[:, 1:]
+            exact = ((logits[:, :-1].argmax(-1) == targets) | (targets == -100)).all(1)
+            for kind, ok in zip(kinds[start : start + 128], exact.tolist(), strict=True):
+                hits[kind] += ok
+    model.train()
+    return {kind: 100 * hits[kind] / totals[kind] for kind in sorted(totals)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a VLM directory (e.g. the align stage's model/)")
+    parser.add_argument("--data", required=True, help="a ShapesWorld folder with train/ and val/")
+    parser.add_argument("--only", default=None, help="train on this question type only (color, shape, ...)")
+    parser.add_argument("--single-object", action="store_true", help="train on single-object images only")
+    parser.add_argument("--fresh-decoder", action="store_true", help="re-initialise the decoder and projector")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-images", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = from_pretrained(args.model)
+    if not isinstance(model, VisionLanguageModel) or model.tokenizer is None:
+        raise SystemExit(f"{args.model}: expected a VLM with a tokenizer")
+    tokenizer = model.tokenizer
+    encoder = ChatEncoder(
+        tokenizer,
+        template_named(model.config.chat_template),
+        tokenizer.eos_id,  # type: ignore[arg-type]
+        model.config.image_token_id,
+        model.tokens_per_image,
+    )
+    train = split_tokens(model, f"{args.data}/train", None)
+    val = split_tokens(model, f"{args.data}/val", args.eval_images)
+    probe(train, val, args.steps)
+
+    if args.fresh_decoder:
+        model.decoder.reset_parameters()
+        for module in model.projector.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+    model.vision.requires_grad_(False)
+    records, tokens = train
+    if args.single_object:
+        keep = single_object(records)
+        records, tokens = [records[i] for i in keep], tokens[keep]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    schedule = warmup_cosine_schedule(optimizer, args.steps // 10, args.steps)
+    rng = random.Random(0)
+    started = time.perf_counter()
+    model.train()
+    for step in range(1, args.steps + 1):
+        items = [rng.randrange(len(records)) for _ in range(args.batch_size)]
+        rows = []
+        for item in items:
+            qas = [qa for qa in records[item].qa or [] if args.only in (None, qa.type)] or records[item].qa or []
+            rows += question_rows(encoder, [rng.choice(qas)])
+        ids, labels = pad_right(rows, tokenizer.pad_id)
+        loss = model(ids, labels=labels, vision_tokens=tokens[items]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % max(1, args.steps // 2) == 0:
+            accuracy = answer_accuracy(model, encoder, *val)
+            shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
+            print(f"VLM step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
+    print(f"VLM training: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
