@@ -31,7 +31,8 @@ from torch import nn
 from vlmkit.checkpoints import from_pretrained
 from vlmkit.data.records import QA, Record, RecordDataset
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, pad_right, template_named
+from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, pad_right
+from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.data import preload_images
 from vlmkit.training.optim import warmup_cosine_schedule
 from vlmkit.training.vision_cache import frozen_vision_tokens
@@ -135,13 +136,7 @@ def main() -> None:
     if not isinstance(model, VisionLanguageModel) or model.tokenizer is None:
         raise SystemExit(f"{args.model}: expected a VLM with a tokenizer")
     tokenizer = model.tokenizer
-    encoder = ChatEncoder(
-        tokenizer,
-        template_named(model.config.chat_template),
-        tokenizer.eos_id,  # type: ignore[arg-type]
-        model.config.image_token_id,
-        model.tokens_per_image,
-    )
+    encoder = chat_encoder(model)
     train = split_tokens(model, f"{args.data}/train", None)
     val = split_tokens(model, f"{args.data}/val", args.eval_images)
     probe(train, val, args.steps)

@@ -36,9 +36,10 @@ from vlmkit.models.conse import ConSEModel
 from vlmkit.models.decoder import causal_lm_loss
 from vlmkit.models.efficientnet import without_classifier
 from vlmkit.models.vlm import VisionTower
-from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN, ChatEncoder, pad_right, template_named
+from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN, ChatEncoder, pad_right
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import train_bpe_tokenizer
+from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.trainer import TrainConfig, epoch_indices, shard
@@ -248,20 +249,10 @@ def prepare(recipe: GenerativeRecipe) -> tuple[nn.Module, GenerativeTask]:
     if not records:
         raise InputError(f"{recipe.data}: no records with captions or questions")
     model = build(recipe, records)
-    tokenizer = model.tokenizer
-    decoder = model.decoder if isinstance(model, VisionLanguageModel) else model
+    encoder = chat_encoder(model)
+    pixels = None
     if isinstance(model, VisionLanguageModel):
-        encoder = ChatEncoder(
-            tokenizer,
-            template_named(model.config.chat_template),
-            tokenizer.eos_id,  # type: ignore[arg-type]
-            model.config.image_token_id,
-            model.tokens_per_image,
-        )
         pixels = preload_images([dataset.image_path(r) for r in records], model.image_processor)  # type: ignore[arg-type]
-    else:
-        encoder = ChatEncoder(tokenizer, template_named("vlmkit"), decoder.config.eos_token_ids[0])  # type: ignore[arg-type]
-        pixels = None
     evaluation = None
     eval_folder = recipe.eval_data
     if eval_folder and recipe.stage != "lm":
