@@ -56,10 +56,10 @@ def object_attribute(record: Record, attribute: str) -> str:
 
 def probe(train: tuple[list[Record], torch.Tensor], val: tuple[list[Record], torch.Tensor], steps: int) -> None:
     """Linear read-out of the single object's colour and shape from its image's mean frozen token."""
+    (train_records, train_tokens), (val_records, val_tokens) = train, val
+    keep, held = single_object(train_records), single_object(val_records)
+    x, x_val = train_tokens[keep].float().mean(1), val_tokens[held].float().mean(1)
     for attribute in ("color", "shape"):
-        (train_records, train_tokens), (val_records, val_tokens) = train, val
-        keep, held = single_object(train_records), single_object(val_records)
-        x, x_val = train_tokens[keep].float().mean(1), val_tokens[held].float().mean(1)
         names = sorted({object_attribute(train_records[i], attribute) for i in keep})
         y = torch.tensor([names.index(object_attribute(train_records[i], attribute)) for i in keep])
         y_val = [object_attribute(val_records[i], attribute) for i in held]
