@@ -30,7 +30,7 @@ def tiny_decoder_config(tokenizer, **overrides) -> DecoderConfig:
     return DecoderConfig(**settings)
 
 
-def tiny_vlm(pixel_shuffle: int = 2, vision=None):
+def tiny_vlm(pixel_shuffle: int = 2, vision=None, vision_layer: int = -1):
     """A tiny ViT VLM at 32 px, or one around ``vision`` (e.g. a headless EfficientNet config)."""
     from vlmkit.models import VisionLanguageModel
     from vlmkit.processing.images import ImagePreprocessor
@@ -38,7 +38,7 @@ def tiny_vlm(pixel_shuffle: int = 2, vision=None):
     tokenizer = tiny_chat_tokenizer()
     config = VlmConfig(
         vision=vision or VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=4, mlp_dim=64, act="gelu"),
-        projector=ProjectorConfig(pixel_shuffle=pixel_shuffle, vision_layer=-1),
+        projector=ProjectorConfig(pixel_shuffle=pixel_shuffle, vision_layer=vision_layer),
         decoder=tiny_decoder_config(tokenizer),
         image_token_id=tokenizer.tokenizer.token_to_id("<image>"),
     )

@@ -74,9 +74,40 @@ def test_presets_build_small_models():
     assert vlm.tokens_per_image == 16 and sum(p.numel() for p in vlm.parameters()) < 6e6
 
 
-def cnn_vlm(pixel_shuffle: int = 2) -> VisionLanguageModel:
-    """A tiny VLM whose vision tower is an EfficientNet without its classifier (an 8x8 feature map)."""
-    return tiny_vlm(pixel_shuffle, vision=dataclasses.replace(TINY_EFFNET, num_classes=0))
+def cnn_vlm(pixel_shuffle: int = 2, vision_layer: int = -1) -> VisionLanguageModel:
+    """A tiny VLM whose vision tower is an EfficientNet without its classifier (an 8x8 head feature map)."""
+    return tiny_vlm(pixel_shuffle, vision=dataclasses.replace(TINY_EFFNET, num_classes=0), vision_layer=vision_layer)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, -1, -4])
+def test_the_cnn_config_predicts_each_feature_maps_shape(level):
+    tower = EfficientNet(dataclasses.replace(TINY_EFFNET, num_classes=0)).eval()
+    with torch.no_grad():
+        features = tower.feature_map(torch.randn(1, 3, 32, 32), level)
+    channels, side = TINY_EFFNET.feature_shape(level)
+    assert features.shape == (1, channels, side, side)
+    assert TINY_EFFNET.feature_levels == 4  # stem, two stages, head
+    with pytest.raises(ConfigError, match="feature map 4: the network has 4"):
+        tower.feature_map(torch.randn(1, 3, 32, 32), 4)
+
+
+def test_a_cnn_vlm_can_read_an_earlier_finer_feature_map():
+    model = cnn_vlm(pixel_shuffle=2, vision_layer=1)  # the first stage's 16x16 map of 8 channels
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        cells = model.vision.feature_map(pixels, 1)
+        tokens = model.vision_tokens(pixels)
+        features = model.encode_images(pixels)
+    assert tokens.shape == (2, 16 * 16, 8)
+    torch.testing.assert_close(tokens[0, 3 * 16 + 5], cells[0, :, 3, 5])
+    assert model.tokens_per_image == 64 and features.shape == (2, 64, model.config.decoder.width)
+    assert model.projector.config.pixel_shuffle == 2 and model.config.vision_width == 8
+
+
+def test_a_cnn_vision_layer_outside_the_network_is_refused():
+    config = cnn_vlm().config
+    with pytest.raises(ConfigError, match=r"projector.vision_layer: 4 is outside the convolutional tower's 4"):
+        dataclasses.replace(config, projector=dataclasses.replace(config.projector, vision_layer=4)).validate("vlm")
 
 
 @pytest.mark.parametrize("size", [32, 37])

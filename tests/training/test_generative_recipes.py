@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -159,6 +160,29 @@ def test_align_on_a_conse_cnn_trains_from_cached_vision_tokens(shapes_dataset, p
     loaded = from_pretrained(generative.export(model, tmp_path / "align"))
     image = shapes_dataset / "val" / "images" / "000000.png"
     assert isinstance(ask(loaded, image, "what color is the circle?"), str)
+
+
+def test_align_can_read_an_earlier_cnn_feature_map(shapes_dataset, parts, tmp_path, monkeypatch):
+    """``vision_layer`` picks the CNN's first-stage map (16x16 cells of 8 channels here); the default pixel
+    shuffle follows that grid, and its cached tokens are kept apart from the head's."""
+    monkeypatch.setenv("VLMKIT_CACHE", str(tmp_path / "cache"))
+    conse_dir = tmp_path / "conse"
+    save_pretrained(tiny_conse(), conse_dir)
+    recipe = generative.GenerativeRecipe(
+        stage="align",
+        data=str(shapes_dataset / "train"),
+        vision_from=str(conse_dir),
+        decoder_from=parts[1],
+        vision_layer=1,
+        train=STEPS,
+    )
+    model, task = generative.prepare(recipe)
+    assert model.config.projector.vision_layer == 1 and model.tokens_per_image == 64  # 16x16, shuffled 2x2
+    assert task.batch(0, 0, 4, 0, 1)[3].shape == (4, 256, 8)
+    head = generative.prepare(dataclasses.replace(recipe, vision_layer=-1))[0]
+    assert tokens_key(model, task.pixels) != tokens_key(head, task.pixels)
+    with pytest.raises(ConfigError, match="feature map 9: the network has 4"):
+        generative.prepare(dataclasses.replace(recipe, vision_layer=9))
 
 
 def test_training_conversations_mix_questions_and_captions(shapes_dataset):

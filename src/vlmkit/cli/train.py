@@ -66,6 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "its ImageNet EfficientNet",
     )
     vlm.add_argument("--decoder-from", help="align: a decoder (a `train lm` model directory)")
+    vlm.add_argument(
+        "--vision-layer",
+        type=int,
+        help="align: the tower's output that feeds the projector: a ViT block (-1: the last) or a CNN feature map "
+        "(stem, stages, head; -1: the head)",
+    )
+    vlm.add_argument(
+        "--pixel-shuffle",
+        type=int,
+        help="align: merge each r x r block of vision tokens into one (default: 2 where it divides the grid)",
+    )
     vlm.add_argument("--from", dest="init_from", help="instruct: the VLM from the align stage")
     vlm.add_argument("--lora-rank", type=int, help="instruct: train LoRA adapters of this rank (0: full)")
     vlm.add_argument("--lora-alpha", type=float)
@@ -129,6 +140,8 @@ RECIPE_FLAGS = (
     "stage",
     "vision_from",
     "decoder_from",
+    "vision_layer",
+    "pixel_shuffle",
     "lora_rank",
     "lora_alpha",
     "train_vision",

@@ -46,11 +46,28 @@ class EfficientNetConfig(ConfigBase):
 
     @property
     def grid(self) -> int:
-        """Side of the final feature map for ``image_size`` inputs: every stride-2 layer rounds up."""
-        side = self.image_size
-        for stride in (2, *(stage[1] for stage in self.stages)):
-            side = -(-side // stride)
-        return side
+        """Side of the final feature map for ``image_size`` inputs."""
+        return self.feature_shape(-1)[1]
+
+    @property
+    def feature_levels(self) -> int:
+        """How many feature maps the network computes: the stem's, one per stage, the head's."""
+        return len(self.stages) + 2
+
+    def feature_shape(self, level: int) -> tuple[int, int]:
+        """(channels, side) of feature map ``level`` (Python indexing over stem, stages, head) for
+        ``image_size`` inputs: every stride-2 layer rounds up."""
+        if not -self.feature_levels <= level < self.feature_levels:
+            raise ConfigError(
+                f"feature map {level}: the network has {self.feature_levels} (stem, {len(self.stages)} stages, head), "
+                f"so expected {-self.feature_levels}..{self.feature_levels - 1}"
+            )
+        level %= self.feature_levels
+        side = -(-self.image_size // 2)
+        channels = self.stem_channels
+        for _, stride, _, stage_channels, _ in self.stages[:level]:
+            side, channels = -(-side // stride), stage_channels
+        return (self.head_channels if level == self.feature_levels - 1 else channels), side
 
     def validate(self, where: str) -> None:
         _positive(

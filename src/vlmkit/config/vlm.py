@@ -109,10 +109,12 @@ class ProjectorConfig(ConfigBase):
         bias: biases on the projector's linear layers.
         vision_layer: which entry of ``VisionTransformer.hidden_states`` feeds the projector: -1 is
             the last block's output, -2 (LLaVA's default) the penultimate one. Taken before the
-            tower's post-norm unless ``vision_norm``. A convolutional tower always gives its final
-            feature map, one token per cell, so this and the next two fields do not apply to it.
+            tower's post-norm unless ``vision_norm``. For a convolutional tower it picks a feature map
+            (stem, one per stage, head; -1 the head's), one token per cell: an earlier, finer map keeps
+            each object's colour and shape in the cells it covers, which the head's 7x7 map blurs.
         vision_norm: apply the vision tower's post-norm to the selected tokens (SmolVLM-style
-            towers whose last layer is used post-normed).
+            towers whose last layer is used post-normed). Does not apply to a convolutional tower,
+            nor does the next field.
         drop_class_token: drop the class token, keeping only patch tokens (LLaVA's "default"
             ``vision_feature_select_strategy``; "full" keeps it). Ignored for towers without one.
         pixel_shuffle: token reduction factor r: each r x r block of neighbouring patch tokens
@@ -162,7 +164,16 @@ class VlmConfig(ConfigBase):
     @property
     def vision_width(self) -> int:
         """Features per vision token, before the projector."""
-        return self.vision.head_channels if isinstance(self.vision, EfficientNetConfig) else self.vision.width
+        if isinstance(self.vision, EfficientNetConfig):
+            return self.vision.feature_shape(self.projector.vision_layer)[0]
+        return self.vision.width
+
+    @property
+    def vision_grid(self) -> int:
+        """Side of the square grid of vision tokens, before pixel shuffle."""
+        if isinstance(self.vision, EfficientNetConfig):
+            return self.vision.feature_shape(self.projector.vision_layer)[1]
+        return self.vision.grid
 
     @property
     def keeps_class_token(self) -> bool:
@@ -170,12 +181,18 @@ class VlmConfig(ConfigBase):
 
     @property
     def tokens_per_image(self) -> int:
-        return (self.vision.grid**2 + int(self.keeps_class_token)) // self.projector.pixel_shuffle**2
+        return (self.vision_grid**2 + int(self.keeps_class_token)) // self.projector.pixel_shuffle**2
 
     def validate(self, where: str) -> None:
         if isinstance(self.vision, EfficientNetConfig):
             if self.vision.num_classes:
                 raise ConfigError(f"{where}.vision.num_classes: a VLM's convolutional tower has no classifier (0)")
+            levels = self.vision.feature_levels
+            if not -levels <= self.projector.vision_layer < levels:
+                raise ConfigError(
+                    f"{where}.projector.vision_layer: {self.projector.vision_layer} is outside the convolutional "
+                    f"tower's {levels} feature maps (stem, {len(self.vision.stages)} stages, head)"
+                )
         elif not -(self.vision.layers + 1) <= self.projector.vision_layer <= self.vision.layers:
             raise ConfigError(
                 f"{where}.projector.vision_layer: {self.projector.vision_layer} is outside the vision "
@@ -185,10 +202,10 @@ class VlmConfig(ConfigBase):
         if shuffle > 1:
             if self.keeps_class_token:
                 raise ConfigError(f"{where}.projector: pixel_shuffle needs drop_class_token=true")
-            if self.vision.grid % shuffle:
+            if self.vision_grid % shuffle:
                 raise ConfigError(
-                    f"{where}.projector.pixel_shuffle: {shuffle} does not divide the {self.vision.grid}x"
-                    f"{self.vision.grid} token grid"
+                    f"{where}.projector.pixel_shuffle: {shuffle} does not divide the {self.vision_grid}x"
+                    f"{self.vision_grid} token grid"
                 )
         if not 0 <= self.image_token_id < self.decoder.vocab_size:
             raise ConfigError(

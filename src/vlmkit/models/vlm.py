@@ -106,12 +106,12 @@ class VisionLanguageModel(nn.Module):
     def vision_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """The tower's tokens that feed the projector, ``(N, T, vision width)``, for pixels ``(N, C, H, W)``.
 
-        A ViT gives the configured hidden state; a CNN its final feature map, one token per cell in
+        A ViT gives the configured hidden state; a CNN the configured feature map, one token per cell in
         row-major order (so pixel shuffle merges spatial neighbours as it does for patches).
         """
-        if isinstance(self.vision, EfficientNet):
-            return self.vision.feature_map(pixels).flatten(2).transpose(1, 2)
         settings = self.config.projector
+        if isinstance(self.vision, EfficientNet):
+            return self.vision.feature_map(pixels, settings.vision_layer).flatten(2).transpose(1, 2)
         tokens = self.vision.hidden_states(pixels)[settings.vision_layer]
         if settings.vision_norm:
             tokens = self.vision.post_norm(tokens)

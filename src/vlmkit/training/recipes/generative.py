@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from vlmkit.checkpoints import from_pretrained, save_pretrained
-from vlmkit.config import ConfigBase, ProjectorConfig, tiny_decoder_config
+from vlmkit.config import ConfigBase, EfficientNetConfig, ProjectorConfig, tiny_decoder_config
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.circular import LETTERS, multiple_choice_prompt
@@ -59,6 +59,7 @@ class GenerativeRecipe(ConfigBase):
     decoder_from: str | None = None  # align: a decoder from `train lm`
     init_from: str | None = None  # instruct: the VLM from `align`
     vocab_size: int = 1024  # lm: tokenizer size
+    vision_layer: int = -1  # align: the tower's output that feeds the projector (ViT block or CNN feature map)
     pixel_shuffle: int | None = None  # None: 2 where it divides the tower's token grid, else 1
     lora_rank: int = 0  # instruct: 0 trains the whole decoder, >0 LoRA adapters of this rank
     lora_alpha: float = 16.0
@@ -225,10 +226,14 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
             # A tiny decoder pretrained on the captions' text learns to read image tokens several times slower
             # than a random one (README, "reading the image"); its tokenizer and shape are what is kept.
             decoder.reset_parameters()
-        shuffle = recipe.pixel_shuffle or (2 if tower.config.grid % 2 == 0 else 1)
+        config = tower.config
+        grid = config.feature_shape(recipe.vision_layer)[1] if isinstance(config, EfficientNetConfig) else config.grid
+        shuffle = recipe.pixel_shuffle or (2 if grid % 2 == 0 else 1)
         # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
         # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.
-        projector = ProjectorConfig(kind="mlp", vision_layer=-1, vision_norm=True, pixel_shuffle=shuffle)
+        projector = ProjectorConfig(
+            kind="mlp", vision_layer=recipe.vision_layer, vision_norm=True, pixel_shuffle=shuffle
+        )
         model = VisionLanguageModel.from_parts(tower, decoder, projector, image_processor=processor)
         model.vision.requires_grad_(recipe.train_vision)
         model.decoder.requires_grad_(recipe.train_decoder)
