@@ -9,12 +9,18 @@ script measures the gap under the easiest signal there is:
   ``--single-object`` keeps single-object images), the decoder as it comes from ``--model`` or freshly
   initialised (``--fresh-decoder``, projector too). It prints teacher-forced exact-match answer accuracy on
   validation images, per question type, split into single-object (``color@1``) and multi-object images.
+- **text scene** (``--text-scene``): the same training, but the decoder alone reads the scene as text: the
+  record's canonical caption, which names every object by size, colour and shape in order, is written before
+  the question in place of the image. It measures what the decoder learns to look up in its context in the
+  same number of steps when perception is perfect.
 
 The frozen tokens come from ``training.vision_cache``, so a model from the pipeline reuses its cached tokens.
 
     .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --single-object
     .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --single-object \\
         --fresh-decoder
+    .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --fresh-decoder \
+        --text-scene
 """
 
 from __future__ import annotations
@@ -38,9 +44,14 @@ from vlmkit.training.optim import warmup_cosine_schedule
 from vlmkit.training.vision_cache import frozen_vision_tokens
 
 
-def split_tokens(model: VisionLanguageModel, folder: str, limit: int | None) -> tuple[list[Record], torch.Tensor]:
+def split_tokens(
+    model: VisionLanguageModel, folder: str, limit: int | None, text_scene: bool
+) -> tuple[list[Record], torch.Tensor | None]:
+    """A split's records with questions, and their frozen vision tokens (none for a text scene)."""
     dataset = RecordDataset(folder)
     records = [r for r in dataset.records if r.qa][:limit]
+    if text_scene:
+        return records, None
     pixels = preload_images([dataset.image_path(r) for r in records], model.image_processor)  # type: ignore[arg-type]
     return records, frozen_vision_tokens(model, pixels)
 
@@ -78,12 +89,13 @@ def probe(train: tuple[list[Record], torch.Tensor], val: tuple[list[Record], tor
         print(f"probe {attribute}@1: {accuracy:.1f}% of {len(y_val)} single-object val images ({steps} steps)")
 
 
-def question_rows(encoder: ChatEncoder, qas: list[QA]) -> list[tuple[list[int], list[int]]]:
-    """One single-turn conversation per question, the image first, as the recipes build them."""
+def question_rows(encoder: ChatEncoder, qas: list[QA], scene: str | None) -> list[tuple[list[int], list[int]]]:
+    """One single-turn conversation per question, the image (or the ``scene`` text) first, as the recipes
+    build them."""
     rows = []
     for qa in qas:
         messages = [
-            {"role": "user", "content": f"{IMAGE_TOKEN}\n{qa.question}"},
+            {"role": "user", "content": f"{scene or IMAGE_TOKEN}\n{qa.question}"},
             {"role": "assistant", "content": qa.answer},
         ]
         encoded = encoder.encode(messages)
@@ -91,14 +103,19 @@ def question_rows(encoder: ChatEncoder, qas: list[QA]) -> list[tuple[list[int], 
     return rows
 
 
+def text_scene(record: Record, tokens: torch.Tensor | None) -> str | None:
+    """The record's canonical caption when there are no image tokens to read."""
+    return (record.captions or [""])[0] if tokens is None else None
+
+
 def answer_accuracy(
-    model: VisionLanguageModel, encoder: ChatEncoder, records: list[Record], tokens: torch.Tensor
+    model: VisionLanguageModel, encoder: ChatEncoder, records: list[Record], tokens: torch.Tensor | None
 ) -> dict[str, float]:
     """Teacher-forced exact match of every answer token, per type; ``@1`` marks single-object images."""
     rows, kinds, images = [], [], []
     for index, record in enumerate(records):
         for qa in record.qa or []:
-            rows += question_rows(encoder, [qa])
+            rows += question_rows(encoder, [qa], text_scene(record, tokens))
             kinds.append(qa.type + ("@1" if len(record.objects or []) == 1 else ""))
             images.append(index)
     hits: collections.Counter[str] = collections.Counter()
@@ -107,7 +124,8 @@ def answer_accuracy(
     with torch.inference_mode():
         for start in range(0, len(rows), 128):
             ids, labels = pad_right(rows[start : start + 128], encoder.tokenizer.pad_id)
-            logits = model(ids, vision_tokens=tokens[images[start : start + 128]]).logits
+            batch_tokens = None if tokens is None else tokens[images[start : start + 128]]
+            logits = model(ids, vision_tokens=batch_tokens).logits
             targets = labels[:, 1:]
             exact = ((logits[:, :-1].argmax(-1) == targets) | (targets == -100)).all(1)
             for kind, ok in zip(kinds[start : start + 128], exact.tolist(), strict=True):
@@ -123,6 +141,9 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="train on this question type only (color, shape, ...)")
     parser.add_argument("--single-object", action="store_true", help="train on single-object images only")
     parser.add_argument("--fresh-decoder", action="store_true", help="re-initialise the decoder and projector")
+    parser.add_argument(
+        "--text-scene", action="store_true", help="give the decoder the scene as text (its canonical caption)"
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -137,9 +158,10 @@ def main() -> None:
         raise SystemExit(f"{args.model}: expected a VLM with a tokenizer")
     tokenizer = model.tokenizer
     encoder = chat_encoder(model)
-    train = split_tokens(model, f"{args.data}/train", None)
-    val = split_tokens(model, f"{args.data}/val", args.eval_images)
-    probe(train, val, args.steps)
+    train = split_tokens(model, f"{args.data}/train", None, args.text_scene)
+    val = split_tokens(model, f"{args.data}/val", args.eval_images, args.text_scene)
+    if not args.text_scene:
+        probe(train, val, args.steps)  # type: ignore[arg-type]
 
     if args.fresh_decoder:
         model.decoder.reset_parameters()
@@ -150,7 +172,7 @@ def main() -> None:
     records, tokens = train
     if args.single_object:
         keep = single_object(records)
-        records, tokens = [records[i] for i in keep], tokens[keep]
+        records, tokens = [records[i] for i in keep], None if tokens is None else tokens[keep]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     schedule = warmup_cosine_schedule(optimizer, args.steps // 10, args.steps)
@@ -162,9 +184,9 @@ def main() -> None:
         rows = []
         for item in items:
             qas = [qa for qa in records[item].qa or [] if args.only in (None, qa.type)] or records[item].qa or []
-            rows += question_rows(encoder, [rng.choice(qas)])
+            rows += question_rows(encoder, [rng.choice(qas)], text_scene(records[item], tokens))
         ids, labels = pad_right(rows, tokenizer.pad_id)
-        loss = model(ids, labels=labels, vision_tokens=tokens[items]).loss
+        loss = model(ids, labels=labels, vision_tokens=None if tokens is None else tokens[items]).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -173,7 +195,8 @@ def main() -> None:
         if step % max(1, args.steps // 2) == 0:
             accuracy = answer_accuracy(model, encoder, *val)
             shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
-            print(f"VLM step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
+            reader = "text scene" if args.text_scene else "VLM"
+            print(f"{reader} step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
     print(f"VLM training: {time.perf_counter() - started:.0f} s")
 
 
