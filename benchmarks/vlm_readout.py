@@ -177,6 +177,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     schedule = warmup_cosine_schedule(optimizer, args.steps // 10, args.steps)
     rng = random.Random(0)
+    reader = "text scene" if args.text_scene else "VLM"
     started = time.perf_counter()
     model.train()
     for step in range(1, args.steps + 1):
@@ -195,9 +196,8 @@ def main() -> None:
         if step % max(1, args.steps // 2) == 0:
             accuracy = answer_accuracy(model, encoder, *val)
             shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
-            reader = "text scene" if args.text_scene else "VLM"
             print(f"{reader} step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
-    print(f"VLM training: {time.perf_counter() - started:.0f} s")
+    print(f"{reader} training: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
