@@ -2,9 +2,9 @@
 
 For every object in a scene, a linear classifier reads the vision token whose cell holds the object's box
 centre, exactly as ``train vlm --vision-layer L`` would hand it to the projector (pixel shuffle included).
-It is trained on the objects of ``--train-images`` training scenes and scored on those of ``--val-images``
-validation scenes. The head's 7x7 map blurs neighbouring objects into one token; an earlier, finer map
-keeps them apart:
+It is trained (``--steps`` Adam steps of 256 objects) on the objects of ``--train-images`` training scenes
+and scored on those of ``--val-images`` validation scenes. The head's 7x7 map blurs neighbouring objects
+into one token; an earlier, finer map keeps them apart:
 
     .venv/bin/python benchmarks/object_probe.py --data sw10k --layers -1 5 --pixel-shuffle 1 2
 """
@@ -15,10 +15,9 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
+from linear_probe import linear_probe_accuracy
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.models.projector import pixel_shuffle
 from vlmkit.training.data import normalize, preload_images
@@ -66,24 +65,11 @@ def object_tokens(scene: Scene, feature_map: torch.Tensor, shuffle: int) -> tupl
     return torch.stack(rows), labels
 
 
-def probe_accuracy(x: torch.Tensor, y: list[str], x_val: torch.Tensor, y_val: list[str]) -> float:
-    """Held-out accuracy of a linear classifier on standardised features (Adam, 30 epochs)."""
-    names = sorted(set(y))
-    target = torch.tensor([names.index(v) for v in y])
+def standardized(x: torch.Tensor, x_val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets scaled by the training set's per-feature mean and deviation: channels of a CNN's maps
+    differ in scale by orders of magnitude, and a probe should not favour the loud ones."""
     mean, std = x.mean(0), x.std(0) + 1e-4
-    x, x_val = (x - mean) / std, (x_val - mean) / std
-    torch.manual_seed(0)
-    linear = nn.Linear(x.shape[1], len(names))
-    optimizer = torch.optim.Adam(linear.parameters(), 1e-3, weight_decay=1e-4)
-    for _ in range(30):
-        for batch in torch.randperm(len(x)).split(256):
-            loss = F.cross_entropy(linear(x[batch]), target[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        predicted = [names[i] for i in linear(x_val).argmax(1).tolist()]
-    return 100 * sum(p == t for p, t in zip(predicted, y_val, strict=True)) / len(y_val)
+    return (x - mean) / std, (x_val - mean) / std
 
 
 def main() -> None:
@@ -93,6 +79,7 @@ def main() -> None:
     parser.add_argument("--pixel-shuffle", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--train-images", type=int, default=3000)
     parser.add_argument("--val-images", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=3000, help="probe training steps (batches of 256)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -106,7 +93,11 @@ def main() -> None:
                 continue
             x, y = object_tokens(train, train_maps[layer], shuffle)
             x_val, y_val = object_tokens(val, val_maps[layer], shuffle)
-            scores = ", ".join(f"{name} {probe_accuracy(x, y[name], x_val, y_val[name]):.1f}%" for name in ATTRIBUTES)
+            x, x_val = standardized(x, x_val)
+            scores = ", ".join(
+                f"{name} {linear_probe_accuracy(x, y[name], x_val, y_val[name], args.steps, 256):.1f}%"
+                for name in ATTRIBUTES
+            )
             grid = train_maps[layer].shape[-1] // shuffle
             print(f"layer {layer}, pixel shuffle {shuffle} ({grid}x{grid} tokens of {x.shape[1]}): {scores}")
 

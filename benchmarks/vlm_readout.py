@@ -31,9 +31,9 @@ import random
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from linear_probe import linear_probe_accuracy
 from vlmkit.checkpoints import from_pretrained
 from vlmkit.data.records import QA, Record, RecordDataset
 from vlmkit.models import VisionLanguageModel
@@ -71,21 +71,9 @@ def probe(train: tuple[list[Record], torch.Tensor], val: tuple[list[Record], tor
     keep, held = single_object(train_records), single_object(val_records)
     x, x_val = train_tokens[keep].float().mean(1), val_tokens[held].float().mean(1)
     for attribute in ("color", "shape"):
-        names = sorted({object_attribute(train_records[i], attribute) for i in keep})
-        y = torch.tensor([names.index(object_attribute(train_records[i], attribute)) for i in keep])
+        y = [object_attribute(train_records[i], attribute) for i in keep]
         y_val = [object_attribute(val_records[i], attribute) for i in held]
-        torch.manual_seed(0)
-        linear = nn.Linear(x.shape[1], len(names))
-        optimizer = torch.optim.Adam(linear.parameters(), 1e-3)
-        for _ in range(steps):
-            batch = torch.randint(0, len(x), (32,))
-            loss = F.cross_entropy(linear(x[batch]), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            predicted = [names[i] for i in linear(x_val).argmax(1).tolist()]
-        accuracy = 100 * sum(p == t for p, t in zip(predicted, y_val, strict=True)) / len(y_val)
+        accuracy = linear_probe_accuracy(x, y, x_val, y_val, steps, batch_size=32)
         print(f"probe {attribute}@1: {accuracy:.1f}% of {len(y_val)} single-object val images ({steps} steps)")
 
 
