@@ -181,7 +181,7 @@ def test_align_can_read_an_earlier_cnn_feature_map(shapes_dataset, parts, tmp_pa
     assert task.batch(0, 0, 4, 0, 1)[3].shape == (4, 256, 8)
     head = generative.prepare(dataclasses.replace(recipe, vision_layer=-1))[0]
     assert tokens_key(model, task.pixels) != tokens_key(head, task.pixels)
-    with pytest.raises(ConfigError, match="feature map 9: the network has 4"):
+    with pytest.raises(ConfigError, match=r"GenerativeRecipe\.vision_layer: feature map 9: the network has 4"):
         generative.prepare(dataclasses.replace(recipe, vision_layer=9))
 
 

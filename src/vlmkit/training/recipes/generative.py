@@ -200,6 +200,14 @@ def _vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
     )
 
 
+def _cnn_grid(config: EfficientNetConfig, vision_layer: int) -> int:
+    """The side of the CNN feature map ``vision_layer`` selects; a level outside the network names the field."""
+    try:
+        return config.feature_shape(vision_layer)[1]
+    except ConfigError as error:
+        raise ConfigError(f"GenerativeRecipe.vision_layer: {error}") from None
+
+
 def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLanguageModel:
     torch.manual_seed(recipe.train.seed)
     if recipe.stage == "lm":
@@ -227,7 +235,7 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
             # than a random one (README, "reading the image"); its tokenizer and shape are what is kept.
             decoder.reset_parameters()
         config = tower.config
-        grid = config.feature_shape(recipe.vision_layer)[1] if isinstance(config, EfficientNetConfig) else config.grid
+        grid = _cnn_grid(config, recipe.vision_layer) if isinstance(config, EfficientNetConfig) else config.grid
         shuffle = recipe.pixel_shuffle or (2 if grid % 2 == 0 else 1)
         # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
         # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.
