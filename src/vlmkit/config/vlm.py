@@ -134,6 +134,14 @@ class ProjectorConfig(ConfigBase):
         _positive(where, pixel_shuffle=self.pixel_shuffle)
 
 
+def token_grid(vision: VisionConfig | EfficientNetConfig, vision_layer: int) -> int:
+    """Side of the square grid of tokens that output ``vision_layer`` of a tower gives, before pixel shuffle:
+    a ViT's patch grid whatever the block, a CNN's chosen feature map."""
+    if isinstance(vision, EfficientNetConfig):
+        return vision.feature_shape(vision_layer)[1]
+    return vision.grid
+
+
 @dataclass
 class VlmConfig(ConfigBase):
     """A generative vision-language model: vision tower -> projector -> decoder (LLaVA layout).
@@ -171,9 +179,7 @@ class VlmConfig(ConfigBase):
     @property
     def vision_grid(self) -> int:
         """Side of the square grid of vision tokens, before pixel shuffle."""
-        if isinstance(self.vision, EfficientNetConfig):
-            return self.vision.feature_shape(self.projector.vision_layer)[1]
-        return self.vision.grid
+        return token_grid(self.vision, self.projector.vision_layer)
 
     @property
     def keeps_class_token(self) -> bool:

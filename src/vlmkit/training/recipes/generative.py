@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from vlmkit.checkpoints import from_pretrained, save_pretrained
-from vlmkit.config import ConfigBase, EfficientNetConfig, ProjectorConfig, tiny_decoder_config
+from vlmkit.config import ConfigBase, ProjectorConfig, tiny_decoder_config
+from vlmkit.config.vlm import token_grid
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.circular import LETTERS, multiple_choice_prompt
@@ -200,10 +201,10 @@ def _vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
     )
 
 
-def _cnn_grid(config: EfficientNetConfig, vision_layer: int) -> int:
-    """The side of the CNN feature map ``vision_layer`` selects; a level outside the network names the field."""
+def _token_grid(tower: VisionTower, vision_layer: int) -> int:
+    """The token grid ``vision_layer`` selects; a CNN level outside the network is refused naming the field."""
     try:
-        return config.feature_shape(vision_layer)[1]
+        return token_grid(tower.config, vision_layer)
     except ConfigError as error:
         raise ConfigError(f"GenerativeRecipe.vision_layer: {error}") from None
 
@@ -234,9 +235,7 @@ def build(recipe: GenerativeRecipe, records: list[Record]) -> Decoder | VisionLa
             # A tiny decoder pretrained on the captions' text learns to read image tokens several times slower
             # than a random one (README, "reading the image"); its tokenizer and shape are what is kept.
             decoder.reset_parameters()
-        config = tower.config
-        grid = _cnn_grid(config, recipe.vision_layer) if isinstance(config, EfficientNetConfig) else config.grid
-        shuffle = recipe.pixel_shuffle or (2 if grid % 2 == 0 else 1)
+        shuffle = recipe.pixel_shuffle or (2 if _token_grid(tower, recipe.vision_layer) % 2 == 0 else 1)
         # The tower's post-norm brings its residual stream (std ~20 in a small CLIP) to unit scale; without it
         # the projected image tokens dwarf the text embeddings and the decoder learns to ignore them.
         projector = ProjectorConfig(
