@@ -21,11 +21,11 @@ stage lm
 $VLMKIT train lm --data "$DATA/train" --out "$WORK/lm" --steps "$LM_STEPS" --batch-size 32 --lr 3e-3 \
   --warmup-steps "$(warmup "$LM_STEPS" 15)" "${common[@]}"
 stage align
-$VLMKIT train vlm --stage align --train-decoder --data "$DATA/train" --vision-from "$WORK/clip" \
+$VLMKIT train align --train-decoder --data "$DATA/train" --vision-from "$WORK/clip" \
   --decoder-from "$WORK/lm/model" --out "$WORK/align" --steps "$ALIGN_STEPS" --batch-size 64 --lr 1e-3 \
   --warmup-steps "$(warmup "$ALIGN_STEPS" 30)" "${common[@]}"
 stage instruct
-$VLMKIT train vlm --stage instruct --train-vision --data "$DATA/train" --from "$WORK/align/model" \
+$VLMKIT train instruct --train-vision --data "$DATA/train" --from "$WORK/align/model" \
   --out "$WORK/vlm" --steps "$INSTRUCT_STEPS" --batch-size 32 --lr 1e-3 --warmup-steps "$(warmup "$INSTRUCT_STEPS" 60)" "${common[@]}"
 stage eval
 $VLMKIT eval --model "$WORK/vlm/model" --data "$DATA/test" --limit "$EVAL_LIMIT" --out /tmp/gpu_eval

@@ -1,7 +1,7 @@
 """Which of the ImageNet CNN's feature maps tells each object's colour, shape and size? A ShapesWorld probe.
 
 For every object in a scene, a linear classifier reads the vision token whose cell holds the object's box
-centre, exactly as ``train vlm --vision-layer L`` would hand it to the projector (pixel shuffle included).
+centre, exactly as ``train align --vision-layer L`` would hand it to the projector (pixel shuffle included).
 It is trained (``--steps`` Adam steps of 256 objects) on the objects of ``--train-images`` training scenes
 and scored on those of ``--val-images`` validation scenes. The head's 7x7 map blurs neighbouring objects
 into one token; an earlier, finer map keeps them apart:
@@ -19,9 +19,9 @@ from PIL import Image
 
 from linear_probe import linear_probe_accuracy
 from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.sources import decode_all
 from vlmkit.models.projector import pixel_shuffle
-from vlmkit.training.data import normalize, preload_images
-from vlmkit.training.recipes.generative import _vision_tower
+from vlmkit.training.recipes.align import vision_tower
 
 ATTRIBUTES = ("color", "shape", "size")
 
@@ -31,17 +31,17 @@ Scene = tuple[list[Record], list[tuple[int, int]]]  # records and their stored i
 
 def feature_maps(folder: str, limit: int, layers: list[int]) -> tuple[Scene, dict[int, torch.Tensor]]:
     """The first ``limit`` records of a split, their image sizes, and the tower's feature map at each layer."""
-    tower, processor = _vision_tower("vlmkit:conse-effnet-minilm")
+    tower, processor = vision_tower("vlmkit:conse-effnet-minilm")
     dataset = RecordDataset(folder)
     records = [r for r in dataset.records if r.objects][:limit]
     paths = [dataset.image_path(r) for r in records]
     sizes = [Image.open(path).size for path in paths]
-    pixels = preload_images(paths, processor)
+    pixels = decode_all(processor, [(str(path), str(path)) for path in paths])
     maps: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     tower.eval()
     with torch.inference_mode():
         for start in range(0, len(pixels), 64):
-            batch = normalize(pixels[start : start + 64], processor)
+            batch = processor.normalize(pixels[start : start + 64])
             for layer in layers:
                 maps[layer].append(tower.feature_map(batch, layer).float())
     return (records, sizes), {layer: torch.cat(parts) for layer, parts in maps.items()}

@@ -24,9 +24,9 @@ from torch import nn
 
 from vlmkit.config import clip_config
 from vlmkit.data.records import RecordDataset
+from vlmkit.data.sources import decode_all
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.processing.images import ImagePreprocessor
-from vlmkit.training.data import normalize, preload_images
 from vlmkit.training.optim import warmup_cosine_schedule
 
 
@@ -40,7 +40,8 @@ def cnn(width: int) -> nn.Module:
 
 def load(folder: str, processor: ImagePreprocessor) -> tuple[torch.Tensor, list[list[str]]]:
     dataset = RecordDataset(folder)
-    pixels = preload_images([dataset.image_path(r) for r in dataset.records], processor, workers=1)
+    paths = [str(dataset.image_path(r)) for r in dataset.records]
+    pixels = decode_all(processor, list(zip(paths, paths, strict=True)), workers=1)
     return pixels, [(r.labels or {})["color_shape"].split() for r in dataset.records]
 
 
@@ -80,7 +81,7 @@ def main() -> None:
 
     def logits(pixels: torch.Tensor) -> torch.Tensor:
         with autocast:
-            return model(normalize(pixels, processor)).float()
+            return model(processor.normalize(pixels)).float()
 
     def predict() -> torch.Tensor:
         """(test images, 2): predicted shape and colour indices."""

@@ -36,10 +36,10 @@ from torch import nn
 from linear_probe import linear_probe_accuracy
 from vlmkit.checkpoints import from_pretrained
 from vlmkit.data.records import QA, Record, RecordDataset
+from vlmkit.data.sources import decode_all
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, pad_right
 from vlmkit.tasks.chat import chat_encoder
-from vlmkit.training.data import preload_images
 from vlmkit.training.optim import warmup_cosine_schedule
 from vlmkit.training.vision_cache import frozen_vision_tokens
 
@@ -52,7 +52,8 @@ def split_tokens(
     records = [r for r in dataset.records if r.qa][:limit]
     if text_scene:
         return records, None
-    pixels = preload_images([dataset.image_path(r) for r in records], model.image_processor)  # type: ignore[arg-type]
+    paths = [str(dataset.image_path(r)) for r in records]
+    pixels = decode_all(model.image_processor, list(zip(paths, paths, strict=True)))  # type: ignore[arg-type]
     return records, frozen_vision_tokens(model, pixels)
 
 

@@ -31,4 +31,4 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(shapes_dataset, tmp_path, ca
         pytest.skip("checks the message on machines without CUDA")
     args = ["train", "clip", "--data", str(shapes_dataset / "train"), "--out", str(tmp_path / "run")]
     assert main([*args, "--device", "cuda"]) == 2
-    assert "'cuda' was asked for but torch sees no CUDA device" in capsys.readouterr().err
+    assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err

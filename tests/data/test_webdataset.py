@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vlmkit.data.records import Record, RecordDataset, write_records
-from vlmkit.data.webdataset import expand_shards, iter_webdataset, write_webdataset
+from vlmkit.data.webdataset import expand_braces, expand_shards, iter_webdataset, write_webdataset
 from vlmkit.errors import InputError
 
 
@@ -155,3 +155,13 @@ def test_expand_shards(tmp_path: Path) -> None:
         expand_shards(tmp_path / "nope.tar")
     with pytest.raises(InputError, match="no shards"):
         expand_shards(str(tmp_path / "*.tgz"))
+
+
+def test_brace_patterns_name_shards_as_webdataset_does(tmp_path: Path) -> None:
+    assert expand_braces("s/train-{000000..000002}.tar") == ["s/train-000000.tar", "s/train-000001.tar", "s/train-000002.tar"]
+    assert expand_braces("{a,b}-{8..10}") == ["a-8", "a-9", "a-10", "b-8", "b-9", "b-10"]
+    for name in ("a.tar", "b.tar"):
+        (tmp_path / name).write_bytes(b"")
+    assert expand_shards(str(tmp_path / "{a,b}.tar")) == [tmp_path / "a.tar", tmp_path / "b.tar"]
+    with pytest.raises(InputError, match="expected a range"):
+        expand_braces("train-{9..1}.tar")

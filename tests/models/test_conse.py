@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from testkit import TINY_EFFNET, tiny_bert_text, tiny_conse
-from vlmkit.checkpoints.io import from_pretrained, save_pretrained
-from vlmkit.checkpoints.offline import bert_tensors
+from vlmkit.checkpoints import from_pretrained, save_pretrained
+from vlmkit.checkpoints.bert import bert_tensors
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.efficientnet import ConvNorm, EfficientNet
 from vlmkit.models.text import TextTransformer

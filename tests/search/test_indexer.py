@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from testkit import tiny_model
-from vlmkit.checkpoints.io import from_pretrained, save_pretrained
+from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.search.indexer import index_folder
 from vlmkit.search.store import SearchStore
 from vlmkit.tasks import embed_images

@@ -1,6 +1,6 @@
 """The offline default model on real photos: its towers, its text queries, and search through it.
 
-The model is built once for this module from the two packaged towers (see ``vlmkit.checkpoints.offline``)
+The model is built once for this module from the two packaged towers (see ``vlmkit.checkpoints.builtin``)
 into a temporary ``VLMKIT_CACHE``.
 """
 
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import vlmkit
-from vlmkit.checkpoints.offline import imagenet_class_names
+from vlmkit.checkpoints.builtin import imagenet_class_names
 from vlmkit.cli import main
 from vlmkit.errors import CheckpointError, InputError
 from vlmkit.search.indexer import index_folder

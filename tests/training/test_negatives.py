@@ -12,7 +12,7 @@ from vlmkit.data.shapesworld import COLORS, SHAPES
 from vlmkit.data.shapesworld.language import interchangeable_words
 from vlmkit.errors import ConfigError
 from vlmkit.training.negatives import WordSwapper
-from vlmkit.training.recipes.contrastive import ContrastiveRecipe, prepare
+from vlmkit.training.recipes import ClipRecipe
 from vlmkit.training.trainer import TrainConfig
 
 SWAPPER = WordSwapper(interchangeable_words(list(COLORS), list(SHAPES)))
@@ -53,8 +53,8 @@ def test_a_word_in_two_groups_is_a_config_error() -> None:
         WordSwapper([["red"]])
 
 
-def _recipe(data, hard_negatives: bool = True) -> ContrastiveRecipe:
-    return ContrastiveRecipe(
+def _recipe(data, hard_negatives: bool = True) -> ClipRecipe:
+    return ClipRecipe(
         data=str(data),
         image_size=32,
         vocab_size=300,
@@ -66,14 +66,16 @@ def _recipe(data, hard_negatives: bool = True) -> ContrastiveRecipe:
 
 def test_each_image_gets_a_false_twin_of_its_caption(shapes_dataset) -> None:
     torch.manual_seed(0)
-    model, task = prepare(_recipe(shapes_dataset / "train"))
-    pixels, ids, mask, words = task.batch(epoch=0, index=0, micro_batch=8, rank=0, world_size=1)
+    prepared = _recipe(shapes_dataset / "train").prepare()
+    model = prepared.model
+    batch = prepared.batches.batch(epoch=0, index=0, micro_batch=8, rank=0, world_size=1)
+    pixels, ids, words = batch.pixels, batch.input_ids, batch.word_targets
     assert pixels.shape[0] == 8 and ids.shape[0] == 16
     decoded = model.tokenizer.tokenizer.decode_batch(ids.tolist())
     for positive, negative in zip(decoded[:8], decoded[8:], strict=True):
         assert len(_changed_words(positive, negative)) == 1
     assert words is None  # no caption-word loss asked for
-    loss, _ = task.loss(model, (pixels, ids, mask, words))
+    loss = prepared.objective(model, batch).loss
     loss.backward()
     assert torch.isfinite(loss) and model.logit_scale.grad is not None
 
@@ -82,4 +84,4 @@ def test_hard_negatives_need_word_groups(shapes_dataset, tmp_path) -> None:
     folder = shutil.copytree(shapes_dataset / "train", tmp_path / "plain")
     (folder / "shapesworld.json").unlink()
     with pytest.raises(ConfigError, match="not a ShapesWorld folder"):
-        prepare(_recipe(folder))
+        _recipe(folder).prepare()

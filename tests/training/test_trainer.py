@@ -12,14 +12,15 @@ import torch
 
 from vlmkit.training.distributed import init_distributed
 from vlmkit.training.metrics import plot_metrics, read_metrics
-from vlmkit.training.recipes.contrastive import ContrastiveRecipe, prepare
+from vlmkit.training.recipes import ClipRecipe
+from vlmkit.training.run import run
 from vlmkit.training.trainer import TrainConfig, Trainer
 
 
-def _recipe(data, **train) -> ContrastiveRecipe:
+def _recipe(data, **train) -> ClipRecipe:
     settings = dict(steps=6, batch_size=16, lr=1e-3, warmup_steps=2, log_every=1, eval_every=3, keep_last=2)
     settings.update(train)
-    return ContrastiveRecipe(
+    return ClipRecipe(
         data=str(data / "train"), image_size=32, vocab_size=300, eval_images=16, train=TrainConfig(**settings)
     )
 
@@ -30,10 +31,7 @@ def _losses(run_dir) -> list[tuple[int, float]]:
 
 def _run(recipe, run_dir, resume=False, until=None):
     torch.manual_seed(0)
-    model, task = prepare(recipe)
-    trainer = Trainer(model, task, recipe.train, run_dir, init_distributed("cpu"), resume=resume)
-    trainer.fit(until=until)
-    return trainer
+    return run(recipe, run_dir, device="cpu", resume=resume, until=until)
 
 
 def test_interrupted_and_resumed_run_matches_uninterrupted(shapes_dataset, tmp_path):
@@ -66,9 +64,10 @@ def test_locked_image_tower_does_not_change(shapes_dataset, tmp_path, stem_norm)
     recipe.lock_image = True
     recipe.conv_stem, recipe.conv_stem_norm = 2, stem_norm
     torch.manual_seed(0)
-    model, task = prepare(recipe)
+    prepared = recipe.prepare()
+    model = prepared.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    Trainer(model, task, recipe.train, tmp_path, init_distributed("cpu")).fit()
+    Trainer(prepared, recipe.train, tmp_path, init_distributed("cpu")).fit()
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("vision.", "image_projection.")))
     assert not torch.equal(before["text.final_norm.weight"], after["text.final_norm.weight"])

@@ -1,5 +1,13 @@
-"""Saving and loading model directories, and converting other libraries' checkpoints."""
+"""Saving and loading model directories, and converting other libraries' checkpoints.
 
-from vlmkit.checkpoints.io import from_pretrained, save_pretrained
+``save`` writes a directory, ``load`` reads one (converting Hugging Face checkpoints through ``hf``
+and open_clip ones through ``openclip``), ``builtin`` builds the ``vlmkit:NAME`` models into
+``cache_root()``; the per-library key maps sit in files named for the library, all written with
+``keymap``.
+"""
 
-__all__ = ["from_pretrained", "save_pretrained"]
+from vlmkit.checkpoints.builtin import PREFIX, cache_root, ensure_offline_model
+from vlmkit.checkpoints.load import from_pretrained, resolve
+from vlmkit.checkpoints.save import save_pretrained
+
+__all__ = ["PREFIX", "cache_root", "ensure_offline_model", "from_pretrained", "resolve", "save_pretrained"]

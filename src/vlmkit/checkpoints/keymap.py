@@ -4,6 +4,10 @@ A map is a list of ``Rule``s, each naming one vlmkit key, the source keys it is 
 (copy, concatenate q/k/v into a fused projection, transpose, reshape a scalar). Applying a map
 checks every shape against the vlmkit model and reports every missing, unexpected or mis-shaped
 tensor by name in one error, instead of failing on the first inside ``load_state_dict``.
+
+Every transformer tower vlmkit converts has the same blocks (``norm1``, fused ``attn.qkv``,
+``attn.out``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``); ``block_rules`` writes their map once, from a
+table of the other library's names, so a converter states only what differs: its names.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from vlmkit.errors import CheckpointError
 
@@ -37,6 +42,37 @@ def transpose(target: str, source: str) -> Rule:
 
 def reshape(target: str, source: str) -> Rule:
     return Rule(target, (source,), "reshape")
+
+
+BlockNames = Mapping[str, str | tuple[str, ...]]
+"""Our parameter name in a block (``attn.qkv``) to theirs, or to the several theirs concatenated."""
+
+
+def block_rules(
+    ours: str, theirs: str, layers: int, names: BlockNames, params: tuple[str, ...] = ("weight", "bias")
+) -> list[Rule]:
+    """The key map of ``layers`` blocks: ``{ours}.{i}.{name}.{param}`` from ``{theirs}.{i}.{their name}``.
+
+    Rules come block by block, then parameter kind by kind, then in the order of ``names``. Their
+    name takes the kind after a dot (``mlp.fc1.weight``), or directly when it ends in ``_``
+    (``nn.MultiheadAttention``'s ``attn.in_proj_weight``). A tuple of names is concatenated in order
+    (separate q, k and v projections into the fused ``qkv``).
+    """
+    rules = []
+    for i in range(layers):
+        o, t = f"{ours}.{i}", f"{theirs}.{i}"
+        for p in params:
+            for name, source in names.items():
+                target = f"{o}.{name}.{p}"
+                if isinstance(source, str):
+                    rules.append(copy(target, _their_key(t, source, p)))
+                else:
+                    rules.append(concat(target, *(_their_key(t, s, p) for s in source)))
+    return rules
+
+
+def _their_key(block: str, name: str, param: str) -> str:
+    return f"{block}.{name}{param}" if name.endswith("_") else f"{block}.{name}.{param}"
 
 
 _OPS: dict[str, Callable[[list[torch.Tensor], torch.Size], torch.Tensor]] = {
@@ -97,3 +133,27 @@ def apply_rules(
 def _names(keys: list[str], limit: int = 6) -> str:
     shown = ", ".join(keys[:limit])
     return f"{shown} (+{len(keys) - limit} more)" if len(keys) > limit else shown
+
+
+def load_mapped(
+    model: nn.Module,
+    rules: Iterable[Rule],
+    source: Mapping[str, torch.Tensor],
+    where: str,
+    ignore: Callable[[str], bool] = lambda key: False,
+) -> None:
+    """Fill ``model`` (built once, on the meta device) with ``source`` converted by ``rules``.
+
+    ``apply_rules`` checks every key and shape against this same model, so the assignment is exact.
+    """
+    model.load_state_dict(apply_rules(rules, source, model.state_dict(), where, ignore), strict=True, assign=True)
+
+
+def unprefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors whose keys start with ``prefix``, without it (one tower of a whole model's state)."""
+    return {key.removeprefix(prefix): value for key, value in tensors.items() if key.startswith(prefix)}
+
+
+def prefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors with ``prefix`` put before every key (a tower's state placed in a whole model's)."""
+    return {prefix + key: value for key, value in tensors.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vlmkit.checkpoints.hf import HF_ACTIVATIONS
+from vlmkit.checkpoints.hf_activations import HF_ACTIVATIONS
 from vlmkit.checkpoints.keymap import Rule, concat, copy
 from vlmkit.config import DecoderConfig
 from vlmkit.errors import CheckpointError

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vlmkit.checkpoints import llama
-from vlmkit.checkpoints.hf import HF_ACTIVATIONS, vision_config_from_hf, vision_rules
+from vlmkit.checkpoints.clip_siglip import vision_config_from_hf, vision_rules
+from vlmkit.checkpoints.hf_activations import HF_ACTIVATIONS
 from vlmkit.checkpoints.keymap import Rule, copy
+from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules, ignored_key
 from vlmkit.config import ProjectorConfig, VlmConfig
 from vlmkit.errors import CheckpointError
 
@@ -45,7 +46,7 @@ def vlm_config_from_hf(hf: dict[str, Any], where: str) -> VlmConfig:
             vision_layer=layer,
             drop_class_token=strategy == "default",
         ),
-        decoder=llama.decoder_config_from_hf(text, f"{where}: text_config"),
+        decoder=decoder_config_from_hf(text, f"{where}: text_config"),
         image_token_id=image_token,
         chat_template="llava",
     )
@@ -68,12 +69,12 @@ def llava_rules(config: VlmConfig, keys: Iterable[str], where: str) -> tuple[lis
     head = heads[0].removesuffix("weight") if heads else "lm_head."
     rules = [
         *vision_rules(config.vision, "vision", vision),
-        *llama.decoder_rules(config.decoder, "decoder.", body, head),
+        *decoder_rules(config.decoder, "decoder.", body, head),
     ]
     for p in ("weight", "bias") if config.projector.bias else ("weight",):
         rules += [
             copy(f"projector.fc1.{p}", f"{projector}linear_1.{p}"),
             copy(f"projector.fc2.{p}", f"{projector}linear_2.{p}"),
         ]
-    text_ignore = llama.ignored_key(config.decoder, head)
+    text_ignore = ignored_key(config.decoder, head)
     return rules, lambda key: text_ignore(key) or key.endswith("position_ids")

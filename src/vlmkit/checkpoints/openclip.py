@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
+from torch import nn
 
-from vlmkit.checkpoints.keymap import Rule, apply_rules, copy, reshape, transpose
+from vlmkit.checkpoints.keymap import BlockNames, Rule, block_rules, copy, load_mapped, reshape, transpose
 from vlmkit.checkpoints.weights import read_safetensors_file
 from vlmkit.config import DualEncoderConfig, TextConfig, VisionConfig
 from vlmkit.errors import CheckpointError
@@ -23,6 +23,16 @@ from vlmkit.processing.images import ImagePreprocessor
 
 CONFIG = "open_clip_config.json"
 WEIGHTS = "open_clip_model.safetensors"
+
+# One ``ResidualAttentionBlock``: our name -> theirs (``attn.in_proj_`` takes ``weight``/``bias`` directly).
+_BLOCK: BlockNames = {
+    "norm1": "ln_1",
+    "attn.qkv": "attn.in_proj_",
+    "attn.out": "attn.out_proj",
+    "norm2": "ln_2",
+    "mlp.fc1": "mlp.c_fc",
+    "mlp.fc2": "mlp.c_proj",
+}
 
 
 def _model_cfg(directory: Path) -> dict[str, Any]:
@@ -74,19 +84,7 @@ def config_from_open_clip(cfg: dict[str, Any], where: str) -> DualEncoderConfig:
 
 
 def _blocks(ours: str, theirs: str, layers: int) -> list[Rule]:
-    rules = []
-    for i in range(layers):
-        o, t = f"{ours}.transformer.blocks.{i}", f"{theirs}.resblocks.{i}"
-        for p in ("weight", "bias"):
-            rules += [
-                copy(f"{o}.norm1.{p}", f"{t}.ln_1.{p}"),
-                copy(f"{o}.attn.qkv.{p}", f"{t}.attn.in_proj_{p}"),
-                copy(f"{o}.attn.out.{p}", f"{t}.attn.out_proj.{p}"),
-                copy(f"{o}.norm2.{p}", f"{t}.ln_2.{p}"),
-                copy(f"{o}.mlp.fc1.{p}", f"{t}.mlp.c_fc.{p}"),
-                copy(f"{o}.mlp.fc2.{p}", f"{t}.mlp.c_proj.{p}"),
-            ]
-    return rules
+    return block_rules(f"{ours}.transformer.blocks", f"{theirs}.resblocks", layers, _BLOCK)
 
 
 def open_clip_rules(config: DualEncoderConfig) -> list[Rule]:
@@ -111,20 +109,21 @@ def open_clip_rules(config: DualEncoderConfig) -> list[Rule]:
     return rules
 
 
-def read(directory: Path) -> tuple[DualEncoderConfig, dict[str, torch.Tensor]]:
-    """The config and the converted vlmkit tensors of an open_clip directory."""
+def read(directory: Path) -> tuple[DualEncoderConfig, nn.Module]:
+    """The config and the converted vlmkit model of an open_clip directory (the model built once)."""
     config = config_from_open_clip(_model_cfg(directory)["model_cfg"], str(directory / CONFIG))
     weights = directory / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"{directory}: no {WEIGHTS} (only safetensors weights are loaded, never pickles)")
-    tensors = apply_rules(
+    model = build_model(config, device="meta")
+    load_mapped(
+        model,
         open_clip_rules(config),
         read_safetensors_file(weights),
-        build_model(config, device="meta").state_dict(),
         str(weights),
         ignore=lambda key: key == "attn_mask",
     )
-    return config, tensors
+    return config, model
 
 
 def image_processor(directory: Path) -> ImagePreprocessor:

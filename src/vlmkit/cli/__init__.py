@@ -20,21 +20,18 @@ COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "s
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--device", default="auto", help="torch device for the model: auto (CUDA when there is one), cpu, cuda, cuda:1"
+        "--device",
+        default="auto",
+        help="torch device: auto (CUDA when there is one), cpu, cuda, cuda:1; under torchrun, cuda is each "
+        "process's local GPU",
     )
 
 
 def resolve_device(name: str) -> str:
-    """``--device``'s value as a torch device name; asking for CUDA without one is a clear error."""
-    import torch
+    """``--device``'s value as a torch device name (the rules of ``vlmkit.devices``)."""
+    from vlmkit.devices import resolve_device as resolve
 
-    from vlmkit.errors import InputError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: torch sees no CUDA device here")
-    return name
+    return str(resolve(name))
 
 
 def build_parser() -> argparse.ArgumentParser:

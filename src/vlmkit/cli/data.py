@@ -1,4 +1,4 @@
-"""``vlmkit data shapes|show|mmbench``: generate and inspect datasets."""
+"""``vlmkit data shapes|show|mmbench|shards``: generate, inspect, export and pack datasets."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mmbench.add_argument("--out", required=True, help="output .tsv")
     mmbench.set_defaults(handler=run_mmbench)
 
+    shards = commands.add_parser("shards", help="pack a dataset folder into WebDataset tar shards")
+    shards.add_argument("dataset", help="dataset folder with records.jsonl")
+    shards.add_argument("--out", required=True, help="shard name pattern, e.g. 'shards/train-%%06d.tar'")
+    shards.add_argument("--per-shard", type=int, default=10_000, help="samples per shard")
+    shards.set_defaults(handler=run_shards)
+
 
 def _held_out(text: str) -> tuple[tuple[str, str], ...]:
     pairs = []
@@ -96,4 +102,14 @@ def run_mmbench(args: argparse.Namespace) -> int:
     records = (record.to_dict() for record in read_records(args.dataset).records)
     rows = write_mmbench_tsv(records, Path(args.dataset), args.out)
     print(f"wrote {rows} questions to {args.out}")
+    return 0
+
+
+def run_shards(args: argparse.Namespace) -> int:
+    from vlmkit.data.records import RecordDataset
+    from vlmkit.data.webdataset import write_webdataset
+
+    dataset = RecordDataset(args.dataset)
+    paths = write_webdataset(dataset.records, dataset.root, args.out, args.per_shard, progress=True)
+    print(f"wrote {len(dataset)} samples to {len(paths)} shard(s): {paths[0]} .. {paths[-1]}")
     return 0

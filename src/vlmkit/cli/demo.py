@@ -29,12 +29,25 @@ def _stage(message: str) -> None:
     print(f"\n== {message}", flush=True)
 
 
+def _train_config(steps: int, batch_size: int, lr: float, logs: int):
+    from vlmkit.training.trainer import TrainConfig
+
+    warmup, log_every = max(1, steps // 10), max(1, steps // logs)
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup, log_every=log_every, keep_last=1)
+
+
+def _run(recipe, out: Path):
+    """A demo stage, resumed where an earlier demo left it."""
+    from vlmkit.training.run import run
+
+    return run(recipe, out, device="cpu", resume=(out / "checkpoints").exists())
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from vlmkit.data.records import RecordDataset
     from vlmkit.data.shapesworld import ShapesWorldConfig, generate_split
-    from vlmkit.training.distributed import init_distributed
-    from vlmkit.training.recipes.contrastive import ContrastiveRecipe, export, prepare
-    from vlmkit.training.trainer import TrainConfig, Trainer, save_run_config
+    from vlmkit.training.metrics import plot_metrics
+    from vlmkit.training.recipes import ClipRecipe
 
     start = time.perf_counter()
     data = args.out / "shapesworld"
@@ -44,35 +57,24 @@ def run_demo(args: argparse.Namespace) -> int:
             _stage(f"generating {count} ShapesWorld {split} images")
             generate_split(data / split, config, split, count, seed=0)
     run_dir = args.out / "clip_run"
-    train = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=1e-3,
-        warmup_steps=max(1, args.steps // 10),
-        log_every=max(1, args.steps // 20),
-        keep_last=1,
-    )
-    recipe = ContrastiveRecipe(
+    train = _train_config(args.steps, args.batch_size, 1e-3, logs=20)
+    recipe = ClipRecipe(
         data=str(data / "train"), eval_data=str(data / "test"), image_size=64, eval_images=args.test_images, train=train
     )
     _stage(f"training a tiny CLIP for {args.steps} steps of {args.batch_size} (run dir {run_dir})")
-    model, task = prepare(recipe)
-    trainer = Trainer(model, task, train, run_dir, init_distributed("cpu"), resume=(run_dir / "checkpoints").exists())
-    save_run_config(run_dir, recipe.to_dict())
-    metrics = trainer.fit()
-    export(model, run_dir)
-    model.eval()
+    result = _run(recipe, run_dir)
+    model = result.model.eval()
 
-    _stage(f"held-out metrics on {args.test_images} test images (zero-shot over {len(task.classnames)} classes)")
-    print(json.dumps({k: round(v, 4) for k, v in metrics.items()}, indent=2))
     test = RecordDataset(data / "test")
+    labels = [r.labels.get(recipe.label_key) for r in [*RecordDataset(data / "train"), *test] if r.labels]
+    classnames = sorted({label for label in labels if label})
+    _stage(f"held-out metrics on {args.test_images} test images (zero-shot over {len(classnames)} classes)")
+    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=2))
     pictures = [
         _retrieval_picture(model, test, args.out / "retrieval.png"),
-        _zero_shot_picture(model, test, task.classnames, recipe.templates, args.out / "zero_shot.png"),
+        _zero_shot_picture(model, test, classnames, recipe.templates, args.out / "zero_shot.png"),
+        plot_metrics(run_dir),
     ]
-    from vlmkit.training.metrics import plot_metrics
-
-    pictures.append(plot_metrics(run_dir))
     if args.vlm_steps:
         pictures.append(_vlm_stages(args, data, run_dir, test))
     _stage(f"done in {time.perf_counter() - start:.0f} s; look at: " + ", ".join(map(str, pictures)))
@@ -81,32 +83,19 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> Path:
     """lm -> align -> instruct on the same data, then answers and captions next to the ground truth."""
-    from vlmkit.checkpoints import save_pretrained
-    from vlmkit.training.distributed import init_distributed
-    from vlmkit.training.recipes import generative
-    from vlmkit.training.trainer import TrainConfig, Trainer
+    from vlmkit.training.recipes import AlignRecipe, InstructRecipe, LmRecipe
 
-    def run(stage: str, steps: int, batch: int, lr: float, **settings) -> Path:
-        out = args.out / f"{stage}_run"
-        train = TrainConfig(
-            steps=steps,
-            batch_size=batch,
-            lr=lr,
-            warmup_steps=max(1, steps // 10),
-            log_every=max(1, steps // 10),
-            keep_last=1,
-        )
-        recipe = generative.GenerativeRecipe(stage=stage, data=str(data / "train"), train=train, **settings)
-        _stage(f"{stage}: {steps} steps of {batch} (run dir {out})")
-        model, task = generative.prepare(recipe)
-        Trainer(model, task, train, out, init_distributed("cpu"), resume=(out / "checkpoints").exists()).fit()
-        return save_pretrained(model, out / "model") if stage != "instruct" else generative.export(model, out)
+    def stage(recipe_class, steps: int, batch: int, lr: float, **settings) -> Path:
+        out = args.out / f"{recipe_class.name}_run"
+        recipe = recipe_class(data=str(data / "train"), train=_train_config(steps, batch, lr, logs=10), **settings)
+        _stage(f"{recipe_class.name}: {steps} steps of {batch} (run dir {out})")
+        return _run(recipe, out).model_dir  # type: ignore[return-value]
 
-    lm = run("lm", max(20, args.vlm_steps // 2), 32, 3e-3)
+    lm = stage(LmRecipe, max(20, args.vlm_steps // 2), 32, 3e-3)
     # The demo's decoder is minutes old and cannot yet route image tokens on its own: align trains it too.
     align_parts = dict(vision_from=str(clip_run), decoder_from=str(lm), train_decoder=True)
-    align = run("align", max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts)
-    vlm_dir = run("instruct", args.vlm_steps, 32, 1e-3, init_from=str(align))
+    align = stage(AlignRecipe, max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts)
+    vlm_dir = stage(InstructRecipe, args.vlm_steps, 32, 1e-3, init_from=str(align))
     return _answers_picture(vlm_dir, test, args.out / "vlm_answers.png")
 
 

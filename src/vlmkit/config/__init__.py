@@ -4,14 +4,14 @@ Families (CLIP, SigLIP, ...) differ by the values of these fields, never by subc
 blocks in ``vlmkit.nn`` read them. ``config.json`` of a saved model is ``to_dict()`` of its top-level
 config plus ``"architecture"``, and carries everything needed to rebuild the model.
 
-Layout: ``base`` (the JSON round trip), ``encoders`` (vision and text towers, dual encoder), ``conse``,
+Layout: ``base`` (the JSON round trip), ``encoders`` (ViT, text and EfficientNet towers, dual encoder), ``conse``,
 ``vlm`` (decoder, projector, VLM), ``presets`` (named model shapes) and ``registry`` (architecture
 names, ``config_from_json``). Import from ``vlmkit.config`` itself.
 """
 
 from vlmkit.config.base import Activation, ConfigBase
-from vlmkit.config.conse import ConSEConfig, EfficientNetConfig
-from vlmkit.config.encoders import DualEncoderConfig, TextConfig, VisionConfig
+from vlmkit.config.conse import ConSEConfig
+from vlmkit.config.encoders import DualEncoderConfig, EfficientNetConfig, TextConfig, VisionConfig
 from vlmkit.config.presets import clip_config, siglip_config, smollm2_135m_config, tiny_decoder_config, tiny_vlm_config
 from vlmkit.config.registry import ARCHITECTURES, architecture_of, config_from_json
 from vlmkit.config.vlm import DecoderConfig, ProjectorConfig, VlmConfig

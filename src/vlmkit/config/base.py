@@ -97,3 +97,24 @@ def _positive(where: str, **values: int | float) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ConfigError(f"{where}.{name}: must be positive, got {value}")
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory: Any = None,
+    flag: str | None = None,
+    research: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field that also describes its command-line flag, so each setting is declared once.
+
+    ``help`` becomes the flag's help text; ``flag`` overrides the name derived from the field
+    (``init_from`` -> ``--from``); ``research`` lists it under the research knobs in ``--help``; ``cli``
+    False keeps it out of the command line (settable only through ``--config``).
+    """
+    metadata = {"help": help, "flag": flag, "research": research, "cli": cli}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)

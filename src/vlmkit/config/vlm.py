@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vlmkit.config.base import Activation, ConfigBase, _positive
-from vlmkit.config.conse import EfficientNetConfig
-from vlmkit.config.encoders import VisionConfig
+from vlmkit.config.encoders import EfficientNetConfig, VisionConfig
 from vlmkit.errors import ConfigError
 
 

@@ -18,6 +18,7 @@ import glob
 import io
 import json
 import os
+import re
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -49,14 +50,36 @@ class WebDatasetSample:
 ShardSpec = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """WebDataset's shard notation: ``train-{000000..000009}.tar`` (a zero-padded range) or ``{a,b}``."""
+    match = _BRACES.search(pattern)
+    if match is None:
+        return [pattern]
+    head, body, tail = pattern[: match.start()], match.group(1), pattern[match.end() :]
+    if ".." in body:
+        first, _, last = body.partition("..")
+        if not (first.isdigit() and last.isdigit()) or int(first) > int(last):
+            raise InputError(f"{pattern}: expected a range such as {{000000..000009}}, got {{{body}}}")
+        width = len(first) if first.startswith("0") else 0
+        options = [str(n).zfill(width) for n in range(int(first), int(last) + 1)]
+    else:
+        options = body.split(",")
+    return [name for option in options for name in expand_braces(head + option + tail)]
+
+
 def expand_shards(spec: ShardSpec) -> list[Path]:
-    """Shard paths from a folder (its ``*.tar*``), a glob pattern, one path, or a list of these."""
+    """Shard paths from a folder (its ``*.tar*``), a glob or brace pattern, one path, or a list of these."""
     if not isinstance(spec, (str, os.PathLike)):
         paths = [path for item in spec for path in expand_shards(item)]
         if not paths:
             raise InputError("no shards given (empty list)")
         return paths
     text = os.fspath(spec)
+    if _BRACES.search(text):
+        return expand_shards(expand_braces(text))
     if Path(text).is_dir():
         paths = sorted(Path(text).glob("*.tar*"))
     elif glob.has_magic(text):

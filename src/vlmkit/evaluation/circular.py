@@ -24,14 +24,13 @@ Reading the answer from free-form text (:func:`extract_choice`), in order:
 from __future__ import annotations
 
 import re
-import string
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vlmkit.errors import InputError
+from vlmkit.processing.chat import LETTERS, lettered_options, multiple_choice_prompt
 
-LETTERS = string.ascii_uppercase
 _TOKEN_EDGES = "()[]{}.,:;!?*#\"'"
 
 
@@ -68,21 +67,8 @@ class CircularVariant:
         return lettered_options(self.choices)
 
     def prompt(self) -> str:
-        """The question as vlmkit's recipes train and evaluate it (see ``multiple_choice_prompt``)."""
+        """The question as vlmkit's recipes train and evaluate it (``processing.chat.multiple_choice_prompt``)."""
         return multiple_choice_prompt(self.question, self.choices)
-
-
-MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."
-
-
-def multiple_choice_prompt(question: str, choices: Sequence[str]) -> str:
-    """Question, lettered options one per line, then the instruction: one format for training and eval."""
-    return f"{question}\n{lettered_options(choices)}\n{MULTIPLE_CHOICE_INSTRUCTION}"
-
-
-def lettered_options(choices: Sequence[str]) -> str:
-    """The choices as ``"A. red\\nB. blue"`` lines."""
-    return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
 
 
 def circular_variants(question: MultipleChoice) -> list[CircularVariant]:

@@ -1,11 +1,12 @@
 """Protocols for generative VLMs: open-ended VQA, multiple choice with CircularEval, captioning, and
 how much the model relies on its image.
 
-Every task generates greedily, batched, from the same prompts vlmkit's recipes train with:
-``<image>`` then the question (VQA), the question with lettered options and an instruction
-(multiple choice, ``multiple_choice_prompt``), or ``CAPTION_PROMPT`` (captioning). Captions are
-scored with CIDEr-D and BLEU-4 against the record's captions and, where the dataset names its
-vocabulary (ShapesWorld), with an exact check of the objects they mention against the scene.
+Every task generates greedily, batched, from the same prompts vlmkit's recipes train with, all
+from ``vlmkit.processing.chat``: ``<image>`` then the question (VQA), the question with lettered
+options and an instruction (multiple choice, ``multiple_choice_prompt``), or ``CAPTION_PROMPT``
+(captioning). Captions are scored with CIDEr-D and BLEU-4 against the record's captions and, where
+the dataset names its vocabulary (ShapesWorld), with an exact check of the objects they mention
+against the scene.
 
 ``image_reliance`` scores the reference captions teacher-forced, once with each record's own image and
 once with the next record's image. A model that writes from its image finds its captions far more likely
@@ -27,7 +28,7 @@ from vlmkit.evaluation.captions import cider_d, corpus_bleu
 from vlmkit.evaluation.circular import MultipleChoice, circular_variants, score_circular
 from vlmkit.evaluation.vqa import vqa_accuracy
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, IMAGE_TOKEN, pad_right
+from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, pad_right, with_image
 from vlmkit.processing.images import ImageSource
 from vlmkit.tasks.chat import chat_encoder, pixels_of, respond
 
@@ -37,7 +38,7 @@ def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size:
     encoder = chat_encoder(model)
     config = GenerationConfig(max_new_tokens=max_new_tokens)
     ids = [
-        encoder.encode([{"role": "user", "content": f"{IMAGE_TOKEN}\n{p}"}], add_generation_prompt=True).input_ids
+        encoder.encode([{"role": "user", "content": with_image(p)}], add_generation_prompt=True).input_ids
         for p in prompts
     ]
     answers: list[str] = []
@@ -56,7 +57,7 @@ def caption_loss_with_shuffled_images(
     rows = []
     for caption in captions:
         messages = [
-            {"role": "user", "content": f"{IMAGE_TOKEN}\n{CAPTION_PROMPT}"},
+            {"role": "user", "content": with_image(CAPTION_PROMPT)},
             {"role": "assistant", "content": caption},
         ]
         encoded = encoder.encode(messages)

@@ -24,12 +24,11 @@ from vlmkit.nn.block import DecoderBlock
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.nn.norms import RMSNorm
 from vlmkit.nn.rope import RotaryEmbedding
+from vlmkit.processing.chat import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from vlmkit.models.generation import GenerationConfig
     from vlmkit.processing.text import TextTokenizer
-
-IGNORE_INDEX = -100
 
 
 class Decoder(nn.Module):

@@ -22,9 +22,13 @@ def _projection(kind: str, width: int, embed_dim: int) -> nn.Module:
 
 @dataclass
 class DualEncoderOutput:
+    """Embeddings, their logits, and the head's parameters, so a loss needs nothing but the output."""
+
     image_embeds: torch.Tensor  # (B_img, embed_dim), L2-normalised
     text_embeds: torch.Tensor  # (B_txt, embed_dim), L2-normalised
     logits_per_image: torch.Tensor  # (B_img, B_txt)
+    logit_scale: torch.Tensor  # () log of the inverse temperature
+    logit_bias: torch.Tensor | None = None  # () the sigmoid head's bias; None for CLIP
 
 
 class DualEncoder(nn.Module):
@@ -80,7 +84,8 @@ class DualEncoder(nn.Module):
     ) -> DualEncoderOutput:
         image_embeds = self.encode_image(pixels)
         text_embeds = self.encode_text(input_ids, attention_mask)
-        return DualEncoderOutput(image_embeds, text_embeds, self.similarity(image_embeds, text_embeds))
+        logits = self.similarity(image_embeds, text_embeds)
+        return DualEncoderOutput(image_embeds, text_embeds, logits, self.logit_scale, self.logit_bias)
 
     @property
     def temperature(self) -> float:

@@ -23,12 +23,11 @@ from vlmkit.models.generation import GenerationConfig, generate, pad_left
 from vlmkit.models.projector import Projector
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.nn.kv_cache import KVCache
+from vlmkit.processing.chat import IMAGE_TOKEN
 
 if TYPE_CHECKING:
     from vlmkit.processing.images import ImagePreprocessor
     from vlmkit.processing.text import TextTokenizer
-
-IMAGE_TOKEN = "<image>"
 
 
 @dataclass

@@ -16,10 +16,17 @@ template text, each answer, each image run separately), so training labels cover
 tokens and their EOS, and a prompt at inference is tokenised exactly as it was in training.
 Checkpoints loaded from Hugging Face name their template in ``VlmConfig.chat_template`` ("llava":
 ``USER: <image>\\n... ASSISTANT: answer</s>``); tokenizer_config.json Jinja templates are not run.
+
+The constants and prompt formats that training, evaluation and inference must agree on live here
+too, so that they cannot drift apart: ``IMAGE_TOKEN`` and ``IGNORE_INDEX`` (also used by the models),
+``with_image`` (where a single image goes in a user turn), ``CAPTION_PROMPT``, and the
+multiple-choice layout (``multiple_choice_prompt``: question, ``A. ...`` options, instruction). A
+model answers best when asked exactly as it was trained, so each is defined once.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +40,28 @@ IMAGE_TOKEN = "<image>"
 IGNORE_INDEX = -100
 CAPTION_PROMPT = "Describe the image."
 ROLES = ("system", "user", "assistant")
+LETTERS = string.ascii_uppercase  # option letters: A, B, ... (at most 26 choices)
+MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."
+
+
+def with_image(text: str) -> str:
+    """A user turn's ``text`` with the image placeholder before it, on its own line.
+
+    Text that already holds ``IMAGE_TOKEN`` is returned as it is: the caller has placed the image.
+    """
+    return text if IMAGE_TOKEN in text else f"{IMAGE_TOKEN}\n{text}"
+
+
+def lettered_options(choices: Sequence[str]) -> str:
+    """The choices as ``"A. red\\nB. blue"`` lines, the layout MMBench prompts use."""
+    if len(choices) > len(LETTERS):
+        raise InputError(f"choices: at most {len(LETTERS)} can be lettered, got {len(choices)}")
+    return "\n".join(f"{LETTERS[i]}. {choice}" for i, choice in enumerate(choices))
+
+
+def multiple_choice_prompt(question: str, choices: Sequence[str]) -> str:
+    """Question, lettered options one per line, then the instruction: one format for training and eval."""
+    return f"{question}\n{lettered_options(choices)}\n{MULTIPLE_CHOICE_INSTRUCTION}"
 
 
 @dataclass(frozen=True)

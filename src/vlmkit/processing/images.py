@@ -221,17 +221,28 @@ class ImagePreprocessor:
 
     def __call__(self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
         """Load (see ``load_image``) and transform each image; returns ``(B, 3, H, W)`` float32."""
+        return self.normalize(self.to_uint8(images, max_pixels=max_pixels))
+
+    def to_uint8(self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+        """The geometric half: each image loaded, resized and cropped, as uint8 ``(B, 3, H, W)``.
+
+        Training keeps a dataset in this form (a quarter of float32's memory) and normalises per batch,
+        so training and inference share one implementation of both halves.
+        """
         if isinstance(images, (str, Path, bytes, Image.Image)):
             raise InputError("ImagePreprocessor expects a list of images; wrap a single image in a list")
         height, width = self.size
         batch = np.empty((len(images), height, width, 3), dtype=np.uint8)
         for i, source in enumerate(images):
             batch[i] = np.asarray(self.resize_and_crop(load_image(source, max_pixels=max_pixels)))
-        pixels = torch.from_numpy(batch).permute(0, 3, 1, 2).to(torch.float32)
+        return torch.from_numpy(batch).permute(0, 3, 1, 2)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The value half: uint8 ``(B, 3, H, W)`` from ``to_uint8`` -> the float32 input of the vision tower."""
         scale = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1) / self.rescale_factor
         shift = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1) / self.rescale_factor
         # (x * r - m) / s == (x - m / r) / (s / r): one subtract and one divide over the batch.
-        return pixels.sub_(shift).div_(scale).contiguous()
+        return pixels.to(torch.float32).sub_(shift).div_(scale).contiguous()
 
     def resize_and_crop(self, image: Image.Image) -> Image.Image:
         """The geometric part alone: an RGB image of exactly ``size``, still 8-bit."""

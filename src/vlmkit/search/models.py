@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from vlmkit.checkpoints.io import from_pretrained
+from vlmkit.checkpoints import from_pretrained
 from vlmkit.errors import InputError
 
 DEFAULT_MODEL = "vlmkit:conse-effnet-minilm"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from vlmkit.models import VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import CAPTION_PROMPT, IMAGE_TOKEN
+from vlmkit.processing.chat import CAPTION_PROMPT, with_image
 from vlmkit.processing.images import ImageSource
 from vlmkit.tasks.chat import chat_encoder, respond
 
@@ -21,14 +21,14 @@ def caption(
 ) -> list[str]:
     """One caption per image, batched ``batch_size`` at a time (greedy unless ``config`` says otherwise).
 
-    ``prompt`` is the user turn after the image; it should be the one the model was trained with
-    (``vlmkit.processing.chat.CAPTION_PROMPT`` for vlmkit's recipes). ``config`` overrides
-    ``max_new_tokens`` when given.
+    ``prompt`` is the user turn, the image placed before it by ``with_image``; it should be the one
+    the model was trained with (``vlmkit.processing.chat.CAPTION_PROMPT`` for vlmkit's recipes).
+    ``config`` overrides ``max_new_tokens`` when given.
     """
     config = config or GenerationConfig(max_new_tokens=max_new_tokens)
     ids = (
         chat_encoder(model)
-        .encode([{"role": "user", "content": f"{IMAGE_TOKEN}\n{prompt}"}], add_generation_prompt=True)
+        .encode([{"role": "user", "content": with_image(prompt)}], add_generation_prompt=True)
         .input_ids
     )
     captions: list[str] = []

@@ -17,7 +17,7 @@ from vlmkit.errors import InputError
 from vlmkit.models import Decoder, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
 from vlmkit.nn.kv_cache import KVCache
-from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, ChatTemplate, template_named
+from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.text import TextTokenizer
 
@@ -81,7 +81,7 @@ def respond(
 
 def ask(model: Model, image: ImageSource | None, question: str, config: GenerationConfig | None = None) -> str:
     """The model's answer to ``question`` about ``image`` (None for a text-only question)."""
-    text = question if image is None or IMAGE_TOKEN in question else f"{IMAGE_TOKEN}\n{question}"
+    text = question if image is None else with_image(question)
     prompt = chat_encoder(model).encode([{"role": "user", "content": text}], add_generation_prompt=True)
     return respond(model, [prompt.input_ids], [] if image is None else [image], config)[0]
 
@@ -125,8 +125,8 @@ class Chat:
 
     def _turn(self, text: str) -> Iterator[str]:
         first = not self._ids
-        if first and self.features is not None and IMAGE_TOKEN not in text:
-            text = f"{IMAGE_TOKEN}\n{text}"
+        if first and self.features is not None:
+            text = with_image(text)
         opening = [{"role": "system", "content": self.system}] if first and self.system is not None else []
         turn = [*opening, {"role": "user", "content": text}]
         prompt = self.encoder.encode(turn, add_generation_prompt=True, start=first)

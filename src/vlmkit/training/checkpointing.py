@@ -1,7 +1,8 @@
 """Training checkpoints: everything needed to continue a run exactly, written atomically.
 
-A checkpoint is a directory ``checkpoints/step_000123/`` holding ``model.safetensors`` (the weights)
-and ``trainer_state.pt`` (optimizer, scheduler, counters, RNG states; only tensors and plain Python
+A checkpoint is a directory ``checkpoints/step_000123/`` holding ``model.safetensors`` (the weights),
+``objective.safetensors`` when the training objective has parameters of its own (a head that is not
+exported), and ``trainer_state.pt`` (optimizer, scheduler, counters, RNG states; only tensors and plain Python
 values, so it loads with ``torch.load(weights_only=True)``). It is written under a temporary name
 and renamed into place, so a crash leaves either the old set of checkpoints or the new one.
 """
@@ -46,14 +47,19 @@ def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def save_checkpoint(checkpoint_dir: Path, step: int, model: nn.Module, state: dict[str, Any], keep_last: int) -> Path:
-    """Write step ``step`` atomically, then delete all but the newest ``keep_last`` checkpoints."""
+def save_checkpoint(
+    checkpoint_dir: Path, step: int, modules: dict[str, nn.Module], state: dict[str, Any], keep_last: int
+) -> Path:
+    """Write step ``step`` atomically (``modules``: file stem -> module, e.g. ``{"model": model}``), then
+    delete all but the newest ``keep_last`` checkpoints."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir / f"step_{step:06d}"
     staging = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=checkpoint_dir))
     try:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, staging / "model.safetensors")
+        for stem, module in modules.items():
+            tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+            if tensors:
+                save_file(tensors, staging / f"{stem}.safetensors")
         torch.save(state, staging / "trainer_state.pt")
         if final.exists():
             shutil.rmtree(final)
@@ -74,10 +80,12 @@ def list_checkpoints(checkpoint_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
 
 
-def load_checkpoint(path: Path, model: nn.Module) -> dict[str, Any]:
-    """Load weights into ``model`` and return the trainer state."""
+def load_checkpoint(path: Path, modules: dict[str, nn.Module]) -> dict[str, Any]:
+    """Load each module's weights (see ``save_checkpoint``) and return the trainer state."""
     try:
-        model.load_state_dict(load_file(path / "model.safetensors"))
+        for stem, module in modules.items():
+            if module.state_dict():
+                module.load_state_dict(load_file(path / f"{stem}.safetensors"))
         return torch.load(path / "trainer_state.pt", weights_only=True)
     except (OSError, RuntimeError) as error:
         raise CheckpointError(f"{path}: cannot resume from this checkpoint ({error})") from None

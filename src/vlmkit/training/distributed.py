@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vlmkit.devices import resolve_device
 from vlmkit.errors import ConfigError
 
 
@@ -66,26 +67,22 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def init_distributed(device: str | None = None) -> DistributedContext:
+def init_distributed(device: str = "auto") -> DistributedContext:
     """Join the ``torchrun`` process group, if launched by one, and pick this process's device.
 
-    ``device`` is ``"cuda"``, ``"cpu"`` or ``None`` (CUDA when available). CUDA processes use the NCCL
-    backend and the GPU numbered ``LOCAL_RANK``; CPU processes use gloo. Without ``WORLD_SIZE`` > 1 in
-    the environment no process group is created and the context describes a single process. Calling
-    it again after the group exists returns the same context without re-initialising.
+    ``device`` follows ``vlmkit.devices.resolve_device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``); a
+    ``cuda`` process takes the GPU numbered ``LOCAL_RANK``. CUDA processes use the NCCL backend, CPU
+    processes gloo. Without ``WORLD_SIZE`` > 1 in the environment no process group is created and the
+    context describes a single process. Calling it again after the group exists returns the same
+    context without re-initialising.
     """
-    if device not in (None, "cpu", "cuda"):
-        raise ConfigError(f"device: expected 'cpu', 'cuda' or None, got {device!r}")
-    use_cuda = torch.cuda.is_available() if device is None else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device")
-
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
     if world_size < 1 or not 0 <= rank < world_size:
         raise ConfigError(f"environment: RANK={rank} must lie in [0, WORLD_SIZE={world_size})")
-    torch_device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    torch_device = resolve_device(device, local_rank)
+    use_cuda = torch_device.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(torch_device)
 

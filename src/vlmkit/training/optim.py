@@ -96,14 +96,18 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     per_module_lr: Mapping[str, float] | None = None,
+    objective: nn.Module | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW over ``param_groups(model, ...)``.
+    """AdamW over ``param_groups(model, ...)``, plus the trainable parameters of a training ``objective``
+    (heads that train with the model but are not part of it) at the default learning rate.
 
     Uses the fused CUDA kernel when every trainable parameter is on a GPU (one kernel launch per
     step instead of several per tensor); elsewhere torch's default multi-tensor (foreach) path.
     CLIP-style recipes pass ``betas=(0.9, 0.98), eps=1e-6``.
     """
     groups = param_groups(model, weight_decay, lr, per_module_lr)
+    if objective is not None and any(p.requires_grad for p in objective.parameters()):
+        groups += [{**g, "name": f"objective:{g['name']}"} for g in param_groups(objective, weight_decay, lr)]
     on_cuda = all(p.is_cuda for group in groups for p in group["params"])
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=True if on_cuda else None)
 

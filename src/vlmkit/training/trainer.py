@@ -1,36 +1,35 @@
-"""The one trainer: every recipe (CLIP, SigLIP, the LLaVA stages, LoRA) is a ``TrainTask`` run by it.
+"""The one trainer: every recipe (CLIP, SigLIP, the LLaVA stages, LoRA) hands it a ``Prepared``.
 
 The trainer owns what all recipes share: the optimizer and schedule, mixed precision, gradient
 accumulation and clipping, DDP under torchrun, the JSONL log and progress bar, periodic evaluation,
-and checkpoints that resume a run exactly. A task owns what differs: its data, its loss and its
-evaluation.
+and checkpoints that resume a run exactly. A recipe owns what differs: its model, its objective, its
+data and its evaluation (``training.objective``).
 
-Data position is part of the state. A task serves micro-batch ``j`` of epoch ``e`` on demand
-(``TrainTask.batch``), from a permutation seeded by (seed, epoch), so a resumed run asks for exactly
-the batches the uninterrupted run would have, without replaying the ones before.
+Data position is part of the state. The batch source serves micro-batch ``j`` of epoch ``e`` on demand,
+from an order seeded by (seed, epoch) (``data.sampling``), so a resumed run asks for exactly the batches
+the uninterrupted run would have, without replaying the ones before.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from vlmkit.config import ConfigBase
+from vlmkit.config.base import ConfigBase, option
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.files import atomic_write_json
 from vlmkit.training.checkpointing import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vlmkit.training.data import to_device
 from vlmkit.training.distributed import DistributedContext, all_reduce_mean, barrier
 from vlmkit.training.metrics import MetricsLog
+from vlmkit.training.objective import Objective, ObjectiveOutput, Prepared
 from vlmkit.training.optim import build_optimizer, warmup_cosine_schedule
 
 
@@ -42,24 +41,24 @@ class TrainConfig(ConfigBase):
     accumulation steps, so the maths is the same on one process or many.
     """
 
-    steps: int = 1000
-    batch_size: int = 128
-    grad_accum: int = 1
-    lr: float = 5e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = 1.0  # max global gradient norm; None for no clipping
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast matmuls, fp32 master weights
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 0  # 0: evaluate only at the end
-    save_every: int = 0  # 0: checkpoint only at the end (and on Ctrl-C)
-    keep_last: int = 2
-    gradient_checkpointing: bool = False
-    per_module_lr: dict[str, float] | None = None  # module prefix -> lr, e.g. {"projector": 1e-3}
+    steps: int = option(1000, "optimizer steps")
+    batch_size: int = option(128, "global batch of one optimizer step (over processes and accumulation)")
+    grad_accum: int = option(1, "micro-batches accumulated per optimizer step")
+    lr: float = option(5e-4, "peak learning rate")
+    weight_decay: float = option(0.1, "AdamW weight decay (never on norms, biases, embeddings, temperature)")
+    betas: tuple[float, float] = option((0.9, 0.98), "AdamW betas", cli=False)
+    eps: float = option(1e-6, "AdamW epsilon", cli=False)
+    warmup_steps: int = option(100, "linear warm-up steps before the cosine decay")
+    min_lr_ratio: float = option(0.0, "learning rate at the end, as a share of the peak", research=True)
+    grad_clip: float | None = option(1.0, "max global gradient norm (none: no clipping)", research=True)
+    precision: Literal["fp32", "bf16"] = option("fp32", "bf16: autocast matmuls, fp32 master weights")
+    seed: int = option(0, "seed of the initial weights and the data order")
+    log_every: int = option(10, "steps between metric lines")
+    eval_every: int = option(0, "steps between evaluations (0: only at the end)")
+    save_every: int = option(0, "steps between checkpoints (0: only at the end and on Ctrl-C)")
+    keep_last: int = option(2, "checkpoints kept")
+    gradient_checkpointing: bool = option(False, "recompute activations in the backward pass to save memory")
+    per_module_lr: dict[str, float] | None = option(None, 'module prefix -> lr, e.g. {"projector": 1e-3}', cli=False)
 
     def validate(self, where: str) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last"):
@@ -78,32 +77,15 @@ class TrainConfig(ConfigBase):
         return self.batch_size // per_step
 
 
-class TrainTask(Protocol):
-    """What a recipe provides to the trainer."""
+class _ModelAndObjective(nn.Module):
+    """Model and objective as one module: what DDP wraps and what a step calls."""
 
-    def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
-        """Micro-batches per epoch of the global data (each of ``micro_batch`` items on every rank)."""
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.model, self.objective = model, objective
 
-    def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> Any:
-        """This rank's share of micro-batch ``index`` of ``epoch``; deterministic in its arguments."""
-
-    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss to minimise and extra scalars to log (e.g. the temperature)."""
-
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Held-out metrics, run on rank 0 only."""
-
-
-def epoch_indices(count: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled item order of ``epoch``: the same on every rank, different each epoch."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(count, generator=generator)
-
-
-def shard(order: torch.Tensor, index: int, micro_batch: int, rank: int, world_size: int) -> list[int]:
-    """Items of micro-batch ``index`` for ``rank``: consecutive slices of one global batch per rank."""
-    start = (index * world_size + rank) * micro_batch
-    return order[start : start + micro_batch].tolist()
+    def forward(self, batch: Any) -> ObjectiveOutput:
+        return self.objective(self.model, batch)
 
 
 def freeze_locked_batch_norms(model: nn.Module) -> None:
@@ -122,20 +104,20 @@ def freeze_locked_batch_norms(model: nn.Module) -> None:
 class Trainer:
     def __init__(
         self,
-        model: nn.Module,
-        task: TrainTask,
+        prepared: Prepared,
         config: TrainConfig,
         run_dir: str | Path,
         context: DistributedContext,
         resume: bool = False,
     ) -> None:
-        self.model = model.to(context.device)
-        self.task = task
+        self.model = prepared.model.to(context.device)
+        self.objective = prepared.objective.to(context.device)
+        self.batches, self.evaluation = prepared.batches, prepared.evaluate
         self.config = config
         self.run_dir = Path(run_dir)
         self.context = context
         self.micro_batch = config.micro_batch(context.world_size)
-        self.per_epoch = task.batches_per_epoch(self.micro_batch, context.world_size)
+        self.per_epoch = self.batches.batches_per_epoch(self.micro_batch, context.world_size)
         if self.per_epoch < config.grad_accum:
             raise InputError(
                 f"the dataset gives {self.per_epoch} micro-batches of {self.micro_batch} per epoch, "
@@ -144,7 +126,7 @@ class Trainer:
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self._set_gradient_checkpointing(config.gradient_checkpointing)
         self.optimizer = build_optimizer(
-            model, config.lr, config.weight_decay, config.betas, config.eps, config.per_module_lr
+            self.model, config.lr, config.weight_decay, config.betas, config.eps, config.per_module_lr, self.objective
         )
         self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
         self.step = 0
@@ -158,14 +140,20 @@ class Trainer:
             )
         if resume and existing:
             self._restore(existing[-1])
-        self.wrapped: nn.Module = self.model
+        self.wrapped: nn.Module = _ModelAndObjective(self.model, self.objective)
         if context.is_distributed:
             if context.device.type == "cuda":  # batch statistics over the global batch; gloo has no SyncBatchNorm
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.wrapped = DistributedDataParallel(self.model)
+                self.wrapped = nn.SyncBatchNorm.convert_sync_batchnorm(self.wrapped)  # converts in place
+            self.wrapped = DistributedDataParallel(self.wrapped)
         self.log = MetricsLog(self.run_dir, resume_step=self.step if resume else None) if context.is_main else None
         if context.is_main:
             atomic_write_json(self.run_dir / "trainer.json", config.to_dict())
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "objective": self.objective}
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for module in self._modules().values() for p in module.parameters() if p.requires_grad]
 
     def _set_gradient_checkpointing(self, enabled: bool) -> None:
         for module in self.model.modules():
@@ -173,7 +161,7 @@ class Trainer:
                 module.gradient_checkpointing = enabled
 
     def _restore(self, path: Path) -> None:
-        state = load_checkpoint(path, self.model)
+        state = load_checkpoint(path, self._modules())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.micro_steps_done = state["step"], state["micro_steps_done"]
@@ -191,7 +179,7 @@ class Trainer:
 
     def save(self) -> None:
         if self.context.is_main:
-            save_checkpoint(self.checkpoint_dir, self.step, self.model, self._state(), self.config.keep_last)
+            save_checkpoint(self.checkpoint_dir, self.step, self._modules(), self._state(), self.config.keep_last)
         barrier()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -200,28 +188,25 @@ class Trainer:
     def _optimizer_step(self) -> tuple[float, dict[str, float], int]:
         """Accumulate ``grad_accum`` micro-batches, clip, step. Returns (loss, extras, samples)."""
         self.wrapped.train()
-        freeze_locked_batch_norms(self.model)
+        freeze_locked_batch_norms(self.wrapped)
         total, extras, samples = 0.0, {}, 0
         for k in range(self.config.grad_accum):
             epoch, index = divmod(self.micro_steps_done, self.per_epoch)
-            batch = self.task.batch(epoch, index, self.micro_batch, self.context.rank, self.context.world_size)
-            batch = to_device(batch, self.context.device)
+            batch = self.batches.batch(epoch, index, self.micro_batch, self.context.rank, self.context.world_size)
+            batch = batch.to(self.context.device)
             last = k == self.config.grad_accum - 1
             sync = contextlib.nullcontext() if last or not self.context.is_distributed else self.wrapped.no_sync()
             with sync:
                 with self._autocast():
-                    loss, extras = self.task.loss(self.wrapped, batch)
+                    output: ObjectiveOutput = self.wrapped(batch)
+                loss, extras = output.loss, output.metrics
                 (loss / self.config.grad_accum).backward()
             total += loss.detach().float().item() / self.config.grad_accum
             samples += self.micro_batch * self.context.world_size
             self.micro_steps_done += 1
         grad_norm = None
         if self.config.grad_clip is not None:
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.requires_grad], self.config.grad_clip
-                )
-            )
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self._trainable(), self.config.grad_clip))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -232,10 +217,10 @@ class Trainer:
 
     def evaluate(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if self.context.is_main:
+        if self.context.is_main and self.evaluation is not None:
             self.model.eval()
             with torch.inference_mode(), self._autocast():
-                metrics = self.task.evaluate(self.model)
+                metrics = self.evaluation(self.model)
         barrier()
         return metrics
 
@@ -296,8 +281,3 @@ class Trainer:
     def _write(self, record: dict[str, Any]) -> None:
         if self.log:
             self.log.write(record)
-
-
-def save_run_config(run_dir: Path, settings: dict[str, Any]) -> None:
-    """The recipe's full settings, so ``--config run_dir/run.json`` reproduces the run."""
-    atomic_write_json(run_dir / "run.json", json.loads(json.dumps(settings, default=str)))

@@ -16,9 +16,10 @@ from typing import Any
 
 from vlmkit.errors import InputError
 from vlmkit.files import atomic_open
+from vlmkit.processing.chat import LETTERS
 
-LETTERS = "ABCDE"
-COLUMNS = ["index", "question", *LETTERS, "answer", "category", "image"]
+OPTION_COLUMNS = LETTERS[:5]  # MMBench's TSV has five option columns, A to E
+COLUMNS = ["index", "question", *OPTION_COLUMNS, "answer", "category", "image"]
 
 
 def write_mmbench_tsv(
@@ -39,13 +40,13 @@ def write_mmbench_tsv(
                 choices = list(qa.get("choices") or [])
                 if not choices:
                     continue
-                if not 2 <= len(choices) <= len(LETTERS) or qa["answer"] not in choices:
+                if not 2 <= len(choices) <= len(OPTION_COLUMNS) or qa["answer"] not in choices:
                     raise InputError(
-                        f"{record['image']}: question {qa['question']!r} needs 2-5 choices "
+                        f"{record['image']}: question {qa['question']!r} needs 2-{len(OPTION_COLUMNS)} choices "
                         f"including its answer, got {choices}"
                     )
-                options = choices + [""] * (len(LETTERS) - len(choices))
-                letter = LETTERS[choices.index(qa["answer"])]
+                options = choices + [""] * (len(OPTION_COLUMNS) - len(choices))
+                letter = OPTION_COLUMNS[choices.index(qa["answer"])]
                 writer.writerow([rows, qa["question"], *options, letter, qa.get("type", ""), image])
                 rows += 1
     return rows

@@ -1,1 +1,14 @@
-"""Recipes: a model, its data and its loss as a ``TrainTask`` for the shared trainer."""
+"""Every training recipe, by the name ``vlmkit train NAME`` takes. A new recipe is a module with one
+``Recipe`` subclass and one line here."""
+
+from vlmkit.training.recipes.align import AlignRecipe
+from vlmkit.training.recipes.base import Recipe
+from vlmkit.training.recipes.clip import ClipRecipe, SiglipRecipe
+from vlmkit.training.recipes.instruct import InstructRecipe
+from vlmkit.training.recipes.lm import LmRecipe
+
+RECIPES: dict[str, type[Recipe]] = {
+    recipe.name: recipe for recipe in (ClipRecipe, SiglipRecipe, LmRecipe, AlignRecipe, InstructRecipe)
+}
+
+__all__ = ["RECIPES", "AlignRecipe", "ClipRecipe", "InstructRecipe", "LmRecipe", "Recipe", "SiglipRecipe"]

@@ -1,4 +1,5 @@
-"""``vlmkit:conse-effnet-minilm``: a real image-text model that needs no download.
+"""Built-in ``vlmkit:NAME`` models: ``vlmkit:conse-effnet-minilm``, a real image-text model that
+needs no download, and the cache it is built into.
 
 No CLIP weights ship inside Python packages, but two pretrained towers do (the ``offline`` extra):
 
@@ -9,8 +10,9 @@ No CLIP weights ship inside Python packages, but two pretrained towers do (the `
   pooling), as safetensors and ``tokenizer.json``.
 
 ``ensure_offline_model`` joins them into a ``ConSEModel`` (see ``vlmkit.models.conse``): it converts
-both towers with key maps, embeds every ImageNet class name under a few prompt templates, and saves
-an ordinary vlmkit model directory in the user's cache (``$VLMKIT_CACHE`` or ``~/.cache/vlmkit``).
+both towers with their key maps (``efficientnet``, ``bert``), embeds every ImageNet class name under
+a few prompt templates, and saves an ordinary vlmkit model directory in the user's cache
+(``cache_root()``: ``$VLMKIT_CACHE`` or ``~/.cache/vlmkit``).
 The directory is assembled under a temporary name and renamed into place, so a crash or a
 concurrent build never leaves a half-written model where ``from_pretrained`` would find it.
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,20 +30,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vlmkit.checkpoints.keymap import Rule, apply_rules, concat, copy
-from vlmkit.checkpoints.weights import read_safetensors_file
+from vlmkit.checkpoints.bert import bert_tensors, bert_tokenizer
+from vlmkit.checkpoints.efficientnet import effnet_tensors
+from vlmkit.checkpoints.keymap import prefixed
+from vlmkit.checkpoints.save import save_pretrained
 from vlmkit.config import ConSEConfig, EfficientNetConfig, TextConfig
 from vlmkit.errors import CheckpointError
 from vlmkit.models.conse import ConSEModel
 from vlmkit.processing.images import ImagePreprocessor
-from vlmkit.processing.text import TextTokenizer, _read_tokenizer
 
 PREFIX = "vlmkit:"
 CONSE_NAME = "conse-effnet-minilm"
 CLASS_TEMPLATES = ("a photo of a {}.",)
 TF_LITE_MEAN = (127 / 255,) * 3
 TF_LITE_STD = (128 / 255,) * 3
-_BN_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
 def cache_root() -> Path:
@@ -77,8 +78,6 @@ def ensure_offline_model(source: str) -> Path:
 
 def build_conse_directory(directory: Path) -> None:
     """Convert the packaged towers, embed the class names and save a vlmkit model directory there."""
-    from vlmkit.checkpoints.io import save_pretrained  # io resolves "vlmkit:" names through this module
-
     effnet_file, minilm_dir = _packaged_files()
     model = conse_model(effnet_file, minilm_dir)
     save_pretrained(model, directory)
@@ -107,8 +106,8 @@ def conse_model(effnet_file: Path, minilm_dir: Path, top_k: int = 10) -> ConSEMo
     model = ConSEModel(config).eval()
     expected = model.state_dict()
     tensors = {
-        **_prefixed("vision.", effnet_tensors(effnet_file, config.vision, expected)),
-        **_prefixed("text.", bert_tensors(minilm_dir / "model.safetensors", config.text, expected)),
+        **prefixed("vision.", effnet_tensors(effnet_file, config.vision, expected)),
+        **prefixed("text.", bert_tensors(minilm_dir / "model.safetensors", config.text, expected)),
     }
     tensors["logit_scale"] = expected["logit_scale"]
     tensors["class_embeddings"] = expected["class_embeddings"]
@@ -154,94 +153,3 @@ def class_name_embeddings(
         chunks.append(model.encode_text(batch.input_ids, batch.attention_mask))
     embeds = torch.cat(chunks).view(len(names), len(templates), -1)
     return F.normalize(embeds.mean(dim=1), dim=-1)
-
-
-def bert_tokenizer(path: Path, max_length: int) -> TextTokenizer:
-    """BERT framing: ``[CLS] text [SEP]``, padded with ``[PAD]`` (lowercasing is in tokenizer.json)."""
-    tokenizer = _read_tokenizer(path)
-    ids = {token: tokenizer.token_to_id(token) for token in ("[CLS]", "[SEP]", "[PAD]")}
-    missing = [token for token, value in ids.items() if value is None]
-    if missing:
-        raise CheckpointError(f"{path}: not a BERT tokenizer (no {', '.join(missing)})")
-    return TextTokenizer(
-        tokenizer, max_length=max_length, pad_id=ids["[PAD]"], eos_id=ids["[SEP]"], bos_id=ids["[CLS]"]
-    )
-
-
-# ----------------------------------------------------------------------------------------- key maps
-
-
-def _conv_norm(target: str, conv: str, bn: str) -> list[Rule]:
-    return [copy(f"{target}.conv.weight", f"{conv}.weight")] + [
-        copy(f"{target}.bn.{name}", f"{bn}.{name}") for name in _BN_TENSORS
-    ]
-
-
-def effnet_rules(config: EfficientNetConfig) -> list[Rule]:
-    """EfficientNet-PyTorch key names (``_blocks.N._expand_conv``, ``_bn0`` ...) to vlmkit's."""
-    rules = _conv_norm("stem", "_conv_stem", "_bn0") + _conv_norm("head", "_conv_head", "_bn1")
-    rules += [copy("classifier.weight", "_fc.weight"), copy("classifier.bias", "_fc.bias")]
-    index = 0
-    for _kernel, _stride, expand, _channels, repeats in config.stages:
-        for _ in range(repeats):
-            source, target = f"_blocks.{index}", f"blocks.{index}"
-            if expand != 1:
-                rules += _conv_norm(f"{target}.expand", f"{source}._expand_conv", f"{source}._bn0")
-            rules += _conv_norm(f"{target}.depthwise", f"{source}._depthwise_conv", f"{source}._bn1")
-            rules += _conv_norm(f"{target}.project", f"{source}._project_conv", f"{source}._bn2")
-            index += 1
-    return rules
-
-
-def effnet_tensors(
-    path: Path, config: EfficientNetConfig, expected: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Read the packaged ``.pth`` (tensors only: ``weights_only=True`` never runs pickled code)."""
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises pickle, zip and runtime errors for a bad file
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({type(error).__name__}: {error})") from None
-    return apply_rules(effnet_rules(config), source, _unprefixed("vision.", expected), str(path))
-
-
-def bert_rules(config: TextConfig) -> list[Rule]:
-    """Hugging Face ``BertModel`` key names to vlmkit's ``TextTransformer`` in the BERT flavour."""
-    rules = [
-        copy("token_embedding.weight", "embeddings.word_embeddings.weight"),
-        copy("position_embedding", "embeddings.position_embeddings.weight"),
-        copy("token_type_embedding.weight", "embeddings.token_type_embeddings.weight"),
-        copy("embedding_norm.weight", "embeddings.LayerNorm.weight"),
-        copy("embedding_norm.bias", "embeddings.LayerNorm.bias"),
-    ]
-    for i in range(config.layers):
-        source, target = f"encoder.layer.{i}", f"transformer.blocks.{i}"
-        for kind in ("weight", "bias"):
-            rules += [
-                concat(
-                    f"{target}.attn.qkv.{kind}",
-                    *(f"{source}.attention.self.{name}.{kind}" for name in ("query", "key", "value")),
-                ),
-                copy(f"{target}.attn.out.{kind}", f"{source}.attention.output.dense.{kind}"),
-                copy(f"{target}.norm1.{kind}", f"{source}.attention.output.LayerNorm.{kind}"),
-                copy(f"{target}.mlp.fc1.{kind}", f"{source}.intermediate.dense.{kind}"),
-                copy(f"{target}.mlp.fc2.{kind}", f"{source}.output.dense.{kind}"),
-                copy(f"{target}.norm2.{kind}", f"{source}.output.LayerNorm.{kind}"),
-            ]
-    return rules
-
-
-def bert_tensors(path: Path, config: TextConfig, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A BERT safetensors file (keys with or without the ``bert.`` prefix) as vlmkit text-tower tensors."""
-    source = {re.sub(r"^bert\.", "", key): value for key, value in read_safetensors_file(path).items()}
-    ignored = re.compile(r"^(pooler\.|embeddings\.position_ids$)")
-    return apply_rules(
-        bert_rules(config), source, _unprefixed("text.", expected), str(path), lambda key: bool(ignored.match(key))
-    )
-
-
-def _unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key.removeprefix(prefix): value for key, value in tensors.items() if key.startswith(prefix)}
-
-
-def _prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {prefix + key: value for key, value in tensors.items()}

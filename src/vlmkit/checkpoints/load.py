@@ -1,10 +1,10 @@
-"""Model directories: ``save_pretrained`` and ``from_pretrained``.
+"""Loading a model: ``from_pretrained``, and ``resolve`` from a source to a directory.
 
-A vlmkit model directory holds ``config.json`` (with ``"architecture"``), ``model.safetensors``,
-and, when the model has them, ``tokenizer.json`` and ``preprocessor.json``. ``from_pretrained`` also
-takes a Hugging Face CLIP/SigLIP, Llama/Mistral/Qwen2 or LLaVA directory (single or sharded
-safetensors; see ``families``) or an open_clip directory
-and converts on load, or a hub id, downloaded through ``huggingface_hub`` when online.
+``from_pretrained`` reads a vlmkit model directory (the layout ``save`` writes), or takes a Hugging
+Face CLIP/SigLIP, Llama/Mistral/Qwen2 or LLaVA directory (single or sharded safetensors; see
+``hf``) or an open_clip directory (see ``openclip``) and converts on load. A source may also be a
+built-in ``vlmkit:NAME`` (see ``builtin``) or a hub id, downloaded through ``huggingface_hub`` when
+online.
 """
 
 from __future__ import annotations
@@ -15,48 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from vlmkit import __version__
-from vlmkit.checkpoints import offline, openclip
-from vlmkit.checkpoints.families import convert_hf
-from vlmkit.checkpoints.weights import WEIGHTS, read_safetensors
-from vlmkit.config import ConfigBase, architecture_of, config_from_json
+from vlmkit.checkpoints.builtin import PREFIX, ensure_offline_model
+from vlmkit.checkpoints.hf import convert_hf
+from vlmkit.checkpoints.openclip import CONFIG as OPEN_CLIP_CONFIG
+from vlmkit.checkpoints.openclip import image_processor as open_clip_image_processor
+from vlmkit.checkpoints.openclip import read as read_open_clip
+from vlmkit.checkpoints.save import CONFIG, PREPROCESSOR, TOKENIZER
+from vlmkit.checkpoints.weights import read_safetensors
+from vlmkit.config import ConfigBase, config_from_json
 from vlmkit.errors import CheckpointError, ConfigError
-from vlmkit.files import atomic_write_bytes, atomic_write_json
 from vlmkit.models import build_model
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer
 
-CONFIG = "config.json"
-TOKENIZER = "tokenizer.json"
-PREPROCESSOR = "preprocessor.json"
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
-
-
-def save_pretrained(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
-    """Write ``model`` (its config, weights, tokenizer and preprocessor) so that it reloads bit-identically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config: ConfigBase = model.config  # type: ignore[assignment]
-    tensors = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
-    atomic_write_bytes(directory / WEIGHTS, safetensors_bytes(tensors, metadata={"format": "pt"}))
-    tokenizer: TextTokenizer | None = getattr(model, "tokenizer", None)
-    processor: ImagePreprocessor | None = getattr(model, "image_processor", None)
-    preprocessing: dict[str, Any] = {}
-    if tokenizer is not None:
-        tokenizer.save(directory / TOKENIZER)
-        preprocessing["text"] = tokenizer.to_dict()
-    if processor is not None:
-        preprocessing["image"] = processor.to_dict()
-    if preprocessing:
-        atomic_write_json(directory / PREPROCESSOR, preprocessing)
-    # config.json last: its presence marks a complete directory.
-    atomic_write_json(
-        directory / CONFIG, {"architecture": architecture_of(config), "vlmkit_version": __version__, **config.to_dict()}
-    )
-    return directory
 
 
 def from_pretrained(
@@ -65,8 +39,9 @@ def from_pretrained(
     """Load a vlmkit, Hugging Face or open_clip model directory, or a hub id, in eval mode."""
     directory = resolve(source)
     config_path = directory / CONFIG
-    if (directory / openclip.CONFIG).exists() and not config_path.exists():
-        config, model = _load_converted(directory, *openclip.read(directory))
+    config: ConfigBase
+    if (directory / OPEN_CLIP_CONFIG).exists() and not config_path.exists():
+        config, model = read_open_clip(directory)
     elif not config_path.exists():
         raise CheckpointError(f"{directory}: no {CONFIG}; expected a vlmkit, Hugging Face or open_clip model directory")
     else:
@@ -76,8 +51,7 @@ def from_pretrained(
             model = build_model(config, device="meta")
             _assign(model, read_safetensors(directory), str(directory))
         elif "model_type" in raw:
-            config, converted = convert_hf(raw, directory)
-            config, model = _load_converted(directory, config, converted)
+            config, model = convert_hf(raw, directory)
         else:
             raise CheckpointError(
                 f"{config_path}: neither a vlmkit config (no 'architecture') nor a Hugging Face one (no 'model_type')"
@@ -85,14 +59,6 @@ def from_pretrained(
     _attach_preprocessing(model, directory, config)
     model.to(device=device, dtype=dtype)
     return model.eval()
-
-
-def _load_converted(
-    directory: Path, config: ConfigBase, tensors: dict[str, torch.Tensor]
-) -> tuple[ConfigBase, nn.Module]:
-    model = build_model(config, device="meta")
-    _assign(model, tensors, str(directory))
-    return config, model
 
 
 def _assign(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -121,8 +87,8 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
         model.image_processor = ImagePreprocessor.from_dict(settings["image"])
     elif (directory / "preprocessor_config.json").exists():
         model.image_processor = ImagePreprocessor.from_hf_config(_read_json(directory / "preprocessor_config.json"))
-    elif (directory / openclip.CONFIG).exists():
-        model.image_processor = openclip.image_processor(directory)
+    elif (directory / OPEN_CLIP_CONFIG).exists():
+        model.image_processor = open_clip_image_processor(directory)
     if (directory / TOKENIZER).exists():
         if "text" in settings:
             model.tokenizer = TextTokenizer.from_file(directory / TOKENIZER, settings["text"])
@@ -131,11 +97,11 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
 
 
 def resolve(source: str | os.PathLike[str]) -> Path:
-    """A local directory as is; ``vlmkit:NAME`` built into the cache (see ``offline``); anything else
+    """A local directory as is; ``vlmkit:NAME`` built into the cache (see ``builtin``); anything else
     is taken as a hub id and downloaded (cached)."""
     text = str(source)
-    if text.startswith(offline.PREFIX):
-        return offline.ensure_offline_model(text)
+    if text.startswith(PREFIX):
+        return ensure_offline_model(text)
     path = Path(source).expanduser()
     if path.is_dir():
         return path

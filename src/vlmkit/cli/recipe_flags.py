@@ -1,0 +1,75 @@
+"""Command-line flags derived from a recipe's dataclass fields, so each setting is declared once.
+
+A field becomes ``--field-name`` (or the ``flag`` its ``option`` names), with its help text; a
+``Literal`` becomes a choice, a ``bool`` a store-true flag, a ``list[str]`` takes several values, and
+``X | None`` takes an ``X``. Fields marked ``research`` are listed apart in ``--help``. The
+``TrainConfig`` of every recipe is flattened into the same parser. Every flag defaults to None, so
+only what the user typed overrides the defaults or a ``--config`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, Literal
+
+from vlmkit.config.base import ConfigBase
+
+NESTED = "train"  # the recipe field whose own fields join the parser (the optimisation settings)
+
+
+def _flag_type(hint: Any) -> dict[str, Any] | None:
+    """argparse keywords for a field's type hint, or None when it has no flag form (a dict, a tuple)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _flag_type(options[0]) if len(options) == 1 else None
+    if origin is Literal:
+        return {"choices": typing.get_args(hint)}
+    if origin is list:
+        return {"nargs": "+", "type": typing.get_args(hint)[0]}
+    if hint is bool:
+        return {"action": "store_true"}
+    if hint in (int, float, str):
+        return {"type": hint}
+    return None
+
+
+def _fields(config: type[ConfigBase]) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(config)
+    return [(f, hints[f.name]) for f in dataclasses.fields(config) if f.metadata.get("cli", True)]  # type: ignore[arg-type]
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser, recipe: type[ConfigBase]) -> None:
+    """One flag per settable field of ``recipe`` and of its nested ``TrainConfig``."""
+    main = parser.add_argument_group("settings")
+    research = parser.add_argument_group("research knobs")
+    nested = typing.get_type_hints(recipe)[NESTED]
+    for config in (recipe, nested):
+        for field, hint in _fields(config):
+            keywords = _flag_type(hint)
+            if keywords is None:
+                continue
+            flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+            group = research if field.metadata.get("research") else main
+            default = field.default if field.default is not dataclasses.MISSING else None
+            shown = "" if default in (None, "", False) else f" (default: {default})"
+            group.add_argument(
+                flag, dest=field.name, default=None, help=field.metadata.get("help", "") + shown, **keywords
+            )
+
+
+def settings_from_flags(args: argparse.Namespace, recipe: type[ConfigBase], base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (e.g. a run.json) with every flag the user gave written over it."""
+    settings = dict(base)
+    nested = typing.get_type_hints(recipe)[NESTED]
+    train = dict(settings.get(NESTED, {}))
+    for config, target in ((recipe, settings), (nested, train)):
+        for field, _ in _fields(config):
+            value = getattr(args, field.name, None)
+            if value is not None:
+                target[field.name] = value
+    settings[NESTED] = train
+    return settings

@@ -1,0 +1,58 @@
+"""Typed training batches: what a recipe's data hands its objective, moved to the device by the trainer.
+
+A batch is a dataclass of tensors, not a tuple, so an objective reads ``batch.labels`` instead of
+unpacking positions that differ between recipes, and ``to(device)`` moves every tensor field at once:
+data is built on the CPU, where the preloaded images live, and no recipe needs to know where training
+runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+
+class Batch:
+    """Base of every batch dataclass: ``to(device)`` returns a copy with its tensors on ``device``."""
+
+    def to(self, device: torch.device):
+        moved = {
+            f.name: value.to(device, non_blocking=True)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if isinstance(value := getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, **moved)  # type: ignore[type-var]
+
+
+@dataclass
+class ImageTextBatch(Batch):
+    """Images and their captions for a contrastive loss.
+
+    ``input_ids`` may hold more rows than ``pixels``: rows past ``len(pixels)`` are one false caption
+    per image (hard negatives). ``attention_mask`` is None for towers that read the padded sequence
+    (SigLIP pads to a fixed length and pools the last token). ``word_targets`` are the caption-word
+    loss's target distributions, when that loss is on.
+    """
+
+    pixels: torch.Tensor  # (B, 3, H, W) float32, normalised
+    input_ids: torch.Tensor  # (B or 2B, T)
+    attention_mask: torch.Tensor | None = None
+    word_targets: torch.Tensor | None = None  # (B, vocab)
+
+    @property
+    def hard_negatives(self) -> torch.Tensor | None:
+        """The rows of text beyond one per image, or None."""
+        return None if self.input_ids.shape[0] == self.pixels.shape[0] else self.input_ids[self.pixels.shape[0] :]
+
+
+@dataclass
+class ChatBatch(Batch):
+    """Token sequences with next-token labels (-100 where no loss is taken), and the images they show:
+    pixels for a tower that trains, or a frozen tower's cached tokens, or neither for text alone."""
+
+    input_ids: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B, T)
+    pixels: torch.Tensor | None = None  # (B, 3, H, W) float32, normalised
+    vision_tokens: torch.Tensor | None = None  # (B, N, D) the tower's output, before the projector

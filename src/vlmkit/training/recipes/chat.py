@@ -1,0 +1,163 @@
+"""What the generative recipes (``lm``, ``align``, ``instruct``) share: training conversations, the batches
+built from them, and the held-out evaluation of a VLM.
+
+One training item is one record with one conversation, drawn from (seed, epoch, item), so a resumed
+run sees the same data. Images come through the one data path (``data.sources``); while the vision
+tower is frozen, its tokens are computed once per image and reused (``training.vision_cache``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vlmkit.config.base import option
+from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.sampling import epoch_order, shard
+from vlmkit.data.sources import ImageRecords, PreloadedImages, is_folder
+from vlmkit.errors import ConfigError
+from vlmkit.evaluation.generative import generative_tasks
+from vlmkit.models import VisionLanguageModel
+from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
+from vlmkit.training.batches import ChatBatch
+from vlmkit.training.recipes.base import Recipe
+from vlmkit.training.vision_cache import frozen_vision_tokens
+
+Messages = list[dict[str, str]]
+
+
+def has_text(record: Record) -> bool:
+    return bool(record.captions or record.qa)
+
+
+def conversation(record: Record, rng: random.Random, questions: int, caption_share: float = 1.0) -> Messages:
+    """A multi-turn chat about ``record``'s image: a random mix of its questions (half of those with
+    choices asked as multiple choice, answered by letter) and, in ``caption_share`` of the chats, a
+    caption request."""
+    turns: list[tuple[str, str]] = []
+    for qa in rng.sample(record.qa or [], min(questions, len(record.qa or []))):
+        if qa.choices and qa.answer in qa.choices and rng.random() < 0.5:
+            choices = rng.sample(qa.choices, len(qa.choices))
+            turns.append((multiple_choice_prompt(qa.question, choices), LETTERS[choices.index(qa.answer)]))
+        else:
+            turns.append((qa.question, qa.answer))
+    if record.captions and (caption_share >= 1 or rng.random() < caption_share):
+        turns.insert(rng.randrange(len(turns) + 1), (CAPTION_PROMPT, rng.choice(record.captions)))
+    messages = []
+    for question, answer in turns:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return messages
+
+
+def image_first(messages: Messages) -> Messages:
+    """``messages`` with the image placed before the first user turn."""
+    return [dict(messages[0], content=with_image(messages[0]["content"])), *messages[1:]]
+
+
+@dataclass
+class ChatRecipe(Recipe):
+    """Settings of every recipe that trains on tokenised chats."""
+
+    max_length: int = option(384, "longest training sequence in tokens (longer chats are cut)", research=True)
+    eval_images: int = option(100, "held-out images scored at each evaluation")
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if self.eval_data and not is_folder(self.eval_data):
+            raise ConfigError(f"{where}.eval_data: a VLM's evaluation reads a dataset folder (records.jsonl + images)")
+
+
+@dataclass
+class ConversationRecipe(ChatRecipe):
+    """Settings of the recipes that train on multi-turn question-and-caption chats (``lm``, ``instruct``)."""
+
+    questions_per_turn: int = option(4, "question turns per training conversation", research=True)
+    caption_share: float = option(1.0, "share of training conversations that also ask for a caption", research=True)
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0 <= self.caption_share <= 1:
+            raise ConfigError(f"{where}.caption_share: expected a share in [0, 1], got {self.caption_share}")
+        if self.questions_per_turn < 0:
+            raise ConfigError(f"{where}.questions_per_turn: must be >= 0, got {self.questions_per_turn}")
+
+    def messages(self, record: Record, rng: random.Random) -> Messages:
+        return conversation(record, rng, self.questions_per_turn, self.caption_share)
+
+
+class ChatBatches:
+    """Tokenised conversations with labels on the answers only, and the images they are about.
+
+    ``images`` is None for a text-only decoder. A VLM whose tower is frozen (``train_vision`` False)
+    reads the tower's cached tokens instead of pixels; those are computed for every image at once, so
+    that needs the images in memory.
+    """
+
+    def __init__(
+        self,
+        records: list[Record],
+        images: ImageRecords | None,
+        encoder: ChatEncoder,
+        messages: Callable[[Record, random.Random], Messages],
+        seed: int,
+        max_length: int,
+        model: nn.Module,
+        train_vision: bool = False,
+    ) -> None:
+        self.records, self.images, self.encoder, self.messages = records, images, encoder, messages
+        self.seed, self.max_length, self.model, self.train_vision = seed, max_length, model, train_vision
+        self._order: tuple[int, torch.Tensor] | None = None
+        self.vision_tokens: torch.Tensor | None = None  # a frozen tower's output per image, built on first use
+        if images is not None and not train_vision and not isinstance(images, PreloadedImages):
+            raise ConfigError(
+                "data_mode: a frozen vision tower's tokens are computed for all images at once, which needs "
+                "data_mode 'memory' (or train_vision)"
+            )
+
+    def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
+        return len(self.records) // (micro_batch * world_size)
+
+    def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
+        if self._order is None or self._order[0] != epoch:
+            order = (
+                self.images.order(self.seed, epoch) if self.images else epoch_order(len(self.records), self.seed, epoch)
+            )
+            self._order = (epoch, order)
+        items = shard(self._order[1], index, micro_batch, rank, world_size)
+        rows = []
+        for item in items:
+            rng = random.Random(f"{self.seed}/{epoch}/{item}")
+            encoded = self.encoder.encode(self.messages(self.records[item], rng), max_length=self.max_length)
+            rows.append((encoded.input_ids, encoded.labels))
+        ids, labels = pad_right(rows, self.encoder.tokenizer.pad_id)
+        if self.images is None:
+            return ChatBatch(ids, labels)
+        model: VisionLanguageModel = self.model  # type: ignore[assignment]
+        if not self.train_vision:
+            if self.vision_tokens is None:
+                self.vision_tokens = frozen_vision_tokens(model, self.images.all_pixels)  # type: ignore[attr-defined]
+            return ChatBatch(ids, labels, vision_tokens=self.vision_tokens[items])
+        return ChatBatch(ids, labels, pixels=model.image_processor.normalize(self.images.pixels(items)))  # type: ignore[union-attr]
+
+
+def vlm_evaluation(
+    eval_data: str | None, eval_images: int, task: str
+) -> Callable[[nn.Module], dict[str, float]] | None:
+    """Held-out scores of a VLM on a dataset folder: ``task`` ``captioning`` (CIDEr-D, BLEU-4, ...) or
+    ``vqa`` (accuracy, overall and per question type)."""
+    if not eval_data:
+        return None
+    dataset = RecordDataset(eval_data)
+    records = dataset.records[:eval_images]
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        result = generative_tasks(model, dataset, records, batch_size=32)[task]()
+        if task == "captioning":
+            return {k: v for k, v in result.items() if isinstance(v, float)}
+        return {"vqa_accuracy": result["accuracy"], **{f"vqa_{k}": v for k, v in result["per_type"].items()}}
+
+    return evaluate

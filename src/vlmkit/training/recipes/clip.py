@@ -1,0 +1,254 @@
+"""CLIP and SigLIP training: from scratch on a vlmkit dataset, or fine-tuning a loaded model.
+
+From scratch, the recipe trains a byte-level BPE tokenizer on the training captions and builds the
+model from a named preset; from ``init_from`` it keeps the loaded model's tokenizer and image
+processor. ``lock_image`` is LiT (a frozen image tower, projection included); ``lock_text`` freezes
+the text side. ``siglip`` is the same recipe with the sigmoid head and SigLIP's preprocessing.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+from vlmkit.checkpoints import from_pretrained
+from vlmkit.config import DualEncoderConfig, clip_config, siglip_config
+from vlmkit.config.base import option
+from vlmkit.data.records import Record
+from vlmkit.data.sampling import shard
+from vlmkit.data.shapesworld.generate import vocabulary
+from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, interchangeable_words
+from vlmkit.data.sources import ImageRecords, open_images, scan_records
+from vlmkit.errors import ConfigError, InputError
+from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
+from vlmkit.models import DualEncoder
+from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
+from vlmkit.training.batches import ImageTextBatch
+from vlmkit.training.caption_words import CaptionWordHead, CaptionWordTargets
+from vlmkit.training.negatives import WordSwapper
+from vlmkit.training.objective import Prepared
+from vlmkit.training.objectives import ContrastiveObjective
+from vlmkit.training.recipes.base import Recipe
+
+# Tower shapes by preset; image size and vocabulary come from the data.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(width=128, layers=4, heads=4, patch_size=8, text_width=128, text_layers=4, embed_dim=128),
+    "small": dict(width=256, layers=6, heads=8, patch_size=8, text_width=256, text_layers=6, embed_dim=256),
+    "base": dict(width=768, layers=12, heads=12, patch_size=32, text_width=512, text_layers=12, embed_dim=512),
+}
+
+
+def _has_captions(record: Record) -> bool:
+    return bool(record.captions)
+
+
+@dataclass
+class ClipRecipe(Recipe):
+    """Contrastive image-text training with CLIP's softmax loss."""
+
+    name: ClassVar[str] = "clip"
+    summary: ClassVar[str] = "contrastive CLIP training or fine-tuning"
+    sigmoid: ClassVar[bool] = False
+
+    preset: Literal["tiny", "small", "base"] = option("tiny", "tower shapes, from scratch")
+    image_size: int = option(64, "image side in pixels, from scratch")
+    init_from: str | None = option(None, "pretrained model directory or hub id to fine-tune", flag="--from")
+    lock_image: bool = option(False, "freeze the image tower (LiT)")
+    lock_text: bool = option(False, "freeze the text tower")
+    eval_images: int = option(1000, "held-out images scored at each evaluation")
+    conv_stem: int = option(0, "stride-2 conv layers before the patch projection (from scratch)", research=True)
+    conv_stem_norm: Literal["none", "batch"] = option("none", "normalisation in the conv stem", research=True)
+    hard_negatives: bool = option(
+        False, "add a one-word-swapped false caption per image (ShapesWorld colour/shape/size words)", research=True
+    )
+    caption_word_loss: float = option(
+        0.0, "weight of a loss that predicts caption words from the image (0: off)", research=True
+    )
+    vocab_size: int = option(512, "size of the tokenizer trained on the captions (from scratch)", research=True)
+    label_key: str = option("color_shape", "record['labels'][KEY] is the zero-shot target", research=True)
+    templates: list[str] = option(factory=lambda: [ZERO_SHOT_TEMPLATE], help="zero-shot prompt templates", cli=False)
+
+    def prepare(self) -> Prepared:
+        captions = [c for r in scan_records(self.data, _has_captions, with_bytes=False)[0] for c in r.captions or []]
+        torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
+        model = self._build_model(captions[:50_000])
+        self._lock(model)
+        tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
+        word_head = CaptionWordHead(model.config.embed_dim, tokenizer.vocab_size) if self.caption_word_loss else None
+        processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
+        images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)
+        eval_folder = self.eval_data or default_eval_folder(self.data)
+        held_out = (
+            ImageTextSplit.load(eval_folder, processor, self.label_key, self.eval_images) if eval_folder else None
+        )
+        batches = ContrastiveBatches(images, model, self.train.seed, self._swapper(), word_head is not None)
+        known = [(r.labels or {}).get(self.label_key) for r in images.records]
+        classnames = sorted({label for label in known + (held_out.labels if held_out else []) if label})
+
+        def evaluate(trained: torch.nn.Module) -> dict[str, float]:
+            if held_out is None:
+                return {}
+            parts = LABEL_PARTS.get(self.label_key, ())
+            return evaluate_split(trained, held_out, classnames, self.templates, parts)  # type: ignore[arg-type]
+
+        objective = ContrastiveObjective(self.sigmoid, word_head, self.caption_word_loss)
+        return Prepared(model, objective, batches, evaluate)
+
+    def _build_model(self, captions: list[str]) -> DualEncoder:
+        if self.init_from:
+            model = from_pretrained(self.init_from)
+            if not isinstance(model, DualEncoder) or model.tokenizer is None or model.image_processor is None:
+                raise InputError(f"{self.init_from}: fine-tuning needs a dual encoder with a tokenizer and processor")
+            return model.train()
+        tokenizer = train_bpe_tokenizer(captions, self.vocab_size, max_length=64, pad_to_max_length=self.sigmoid)
+        longest = int(tokenizer(captions[:2000]).attention_mask.sum(1).max()) if captions else 16
+        context = min(64, longest + 8)
+        tokenizer = TextTokenizer.from_dict({**tokenizer.to_dict(), "max_length": context}, tokenizer.tokenizer)
+        p = PRESETS[self.preset]
+        tower = dict(patch_size=p["patch_size"], image_size=self.image_size, vocab_size=tokenizer.vocab_size)
+        if self.sigmoid:
+            config = siglip_config(
+                width=p["width"], layers=p["layers"], heads=p["heads"], context_length=context, **tower
+            )
+        else:
+            config = clip_config(
+                vision_width=p["width"],
+                vision_layers=p["layers"],
+                vision_heads=p["heads"],
+                text_width=p["text_width"],
+                text_layers=p["text_layers"],
+                text_heads=p["heads"],
+                embed_dim=p["embed_dim"],
+                context_length=context,
+                act="gelu",
+                **tower,
+            )
+        config.vision.conv_stem = self.conv_stem
+        config.vision.conv_stem_norm = self.conv_stem_norm
+        config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
+        config.text.pad_token_id = tokenizer.pad_id
+        DualEncoderConfig.from_dict(config.to_dict())  # validate
+        model = DualEncoder(config)
+        model.tokenizer = tokenizer
+        model.image_processor = (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
+        return model
+
+    def _lock(self, model: DualEncoder) -> None:
+        for locked, modules in (
+            (self.lock_image, (model.vision, model.image_projection)),
+            (self.lock_text, (model.text, model.text_projection, model.text.token_embedding)),
+        ):
+            if locked:
+                for module in modules:
+                    module.requires_grad_(False)
+
+    def _swapper(self) -> WordSwapper | None:
+        """The hard-negative maker for the recipe's data: its colour, shape and size words."""
+        if not self.hard_negatives:
+            return None
+        words = vocabulary(self.data)
+        if words is None:
+            raise ConfigError(
+                f"hard_negatives: {self.data} is not a ShapesWorld folder (no shapesworld.json), so there are no "
+                "known groups of interchangeable words to swap"
+            )
+        return WordSwapper(interchangeable_words(*words))
+
+
+@dataclass
+class SiglipRecipe(ClipRecipe):
+    """Contrastive image-text training with SigLIP's sigmoid loss."""
+
+    name: ClassVar[str] = "siglip"
+    summary: ClassVar[str] = "contrastive SigLIP training or fine-tuning"
+    sigmoid: ClassVar[bool] = True
+
+
+class ContrastiveBatches:
+    """A random caption per image per epoch (plus, with a ``swapper``, a false twin of it)."""
+
+    def __init__(
+        self, images: ImageRecords, model: DualEncoder, seed: int, swapper: WordSwapper | None, word_targets: bool
+    ) -> None:
+        self.images, self.seed, self.swapper = images, seed, swapper
+        self.captions = [list(r.captions or []) for r in images.records]
+        self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
+        self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
+        self.causal = model.config.text.causal  # a causal tower pools at EOS and needs the mask
+        self.word_targets = CaptionWordTargets(self.captions, self.tokenizer) if word_targets else None
+        self._order: tuple[int, torch.Tensor] | None = None
+
+    def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
+        return len(self.captions) // (micro_batch * world_size)
+
+    def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ImageTextBatch:
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, self.images.order(self.seed, epoch))
+        items = shard(self._order[1], index, micro_batch, rank, world_size)
+        rngs = [random.Random(f"{self.seed}/{epoch}/{i}") for i in items]
+        texts = [rng.choice(self.captions[i]) for rng, i in zip(rngs, items, strict=True)]
+        if self.swapper is not None:
+            # A caption with nothing to swap borrows its neighbour's: an ordinary in-batch negative.
+            swapped = [self.swapper(text, rng) for text, rng in zip(texts, rngs, strict=True)]
+            texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
+        tokens = self.tokenizer(texts)
+        return ImageTextBatch(
+            pixels=self.processor.normalize(self.images.pixels(items)),
+            input_ids=tokens.input_ids,
+            attention_mask=tokens.attention_mask if self.causal else None,
+            word_targets=self.word_targets.rows(items) if self.word_targets is not None else None,
+        )
+
+
+@dataclass
+class ImageTextSplit:
+    """A held-out split in memory: uint8 pixels, every caption, and each image's zero-shot label."""
+
+    pixels: torch.Tensor  # uint8 (N, 3, H, W)
+    captions: list[list[str]]
+    labels: list[str | None]
+
+    @classmethod
+    def load(cls, spec: str, processor: ImagePreprocessor, label_key: str, limit: int | None = None) -> ImageTextSplit:
+        images = open_images(spec, processor, _has_captions, mode="memory", limit=limit)
+        records = images.records
+        labels = [(r.labels or {}).get(label_key) for r in records]
+        return cls(images.pixels(range(len(records))), [list(r.captions or []) for r in records], labels)
+
+
+def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
+    with torch.inference_mode():
+        return torch.cat(
+            [
+                model.encode_image(processor.normalize(pixels[i : i + batch_size]).to(model.device)).float().cpu()
+                for i in range(0, len(pixels), batch_size)
+            ]
+        )
+
+
+def evaluate_split(
+    model: DualEncoder, split: ImageTextSplit, classnames: list[str], templates: list[str], parts: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Zero-shot accuracy on the split's labels and recall@K with each image's first (canonical) caption."""
+    image_embeds = encode_pixels(model, split.pixels)
+    metrics: dict[str, float] = {}
+    labelled = [i for i, label in enumerate(split.labels) if label]
+    if labelled and classnames:
+        metrics.update(
+            zero_shot_accuracy(
+                model, image_embeds[labelled], [split.labels[i] for i in labelled], classnames, templates, parts
+            )
+        )
+    metrics.update(retrieval_recall(model, image_embeds, [c[:1] for c in split.captions], ks=(1, 5)))
+    return metrics
+
+
+def default_eval_folder(data: str) -> str | None:
+    sibling = Path(data).parent / "val"
+    return str(sibling) if (sibling / "records.jsonl").exists() and Path(data).resolve() != sibling.resolve() else None

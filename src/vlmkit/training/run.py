@@ -1,0 +1,69 @@
+"""``run``: one training run from a recipe, the one sequence the CLI, the demo and the tests share.
+
+prepare -> Trainer -> ``run.json`` -> fit -> export. ``run.json`` holds the recipe's name and every
+setting, so ``vlmkit train NAME --config RUN/run.json`` reproduces the run; ``--resume`` continues it
+from its last checkpoint, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from vlmkit.errors import ConfigError
+from vlmkit.files import atomic_write_json
+from vlmkit.training.distributed import cleanup, init_distributed
+from vlmkit.training.recipes import RECIPES, Recipe
+from vlmkit.training.trainer import Trainer
+
+RUN_CONFIG = "run.json"
+
+
+@dataclass
+class RunResult:
+    """What a finished run left: the trained model (exported to ``model_dir`` on rank 0), the step it
+    reached, and its last held-out metrics."""
+
+    model: nn.Module
+    step: int
+    metrics: dict[str, float]
+    model_dir: Path | None
+
+
+def run(
+    recipe: Recipe, out: str | Path, device: str = "auto", resume: bool = False, until: int | None = None
+) -> RunResult:
+    """Train ``recipe`` into run directory ``out`` on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``;
+    under torchrun each process takes the GPU of its local rank). ``until`` stops after that step
+    without exporting, as an interruption would."""
+    out = Path(out)
+    context = init_distributed(device)
+    try:
+        prepared = recipe.prepare()
+        trainer = Trainer(prepared, recipe.train, out, context, resume=resume)
+        if context.is_main:
+            atomic_write_json(out / RUN_CONFIG, run_config(recipe))
+        metrics = trainer.fit(until=until)
+        done = trainer.step >= recipe.train.steps
+        model_dir = recipe.export(prepared.model, out) if context.is_main and done else None
+    finally:
+        cleanup()
+    return RunResult(prepared.model, trainer.step, metrics, model_dir)
+
+
+def run_config(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's name and full settings, as JSON."""
+    return json.loads(json.dumps({"recipe": recipe.name, **recipe.to_dict()}, default=str))
+
+
+def recipe_from_config(name: str, settings: dict[str, Any], where: str) -> Recipe:
+    """Recipe ``name`` from saved settings (a ``run.json``, whose ``recipe`` must then be ``name``)."""
+    settings = dict(settings)
+    saved = settings.pop("recipe", name)
+    if saved != name:
+        raise ConfigError(f"{where}: a {saved!r} run's settings cannot configure recipe {name!r}")
+    return RECIPES[name].from_dict(settings, where=where)
