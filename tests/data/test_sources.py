@@ -87,5 +87,5 @@ def test_epoch_order_windows_permute_within_themselves():
 def test_a_folder_without_records_or_shards_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="neither a dataset folder"):
         open_images(str(tmp_path), PROCESSOR)
-    with pytest.raises(InputError, match="train-000000.tar: shard not found"):
+    with pytest.raises(InputError, match=r"train-000000\.tar: shard not found"):
         open_images(str(tmp_path / "train-{000000..000001}.tar"), PROCESSOR)

@@ -158,7 +158,8 @@ def test_expand_shards(tmp_path: Path) -> None:
 
 
 def test_brace_patterns_name_shards_as_webdataset_does(tmp_path: Path) -> None:
-    assert expand_braces("s/train-{000000..000002}.tar") == ["s/train-000000.tar", "s/train-000001.tar", "s/train-000002.tar"]
+    expected = ["s/train-000000.tar", "s/train-000001.tar", "s/train-000002.tar"]
+    assert expand_braces("s/train-{000000..000002}.tar") == expected
     assert expand_braces("{a,b}-{8..10}") == ["a-8", "a-9", "a-10", "b-8", "b-9", "b-10"]
     for name in ("a.tar", "b.tar"):
         (tmp_path / name).write_bytes(b"")
