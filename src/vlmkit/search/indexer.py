@@ -34,10 +34,11 @@ from tqdm import tqdm
 
 from vlmkit.errors import InputError
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, load_image
+from vlmkit.search.manifest import read_manifest
 from vlmkit.search.metadata import FileState, ItemMeta
 from vlmkit.search.models import load_search_model
 from vlmkit.search.scan import SourceFile, plan_update, scan_folder, scan_records
-from vlmkit.search.store import SearchStore, read_manifest
+from vlmkit.search.store import SearchStore
 from vlmkit.search.video import MISSING_PYAV, is_video, sample_frames
 
 _HASH_CHUNK = 1 << 20

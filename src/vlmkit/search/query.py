@@ -20,9 +20,10 @@ from tqdm import tqdm
 
 from vlmkit.errors import InputError
 from vlmkit.processing.images import ImageSource
+from vlmkit.search.manifest import read_manifest
 from vlmkit.search.metadata import Filters
 from vlmkit.search.models import load_search_model
-from vlmkit.search.store import Hit, SearchStore, read_manifest
+from vlmkit.search.store import Hit, SearchStore
 from vlmkit.tasks.classify import DEFAULT_TEMPLATES, label_embeddings
 from vlmkit.tasks.embed import embed_images, embed_texts
 

@@ -23,7 +23,6 @@ lists probed) doubles until k candidates survive or the index is exhausted.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -38,18 +37,15 @@ import numpy as np
 from tqdm import tqdm
 
 from vlmkit.errors import InputError
-from vlmkit.files import atomic_write_json
 from vlmkit.search import vectors as vec
+from vlmkit.search.manifest import MANIFEST, check_model, read_manifest, write_manifest
 from vlmkit.search.metadata import FileState, Filters, ItemMeta, Metadata, Row
 from vlmkit.search.vectors import IndexOptions
 
 __all__ = ["FileState", "Filters", "Hit", "IndexOptions", "ItemMeta", "SearchStore", "read_manifest"]
 
-MANIFEST = "manifest.json"
 DATABASE = "items.sqlite"
 FAISS_FILE = "vectors.faiss"
-FORMAT = "vlmkit-search-index"
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -63,29 +59,6 @@ class Hit:
     width: int | None
     height: int | None
     tags: dict[str, float]
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of the index at ``directory``, checked for format and version."""
-    path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"no search index at {directory} ({MANIFEST} is missing)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path} is not a readable JSON manifest: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InputError(f"{path} is not a vlmkit search index manifest (format != {FORMAT!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(
-            f"{path} has format_version {manifest.get('format_version')}; this vlmkit reads {FORMAT_VERSION}"
-        )
-    return manifest
-
-
-def _check_model(directory: Path, manifest: Mapping[str, Any], model_id: str | None) -> None:
-    if model_id is not None and manifest["model_id"] != model_id:
-        raise InputError(f"index at {directory} was built with model {manifest['model_id']}; you asked for {model_id}")
 
 
 class SearchStore:
@@ -132,7 +105,7 @@ class SearchStore:
         """
         root = Path(directory)
         manifest = read_manifest(root)
-        _check_model(root, manifest, model_id)
+        check_model(root, manifest, model_id)
         stored = IndexOptions.from_json(manifest["options"])
         store = cls(root, manifest["model_id"], int(manifest["dim"]), options or stored, Metadata.open(root / DATABASE))
         index = vec.load_index(root / FAISS_FILE)
@@ -247,7 +220,7 @@ class SearchStore:
         added = 0
         for shard in map(Path, shard_dirs):
             manifest = read_manifest(shard)
-            _check_model(shard, manifest, self.model_id)
+            check_model(shard, manifest, self.model_id)
             if int(manifest["dim"]) != self.dim:
                 raise InputError(f"shard {shard} has dimension {manifest['dim']}; this index has {self.dim}")
             if shard.resolve() == self.directory.resolve():
@@ -374,11 +347,9 @@ class SearchStore:
         """Write the faiss file, then the manifest that vouches for it; both atomically, in that order."""
         vec.save_index(self._index, self.directory / FAISS_FILE)
         plan = vec.plan_of(self._index)
-        atomic_write_json(
-            self.directory / MANIFEST,
+        write_manifest(
+            self.directory,
             {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
                 "model_id": self.model_id,
                 "dim": self.dim,
                 "options": self.options.to_json(),
