@@ -21,7 +21,6 @@ from vlmkit.config import ProjectorConfig
 from vlmkit.config.base import option
 from vlmkit.config.vlm import token_grid
 from vlmkit.data.records import Record
-from vlmkit.data.sources import open_images
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
 from vlmkit.models.conse import ConSEModel
@@ -29,10 +28,9 @@ from vlmkit.models.efficientnet import without_classifier
 from vlmkit.models.vlm import VisionTower
 from vlmkit.processing.chat import CAPTION_PROMPT
 from vlmkit.processing.images import ImagePreprocessor
-from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
-from vlmkit.training.recipes.chat import ChatBatches, ChatRecipe, Messages, has_text, image_first, vlm_evaluation
+from vlmkit.training.recipes.chat import ChatRecipe, Messages, image_first, vlm_evaluation
 
 
 def vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
@@ -99,19 +97,7 @@ class AlignRecipe(ChatRecipe):
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)
         model = self._build()
-        images = open_images(
-            self.data, model.image_processor, has_text, mode=self.data_mode, buffer=self.shuffle_buffer
-        )  # type: ignore[arg-type]
-        batches = ChatBatches(
-            images.records,
-            images,
-            chat_encoder(model),
-            self.messages,
-            self.train.seed,
-            self.max_length,
-            model,
-            self.train_vision,
-        )
+        batches = self.image_chat_batches(model, self.train_vision)
         evaluate = vlm_evaluation(self.eval_data, self.eval_images, "captioning")
         return Prepared(model, NextTokenObjective(), batches, evaluate)
 

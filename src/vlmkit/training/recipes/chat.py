@@ -18,11 +18,12 @@ from torch import nn
 from vlmkit.config.base import option
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.sampling import epoch_order, shard
-from vlmkit.data.sources import ImageRecords, PreloadedImages, is_folder
+from vlmkit.data.sources import ImageRecords, PreloadedImages, is_folder, open_images
 from vlmkit.errors import ConfigError
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
+from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.batches import ChatBatch
 from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.vision_cache import frozen_vision_tokens
@@ -69,6 +70,24 @@ class ChatRecipe(Recipe):
         super().validate(where)
         if self.eval_data and not is_folder(self.eval_data):
             raise ConfigError(f"{where}.eval_data: a VLM's evaluation reads a dataset folder (records.jsonl + images)")
+
+    def messages(self, record: Record, rng: random.Random) -> Messages:
+        """The training conversation about ``record``."""
+        raise NotImplementedError
+
+    def image_chat_batches(self, model: VisionLanguageModel, train_vision: bool) -> ChatBatches:
+        """Batches of this recipe's conversations about the data's images, for ``model``."""
+        images = open_images(
+            self.data,
+            model.image_processor,  # type: ignore[arg-type]
+            has_text,
+            mode=self.data_mode,
+            buffer=self.shuffle_buffer,
+        )
+        encoder = chat_encoder(model)
+        return ChatBatches(
+            images.records, images, encoder, self.messages, self.train.seed, self.max_length, model, train_vision
+        )
 
 
 @dataclass

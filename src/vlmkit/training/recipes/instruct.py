@@ -15,18 +15,14 @@ from torch import nn
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config.base import option
 from vlmkit.data.records import Record
-from vlmkit.data.sources import open_images
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
-from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
 from vlmkit.training.recipes.chat import (
-    ChatBatches,
     ConversationRecipe,
     Messages,
-    has_text,
     image_first,
     vlm_evaluation,
 )
@@ -64,19 +60,7 @@ class InstructRecipe(ConversationRecipe):
             model.decoder.requires_grad_(False)
             apply_lora(model.decoder, LORA_TARGETS, rank=self.lora_rank, alpha=self.lora_alpha)
         model.train()
-        images = open_images(
-            self.data, model.image_processor, has_text, mode=self.data_mode, buffer=self.shuffle_buffer
-        )  # type: ignore[arg-type]
-        batches = ChatBatches(
-            images.records,
-            images,
-            chat_encoder(model),
-            self.messages,
-            self.train.seed,
-            self.max_length,
-            model,
-            self.train_vision,
-        )
+        batches = self.image_chat_batches(model, self.train_vision)
         return Prepared(model, NextTokenObjective(), batches, vlm_evaluation(self.eval_data, self.eval_images, "vqa"))
 
     def export(self, model: nn.Module, run_dir: Path) -> Path:
