@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal
@@ -73,3 +74,21 @@ def settings_from_flags(args: argparse.Namespace, recipe: type[ConfigBase], base
                 target[field.name] = value
     settings[NESTED] = train
     return settings
+
+
+def _flags(recipe: type[ConfigBase]) -> dict[str, str]:
+    """Field path (``caption_share``, ``train.steps``) -> the flag that sets it."""
+    nested = typing.get_type_hints(recipe)[NESTED]
+    found = {}
+    for config, prefix in ((recipe, ""), (nested, f"{NESTED}.")):
+        for field, hint in _fields(config):
+            if _flag_type(hint) is not None:
+                found[prefix + field.name] = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+    return found
+
+
+def name_flags(message: str, recipe: type[ConfigBase], where: str) -> str:
+    """``message`` with each ``WHERE.field`` a flag sets written as that flag: ``--steps: must be positive``."""
+    flags = _flags(recipe)
+    pattern = re.compile(re.escape(where) + r"\.([\w.]+)")
+    return pattern.sub(lambda match: flags.get(match.group(1), match.group(0)), message)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from vlmkit.cli import add_device_option
-from vlmkit.cli.recipe_flags import add_recipe_flags, settings_from_flags
+from vlmkit.cli.recipe_flags import add_recipe_flags, name_flags, settings_from_flags
 from vlmkit.errors import ConfigError
 
 
@@ -44,7 +44,11 @@ def recipe_from_args(args: argparse.Namespace):
         except (OSError, json.JSONDecodeError) as error:
             raise ConfigError(f"{config_file}: cannot read run config ({error})") from None
     settings = settings_from_flags(args, RECIPES[args.recipe], settings)
-    return recipe_from_config(args.recipe, settings, where=str(config_file or "train settings"))
+    where = str(config_file or "flags")
+    try:
+        return recipe_from_config(args.recipe, settings, where=where)
+    except ConfigError as error:
+        raise ConfigError(name_flags(str(error), RECIPES[args.recipe], where)) from None
 
 
 def run_train(args: argparse.Namespace) -> int:

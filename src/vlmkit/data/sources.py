@@ -210,6 +210,8 @@ def shard_paths(spec: str) -> list[Path]:
     """The shards ``spec`` names; a folder that holds neither records nor shards is one clear error."""
     if Path(spec).is_dir() and not any(Path(spec).glob("*.tar*")):
         raise InputError(f"{spec}: neither a dataset folder (no {RECORDS_FILE}) nor a folder of WebDataset shards")
+    if not Path(spec).exists() and not any(c in spec for c in "*?[{"):
+        raise InputError(f"{spec}: no such dataset folder (records.jsonl + images) or WebDataset shard")
     return expand_shards(spec)
 
 

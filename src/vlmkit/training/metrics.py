@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from vlmkit.errors import InputError
+from vlmkit.errors import ConfigError, InputError
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -51,8 +51,16 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_metrics(run_dir: Path, out: Path | None = None) -> Path:
-    """One panel per logged quantity (loss, lr, temperature, eval metrics) against step."""
-    import matplotlib
+    """One panel per logged quantity (loss, lr, temperature, eval metrics) against step.
+
+    Needs matplotlib (the ``plot`` extra); without it, one line saying how to install it, before any work.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError(
+            "plotting needs matplotlib, which is not installed; install it with: pip install 'vlmkit[plot]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

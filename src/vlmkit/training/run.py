@@ -7,6 +7,7 @@ from its last checkpoint, exactly.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ def run(
         metrics = trainer.fit(until=until)
         done = trainer.step >= recipe.train.steps
         model_dir = recipe.export(prepared.model, out) if context.is_main and done else None
+        if context.is_main:
+            plot_curves(out)
     finally:
         cleanup()
     return RunResult(prepared.model, trainer.step, metrics, model_dir)
@@ -67,3 +70,13 @@ def recipe_from_config(name: str, settings: dict[str, Any], where: str) -> Recip
     if saved != name:
         raise ConfigError(f"{where}: a {saved!r} run's settings cannot configure recipe {name!r}")
     return RECIPES[name].from_dict(settings, where=where)
+
+
+def plot_curves(out: Path) -> None:
+    """``metrics.png`` beside ``metrics.jsonl``, when matplotlib (the ``plot`` extra) is installed."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"{out}: metrics.png not drawn (pip install 'vlmkit[plot]'); `vlmkit plot {out}` draws it later")
+        return
+    from vlmkit.training.metrics import plot_metrics
+
+    plot_metrics(out)

@@ -48,14 +48,16 @@ class TrainConfig(ConfigBase):
     weight_decay: float = option(0.1, "AdamW weight decay (never on norms, biases, embeddings, temperature)")
     betas: tuple[float, float] = option((0.9, 0.98), "AdamW betas", cli=False)
     eps: float = option(1e-6, "AdamW epsilon", cli=False)
-    warmup_steps: int = option(100, "linear warm-up steps before the cosine decay")
+    warmup_steps: int | None = option(
+        None, "linear warm-up steps before the cosine decay (default: a tenth of the steps, at most 100)"
+    )
     min_lr_ratio: float = option(0.0, "learning rate at the end, as a share of the peak", research=True)
     grad_clip: float | None = option(1.0, "max global gradient norm (none: no clipping)", research=True)
     precision: Literal["fp32", "bf16"] = option("fp32", "bf16: autocast matmuls, fp32 master weights")
     seed: int = option(0, "seed of the initial weights and the data order")
     log_every: int = option(10, "steps between metric lines")
     eval_every: int = option(0, "steps between evaluations (0: only at the end)")
-    save_every: int = option(0, "steps between checkpoints (0: only at the end and on Ctrl-C)")
+    save_every: int = option(250, "steps between checkpoints (0: only at the end and on Ctrl-C)")
     keep_last: int = option(2, "checkpoints kept")
     gradient_checkpointing: bool = option(False, "recompute activations in the backward pass to save memory")
     per_module_lr: dict[str, float] | None = option(None, 'module prefix -> lr, e.g. {"projector": 1e-3}', cli=False)
@@ -64,8 +66,18 @@ class TrainConfig(ConfigBase):
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
-        if self.warmup_steps < 0 or self.lr <= 0:
-            raise ConfigError(f"{where}: lr must be > 0 and warmup_steps >= 0")
+        if self.lr <= 0:
+            raise ConfigError(f"{where}.lr: must be positive, got {self.lr}")
+        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.steps:
+            raise ConfigError(f"{where}.warmup_steps: expected 0..steps ({self.steps}), got {self.warmup_steps}")
+        for name in ("eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: must be >= 0 (0: only at the end), got {getattr(self, name)}")
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps: as set, or a tenth of the run (at most 100), so the default fits any length."""
+        return self.warmup_steps if self.warmup_steps is not None else min(100, self.steps // 10)
 
     def micro_batch(self, world_size: int) -> int:
         per_step = world_size * self.grad_accum
@@ -128,7 +140,7 @@ class Trainer:
         self.optimizer = build_optimizer(
             self.model, config.lr, config.weight_decay, config.betas, config.eps, config.per_module_lr, self.objective
         )
-        self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
+        self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup, config.steps, config.min_lr_ratio)
         self.step = 0
         self.micro_steps_done = 0  # micro-batches consumed since the start of the run
         torch.manual_seed(config.seed)
@@ -140,6 +152,9 @@ class Trainer:
             )
         if resume and existing:
             self._restore(existing[-1])
+            tqdm.write(f"resuming {self.run_dir} from step {self.step} ({existing[-1].name})")
+        elif resume and context.is_main:
+            tqdm.write(f"--resume: {self.checkpoint_dir} holds no checkpoint yet; starting {self.run_dir} from step 0")
         self.wrapped: nn.Module = _ModelAndObjective(self.model, self.objective)
         if context.is_distributed:
             if context.device.type == "cuda":  # batch statistics over the global batch; gloo has no SyncBatchNorm

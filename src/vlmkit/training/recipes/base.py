@@ -43,6 +43,8 @@ class Recipe(ConfigBase):
     def validate(self, where: str) -> None:
         if not self.data:
             raise ConfigError(f"{where}.data: a dataset folder or shards are required")
+        if self.shuffle_buffer < 1:
+            raise ConfigError(f"{where}.shuffle_buffer: must be positive, got {self.shuffle_buffer}")
 
     def prepare(self) -> Prepared:
         """The model to train, its objective, its batches and its held-out evaluation."""
