@@ -30,7 +30,7 @@ def test_caption_ask_chat(tmp_path, photo_files, capsys, monkeypatch):
 def test_a_dual_encoder_cannot_generate(tmp_path, photo_files, capsys):
     save_pretrained(tiny_model(), tmp_path / "clip")
     assert main(["ask", str(photo_files[0]), "q", "--model", str(tmp_path / "clip")]) == 2
-    assert "cannot generate text" in capsys.readouterr().err
+    assert "is a dual encoder (DualEncoder), but ask needs a vision-language model" in capsys.readouterr().err
 
 
 def test_device_option(tmp_path, photo_files, capsys):

@@ -1,13 +1,18 @@
-"""``vlmkit eval`` for dual encoders: report files, cache reuse, and the CLI."""
+"""``vlmkit eval`` for dual encoders: report files, cache reuse, the summary table, and the CLI."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from testkit import tiny_model
+from tiny_vlm import tiny_chat_tokenizer, tiny_decoder_config
 from vlmkit.checkpoints import save_pretrained
 from vlmkit.cli import main
+from vlmkit.errors import InputError
 from vlmkit.evaluation import runner
+from vlmkit.models import Decoder
 
 
 def test_report_and_cache(shapes_dataset, tmp_path, monkeypatch):
@@ -31,24 +36,40 @@ def test_report_and_cache(shapes_dataset, tmp_path, monkeypatch):
     assert calls  # other weights: recomputed
 
 
-def test_eval_cli(shapes_dataset, tmp_path, capsys):
+def test_eval_cli_prints_a_summary_and_json_on_request(shapes_dataset, tmp_path, capsys):
     model = tiny_model()
     model.image_processor = type(model.image_processor).clip(32)
     save_pretrained(model, tmp_path / "m")
-    assert (
-        main(
-            [
-                "eval",
-                "--model",
-                str(tmp_path / "m"),
-                "--data",
-                str(shapes_dataset / "val"),
-                "--limit",
-                "8",
-                "--out",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 0
-    )
-    assert json.loads((tmp_path / "r" / "report.json").read_text())["records"] == 8
+    argv = ["eval", "--model", str(tmp_path / "m"), "--data", str(shapes_dataset / "val"), "--limit", "8"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["records"] == 8
+    assert len(out) < 25 and out[0].startswith("DualEncoder on") and out[1].split() == ["task", "metric", "value"]
+    rows = {tuple(line.split()[:2]): line.split()[2] for line in out[2:-1]}
+    assert float(rows["zero_shot", "zero_shot_top1"]) == round(report["tasks"]["zero_shot"]["zero_shot_top1"], 4)
+    assert rows["retrieval", "images"] == "8" and ("retrieval", "t2i_R@1") in rows
+    assert out[-1] == f"full report: {tmp_path / 'r' / 'report.json'} and {tmp_path / 'r' / 'report.md'}"
+
+    assert main([*argv, "--out", str(tmp_path / "r"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == report  # nothing but the report, for scripts
+
+
+def test_summary_table_keeps_headline_numbers_and_skips():
+    report = {
+        "model_type": "VisionLanguageModel",
+        "data": "d",
+        "records": 3,
+        "tasks": {
+            "vqa": {"accuracy": 0.5, "per_type": {"color": 1.0}, "questions": 6, "examples": [{"q": "a"}]},
+            "multiple_choice": {"skipped": "no question has choices"},
+        },
+    }
+    lines = runner.summary_table(report).splitlines()
+    assert lines[2:] == ["vqa              accuracy   0.5000", "vqa              questions  6",
+                         "multiple_choice  skipped    no question has choices"]  # fmt: skip
+
+
+def test_eval_refuses_a_text_only_decoder(shapes_dataset, tmp_path):
+    with pytest.raises(InputError, match="cannot be evaluated"):
+        runner.evaluate(Decoder(tiny_decoder_config(tiny_chat_tokenizer())), shapes_dataset / "val", tmp_path)

@@ -6,23 +6,26 @@ import argparse
 import time
 from pathlib import Path
 
+from vlmkit.cli import HelpFormatter
 from vlmkit.errors import ConfigError
 
 SPLIT_CHOICES = ("train", "val", "test", "compositional", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="generate and inspect datasets")
+    parser = subparsers.add_parser("data", help="generate and inspect datasets", formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
-    shapes = commands.add_parser("shapes", help="generate a ShapesWorld dataset")
+    shapes = commands.add_parser("shapes", help="generate a ShapesWorld dataset", formatter_class=HelpFormatter)
     shapes.add_argument("--out", required=True, help="output folder (with --split all: one subfolder per split)")
     shapes.add_argument("--n", type=int, default=10000, help="images (train images with --split all)")
     shapes.add_argument("--size", type=int, default=64, help="image side in pixels")
-    shapes.add_argument("--seed", type=int, default=0)
-    shapes.add_argument("--split", choices=SPLIT_CHOICES, default="train")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives identical data)")
+    shapes.add_argument("--split", choices=SPLIT_CHOICES, default="train", help="split to generate")
     shapes.add_argument("--objects", type=int, default=6, metavar="MAX", help="most objects per image")
-    shapes.add_argument("--background", choices=("plain", "textured", "mixed"), default="mixed")
+    shapes.add_argument(
+        "--background", choices=("plain", "textured", "mixed"), default="mixed", help="scene backgrounds"
+    )
     shapes.add_argument(
         "--held-out",
         default=None,
@@ -36,19 +39,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shapes.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     shapes.set_defaults(handler=run_shapes)
 
-    show = commands.add_parser("show", help="draw a grid of a dataset's images with boxes, masks, captions")
+    show = commands.add_parser(
+        "show",
+        help="draw a grid of a dataset's images with boxes, mask outlines and captions",
+        formatter_class=HelpFormatter,
+    )
     show.add_argument("dataset", help="dataset folder with records.jsonl")
     show.add_argument("--n", type=int, default=16, help="records to draw (the first ones)")
     show.add_argument("--out", default="grid.png", help="output PNG")
-    show.add_argument("--columns", type=int, default=None)
+    show.add_argument("--columns", type=int, default=None, help="tiles per row (default: a square grid)")
     show.set_defaults(handler=run_show)
 
-    mmbench = commands.add_parser("mmbench", help="export a dataset's multiple-choice questions as MMBench TSV")
+    mmbench = commands.add_parser(
+        "mmbench", help="export a dataset's multiple-choice questions as MMBench TSV", formatter_class=HelpFormatter
+    )
     mmbench.add_argument("dataset", help="dataset folder with records.jsonl")
     mmbench.add_argument("--out", required=True, help="output .tsv")
     mmbench.set_defaults(handler=run_mmbench)
 
-    shards = commands.add_parser("shards", help="pack a dataset folder into WebDataset tar shards")
+    shards = commands.add_parser(
+        "shards", help="pack a dataset folder into WebDataset tar shards", formatter_class=HelpFormatter
+    )
     shards.add_argument("dataset", help="dataset folder with records.jsonl")
     shards.add_argument("--out", required=True, help="shard name pattern, e.g. 'shards/train-%%06d.tar'")
     shards.add_argument("--per-shard", type=int, default=10_000, help="samples per shard")

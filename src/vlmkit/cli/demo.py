@@ -7,7 +7,6 @@ retrieval on held-out images, with the measured metrics and a picture of the res
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -46,7 +45,6 @@ def _run(recipe, out: Path):
 def run_demo(args: argparse.Namespace) -> int:
     from vlmkit.data.records import RecordDataset
     from vlmkit.data.shapesworld import ShapesWorldConfig, generate_split
-    from vlmkit.training.metrics import plot_metrics
     from vlmkit.training.recipes import ClipRecipe
 
     start = time.perf_counter()
@@ -68,38 +66,69 @@ def run_demo(args: argparse.Namespace) -> int:
     test = RecordDataset(data / "test")
     labels = [r.labels.get(recipe.label_key) for r in [*RecordDataset(data / "train"), *test] if r.labels]
     classnames = sorted({label for label in labels if label})
-    _stage(f"held-out metrics on {args.test_images} test images (zero-shot over {len(classnames)} classes)")
-    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=2))
+    figures = result.metrics
+    _stage(f"what the CLIP learned, on {args.test_images} held-out test images")
+    _summary(
+        [
+            ("text -> image recall@1 / @5", f"{figures['t2i_R@1']:.1%} / {figures['t2i_R@5']:.1%}"),
+            ("image -> text recall@1 / @5", f"{figures['i2t_R@1']:.1%} / {figures['i2t_R@5']:.1%}"),
+            (f"zero-shot top-1 over {len(classnames)} classes", f"{figures['zero_shot_top1']:.1%}"),
+            ("  colour word right / shape word right", _parts(figures)),
+        ]
+    )
     pictures = [
-        _retrieval_picture(model, test, args.out / "retrieval.png"),
-        _zero_shot_picture(model, test, classnames, recipe.templates, args.out / "zero_shot.png"),
-        plot_metrics(run_dir),
+        _retrieval_picture(model, test, figures, args.out / "retrieval.png"),
+        _zero_shot_picture(model, test, classnames, recipe.templates, figures, args.out / "zero_shot.png"),
+        run_dir / "metrics.png",
     ]
     if args.vlm_steps:
         pictures.append(_vlm_stages(args, data, run_dir, test))
     _stage(f"done in {time.perf_counter() - start:.0f} s; look at: " + ", ".join(map(str, pictures)))
+    print("figures measured at full scale, and what limits them: docs/results.md")
     return 0
+
+
+def _summary(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def _parts(figures: dict[str, float]) -> str:
+    colour, shape = figures.get("zero_shot_color"), figures.get("zero_shot_shape")
+    return "n/a" if colour is None or shape is None else f"{colour:.1%} / {shape:.1%} (shape chance: 12.5%)"
 
 
 def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> Path:
     """lm -> align -> instruct on the same data, then answers and captions next to the ground truth."""
     from vlmkit.training.recipes import AlignRecipe, InstructRecipe, LmRecipe
 
-    def stage(recipe_class, steps: int, batch: int, lr: float, **settings) -> Path:
+    def stage(recipe_class, steps: int, batch: int, lr: float, **settings):
         out = args.out / f"{recipe_class.name}_run"
         recipe = recipe_class(data=str(data / "train"), train=_train_config(steps, batch, lr, logs=10), **settings)
         _stage(f"{recipe_class.name}: {steps} steps of {batch} (run dir {out})")
-        return _run(recipe, out).model_dir  # type: ignore[return-value]
+        return _run(recipe, out)
 
-    lm = stage(LmRecipe, max(20, args.vlm_steps // 2), 32, 3e-3)
+    lm = stage(LmRecipe, max(20, args.vlm_steps // 2), 32, 3e-3).model_dir
     # The demo's decoder is minutes old and cannot yet route image tokens on its own: align trains it too.
     align_parts = dict(vision_from=str(clip_run), decoder_from=str(lm), train_decoder=True)
-    align = stage(AlignRecipe, max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts)
-    vlm_dir = stage(InstructRecipe, args.vlm_steps, 32, 1e-3, init_from=str(align))
-    return _answers_picture(vlm_dir, test, args.out / "vlm_answers.png")
+    align = stage(AlignRecipe, max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts).model_dir
+    held_out = dict(eval_data=str(data / "test"), eval_images=100)
+    instruct = stage(InstructRecipe, args.vlm_steps, 32, 1e-3, init_from=str(align), **held_out)
+    figures = instruct.metrics
+    _stage("what the VLM learned, on 100 held-out test images")
+    per_type = {k.removeprefix("vqa_"): v for k, v in figures.items() if k.startswith("vqa_") and k != "vqa_accuracy"}
+    _summary(
+        [
+            ("VQA accuracy", f"{figures['vqa_accuracy']:.1%}"),
+            *((f"  {kind} questions", f"{value:.1%}") for kind, value in sorted(per_type.items())),
+        ]
+    )
+    return _answers_picture(instruct.model_dir, test, figures["vqa_accuracy"], args.out / "vlm_answers.png")
 
 
-def _answers_picture(vlm_dir: Path, test, out: Path) -> Path:
+def _answers_picture(vlm_dir: Path, test, accuracy: float, out: Path) -> Path:
+    """One row per held-out image: the model's caption under it, its answers beside it, right or wrong."""
     from vlmkit.checkpoints import from_pretrained
     from vlmkit.tasks.caption import caption
     from vlmkit.tasks.chat import ask
@@ -111,17 +140,19 @@ def _answers_picture(vlm_dir: Path, test, out: Path) -> Path:
     captions = caption(vlm, paths)
     rows = []
     for path, record, text in zip(paths, records, captions, strict=True):
-        tiles = [Tile(path, f"caption: {text}")]
+        lines = []
         for qa in (record.qa or [])[:3]:
             answer = ask(vlm, path, qa.question)
-            tiles.append(Tile(path, f"{qa.question} -> {answer} (truth: {qa.answer})", highlight=answer == qa.answer))
-        rows.append(Row(f"truth: {record.captions[0]}", tiles))
-    save_png(result_sheet(rows, caption_lines=4), out)
-    print(f"VLM answers and captions on held-out images (right answers framed in green): {out}")
+            verdict = "right" if answer.strip().lower() == qa.answer.lower() else f"wrong, truth: {qa.answer}"
+            lines.append(f"{qa.question} -> {answer} ({verdict})")
+        rows.append(Row(" | ".join(lines), [Tile(path, f"model: {text} | truth: {record.captions[0]}")]))
+    header = Row(f"VQA accuracy on 100 held-out images: {accuracy:.0%}. Answers, then each image's caption:", [])
+    save_png(result_sheet([header, *rows], caption_lines=6), out)
+    print(f"VLM captions and answers on held-out images, each marked right or wrong: {out}")
     return out
 
 
-def _retrieval_picture(model, test, out: Path) -> Path:
+def _retrieval_picture(model, test, figures: dict[str, float], out: Path) -> Path:
     from vlmkit.tasks import embed_images, embed_texts, retrieve
     from vlmkit.visualize import Row, Tile, result_sheet, save_png
 
@@ -129,16 +160,17 @@ def _retrieval_picture(model, test, out: Path) -> Path:
     paths = [test.image_path(r) for r in records]
     queries = [records[i].captions[0] for i in (0, 1, 2, 3)]
     hits = retrieve(embed_texts(model, queries), embed_images(model, paths), k=5)
+    header = Row(f"text -> image recall@1 on the test split: {figures['t2i_R@1']:.0%}. Top 5 of {len(paths)}:", [])
     rows = [
         Row(f"query: {query}", [Tile(paths[h.index], f"{h.score:.2f}", highlight=h.index == q) for h in row])
         for q, (query, row) in enumerate(zip(queries, hits, strict=True))
     ]
-    save_png(result_sheet(rows), out)
-    print(f"text -> image retrieval over {len(paths)} test images (correct image framed in green): {out}")
+    save_png(result_sheet([header, *rows]), out)
+    print(f"text -> image retrieval over {len(paths)} test images (the right image framed in green): {out}")
     return out
 
 
-def _zero_shot_picture(model, test, classnames, templates, out: Path) -> Path:
+def _zero_shot_picture(model, test, classnames, templates, figures: dict[str, float], out: Path) -> Path:
     from vlmkit.tasks import classify
     from vlmkit.visualize import Row, Tile, result_sheet, save_png
 
@@ -154,5 +186,9 @@ def _zero_shot_picture(model, test, classnames, templates, out: Path) -> Path:
         )
         for path, p, r in zip(paths, predictions, records, strict=True)
     ]
-    save_png(result_sheet([Row("zero-shot: the largest object's colour and shape", tiles)]), out)
+    title = (
+        f"zero-shot top-1 on the test split: {figures['zero_shot_top1']:.0%} over {len(classnames)} colour-shape "
+        f"classes (colour / shape word right: {_parts(figures)}); right answers framed in green"
+    )
+    save_png(result_sheet([Row(title, tiles)]), out)
     return out

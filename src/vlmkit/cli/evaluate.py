@@ -4,30 +4,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
-from vlmkit.cli import add_device_option, resolve_device
+from vlmkit.cli import DUAL_ENCODER, VLM, HelpFormatter, add_device_option, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a model on a dataset split (report.json + report.md)")
-    parser.add_argument("--model", required=True, help="model directory or hub id")
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on a dataset split (report.json + report.md)",
+        description="Run every task the model supports (dual encoders: zero-shot classification and retrieval; "
+        "vision-language models: VQA, multiple choice, captioning, image reliance), print a summary and write "
+        "the full report to report.json and report.md.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="dual encoder or vision-language model directory or hub id")
     parser.add_argument("--data", required=True, help="dataset folder (records.jsonl + images)")
-    parser.add_argument("--out", type=Path, help="report folder (default: MODEL_DIR/eval-DATASET)")
-    parser.add_argument("--limit", type=int, help="evaluate the first N records only")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default: MODEL_DIR/eval-DATASET; ./eval-MODEL-DATASET for a hub id or vlmkit:NAME)",
+    )
+    parser.add_argument("--limit", type=int, help="evaluate the first N records only (default: all)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per model call")
     parser.add_argument("--label-key", default="color_shape", help="records' labels field for zero-shot")
+    parser.add_argument(
+        "--json", action="store_true", help="print the full report as JSON (for scripts), not the summary"
+    )
     add_device_option(parser)
     parser.set_defaults(handler=run_eval)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    from vlmkit.checkpoints import from_pretrained
-    from vlmkit.evaluation.runner import evaluate
+def default_out(model: str, data: str) -> Path:
+    """``MODEL_DIR/eval-DATASET`` beside a local model; for a hub id or ``vlmkit:NAME``, a folder here."""
+    dataset = Path(data).resolve().name
+    if Path(model).is_dir():
+        return Path(model) / f"eval-{dataset}"
+    return Path(f"eval-{re.sub(r'[^A-Za-z0-9._-]+', '-', model).strip('-')}-{dataset}")
 
-    model = from_pretrained(args.model, device=resolve_device(args.device))
-    out = args.out or Path(args.model) / f"eval-{Path(args.data).name}"
+
+def run_eval(args: argparse.Namespace) -> int:
+    from vlmkit.evaluation.runner import evaluate, summary_table
+
+    model = load_model(args.model, args.device, "eval", [DUAL_ENCODER, VLM])
+    out = args.out or default_out(args.model, args.data)
     report = evaluate(model, args.data, out, limit=args.limit, batch_size=args.batch_size, label_key=args.label_key)
-    print(json.dumps(report["tasks"], indent=2))
-    print(f"report: {out / 'report.md'}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(summary_table(report))
+    print(f"full report: {out / 'report.json'} and {out / 'report.md'}")
     return 0

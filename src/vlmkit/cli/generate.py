@@ -3,52 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 from typing import TYPE_CHECKING
 
-from vlmkit.cli import add_device_option, resolve_device
-from vlmkit.errors import InputError
+from vlmkit.cli import VLM, HelpFormatter, add_device_option, load_model
 
 if TYPE_CHECKING:
-    from vlmkit.models import Decoder, VisionLanguageModel
+    from vlmkit.models import VisionLanguageModel
     from vlmkit.models.generation import GenerationConfig
+    from vlmkit.tasks.chat import Chat
+
+CHAT_COMMANDS = {
+    "/help": "list these commands",
+    "/reset": "forget the conversation (keep the image)",
+    "/quit": "end the chat (or Ctrl-D)",
+}
 
 
 def _generation_options(parser: argparse.ArgumentParser, max_new_tokens: int) -> None:
-    parser.add_argument("--model", required=True, help="model directory or hub id")
-    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy decoding")
-    parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    parser.add_argument(
+        "--model", required=True, help="vision-language model directory or hub id (a vlmkit VLM run or LLaVA)"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="most tokens to generate")
+    parser.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 (default) is greedy")
+    parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest tokens only (0: all)")
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        help="sample from the likeliest tokens whose probabilities sum to p (1: all)",
+    )
+    parser.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
+    parser.add_argument("--seed", type=int, default=None, help="seed for sampling (default: none, not reproducible)")
     add_device_option(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    caption = subparsers.add_parser("caption", help="caption images with a generative VLM")
+    caption = subparsers.add_parser(
+        "caption", help="caption images with a generative VLM", formatter_class=HelpFormatter
+    )
     caption.add_argument("images", nargs="+", help="image files")
     caption.add_argument("--prompt", default=None, help="user turn after the image (default: the training prompt)")
-    caption.add_argument("--batch-size", type=int, default=8)
+    caption.add_argument("--batch-size", type=int, default=8, help="images per model call")
     _generation_options(caption, 32)
     caption.set_defaults(handler=run_caption)
 
-    ask = subparsers.add_parser("ask", help="ask one question about an image")
+    ask = subparsers.add_parser("ask", help="ask one question about an image", formatter_class=HelpFormatter)
     ask.add_argument("image", help="image file")
-    ask.add_argument("question")
+    ask.add_argument("question", help="the question, e.g. 'what colour is the star?'")
     _generation_options(ask, 64)
     ask.set_defaults(handler=run_ask)
 
-    chat = subparsers.add_parser("chat", help="interactive chat about an image (/reset, /quit)")
+    chat = subparsers.add_parser(
+        "chat", help="interactive chat about an image (/help, /reset, /quit)", formatter_class=HelpFormatter
+    )
     chat.add_argument("image", help="image file")
-    chat.add_argument("--system", default=None, help="system prompt")
+    chat.add_argument("--system", default=None, help="system prompt (default: none)")
     _generation_options(chat, 256)
     chat.set_defaults(handler=run_chat)
 
 
-def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel | Decoder, GenerationConfig]:
-    from vlmkit.checkpoints import from_pretrained
-    from vlmkit.models import Decoder, VisionLanguageModel
+def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel, GenerationConfig]:
     from vlmkit.models.generation import GenerationConfig
 
     config = GenerationConfig(
@@ -59,10 +76,7 @@ def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel | Decoder, Gene
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
-    model = from_pretrained(args.model, device=resolve_device(args.device))
-    if not isinstance(model, (VisionLanguageModel, Decoder)):
-        raise InputError(f"{args.model}: a {type(model).__name__} cannot generate text; give a VLM or decoder")
-    return model, config
+    return load_model(args.model, args.device, args.command, [VLM]), config
 
 
 def run_caption(args: argparse.Namespace) -> int:
@@ -84,24 +98,51 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def chat_help() -> str:
+    return "\n".join(f"  {name:<7} {what}" for name, what in CHAT_COMMANDS.items())
+
+
 def run_chat(args: argparse.Namespace) -> int:
     from vlmkit.tasks.chat import Chat
 
     model, config = _load(args)
     chat = Chat(model, args.image, system=args.system, config=config)
     interactive = sys.stdin.isatty()
+    if interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
+        print(f"chatting about {args.image}; /help lists the commands, Ctrl-D ends")
+    try:
+        return _chat_loop(chat, interactive)
+    except KeyboardInterrupt:
+        print()  # the "interrupted" line starts on a fresh line, not after the prompt
+        raise
+
+
+def _chat_loop(chat: Chat, interactive: bool) -> int:
     while True:
-        if interactive:
-            print("> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line or line.strip() == "/quit":
+        try:
+            line = input("> ") if interactive else sys.stdin.readline()
+            if not interactive and not line:
+                raise EOFError
+        except EOFError:  # end of input (Ctrl-D): end on a fresh line, not after the prompt
+            if interactive:
+                print()
             return 0
         text = line.strip()
         if not text:
             continue
+        if text == "/quit":
+            return 0
+        if text == "/help":
+            print(chat_help())
+            continue
         if text == "/reset":
             chat.reset()
             print("(conversation reset)")
+            continue
+        if re.fullmatch(r"/[a-z]+", text):
+            print(f"unknown command {text}; /help lists the commands")
             continue
         for piece in chat.send(text, stream=True):
             print(piece, end="", flush=True)

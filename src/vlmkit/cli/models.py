@@ -9,36 +9,42 @@ from pathlib import Path
 
 import numpy as np
 
-from vlmkit.cli import add_device_option, resolve_device
+from vlmkit.cli import DUAL_ENCODER, HelpFormatter, add_device_option, load_model
 from vlmkit.errors import InputError
+
+DUAL_ENCODER_MODEL = "dual encoder directory, hub id or vlmkit:conse-effnet-minilm (CLIP, SigLIP, ConSE)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    info = subparsers.add_parser("info", help="describe a model directory")
-    info.add_argument("model", help="model directory or hub id")
+    info = subparsers.add_parser("info", help="describe a model directory", formatter_class=HelpFormatter)
+    info.add_argument("model", help="model directory, hub id or vlmkit:NAME")
     info.set_defaults(handler=run_info)
 
-    classify = subparsers.add_parser("classify", help="zero-shot classification of images against labels")
+    classify = subparsers.add_parser(
+        "classify", help="zero-shot classification of images against labels", formatter_class=HelpFormatter
+    )
     classify.add_argument("images", nargs="+", help="image files")
     classify.add_argument("--labels", required=True, help="comma-separated labels, e.g. 'cat,dog,car'")
-    classify.add_argument("--model", required=True, help="model directory or hub id")
+    classify.add_argument("--model", required=True, help=DUAL_ENCODER_MODEL)
     classify.add_argument(
         "--template",
         action="append",
         dest="templates",
-        help="prompt template with {} for the label (repeat to ensemble)",
+        help="prompt template with {} for the label (repeat to ensemble; default: 'a photo of a {}.')",
     )
-    classify.add_argument("--top-k", type=int, default=3)
+    classify.add_argument("--top-k", type=int, default=3, help="labels shown per image")
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     add_device_option(classify)
     classify.set_defaults(handler=run_classify)
 
-    embed = subparsers.add_parser("embed", help="embed images (or texts) into an .npy file")
+    embed = subparsers.add_parser(
+        "embed", help="embed images (or texts) into an .npy file", formatter_class=HelpFormatter
+    )
     embed.add_argument("inputs", nargs="+", help="image files, or strings with --text")
-    embed.add_argument("--model", required=True, help="model directory or hub id")
+    embed.add_argument("--model", required=True, help=DUAL_ENCODER_MODEL)
     embed.add_argument("--out", required=True, type=Path, help="output .npy (rows in input order)")
     embed.add_argument("--text", action="store_true", help="the inputs are texts, not image files")
-    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--batch-size", type=int, default=32, help="inputs per model call")
     add_device_option(embed)
     embed.set_defaults(handler=run_embed)
 
@@ -58,14 +64,13 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from vlmkit.checkpoints import from_pretrained
     from vlmkit.tasks import classify
     from vlmkit.tasks.classify import DEFAULT_TEMPLATES
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if not labels:
         raise InputError("--labels is empty; give comma-separated labels such as 'cat,dog'")
-    model = from_pretrained(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, args.device, "classify", [DUAL_ENCODER])
     results = classify(model, args.images, labels, templates=args.templates or DEFAULT_TEMPLATES, top_k=args.top_k)
     for image, predictions in zip(args.images, results, strict=True):
         if args.json:
@@ -83,11 +88,10 @@ def run_classify(args: argparse.Namespace) -> int:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from vlmkit.checkpoints import from_pretrained
     from vlmkit.files import atomic_write_bytes
     from vlmkit.tasks import embed_images, embed_texts
 
-    model = from_pretrained(args.model, device=resolve_device(args.device))
+    model = load_model(args.model, args.device, "embed", [DUAL_ENCODER])
     if args.text:
         vectors = embed_texts(model, args.inputs, batch_size=args.batch_size)
     else:

@@ -1,10 +1,11 @@
 """``vlmkit eval``: run every task a model supports on a dataset split and write a report.
 
-Dual encoders get zero-shot classification (on ``labels[label_key]``) and image-text retrieval (on each
-image's first caption); generative models get VQA, multiple choice with CircularEval and captioning
-(see ``evaluation.generative``). Each task's predictions are cached under the output folder with a key
-made of the model's weights, the data and the settings, so repeating a run reuses finished tasks.
-The report is written as ``report.json`` and ``report.md``.
+Dual encoders (the ConSE model among them) get zero-shot classification (on ``labels[label_key]``) and
+image-text retrieval (on each image's first caption); generative models get VQA, multiple choice with
+CircularEval and captioning (see ``evaluation.generative``). Each task's predictions are cached under the
+output folder with a key made of the model's weights, the data and the settings, so repeating a run reuses
+finished tasks. The report is written as ``report.json`` and ``report.md``; ``summary_table`` gives its
+headline figures.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE
 from vlmkit.errors import InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.files import atomic_write_json, atomic_write_text
-from vlmkit.models import DualEncoder
+from vlmkit.models import ConSEModel, DualEncoder, VisionLanguageModel
 from vlmkit.tasks.embed import embed_images
 
 GENERIC_TEMPLATES = ("a photo of a {}.",)
@@ -58,7 +59,7 @@ class ResultCache:
 
 
 def dual_encoder_tasks(
-    model: DualEncoder, dataset: RecordDataset, records: list[Record], label_key: str, batch_size: int
+    model: DualEncoder | ConSEModel, dataset: RecordDataset, records: list[Record], label_key: str, batch_size: int
 ) -> dict[str, Callable[[], dict[str, Any]]]:
     def image_embeds() -> torch.Tensor:
         return embed_images(model, [dataset.image_path(r) for r in records], batch_size=batch_size)
@@ -118,6 +119,11 @@ def evaluate(
     label_key: str = "color_shape",
 ) -> dict[str, Any]:
     """Run every supported task, write ``report.json`` and ``report.md``, and return the report."""
+    if not isinstance(model, (DualEncoder, ConSEModel, VisionLanguageModel)):
+        raise InputError(
+            f"a {type(model).__name__} cannot be evaluated: give a dual encoder (CLIP, SigLIP, ConSE) "
+            "or a vision-language model"
+        )
     dataset = RecordDataset(data)
     records = dataset.records[:limit] if limit else dataset.records
     if not records:
@@ -131,7 +137,7 @@ def evaluate(
         "label_key": label_key,
     }
     cache = ResultCache(out_dir, key)
-    if isinstance(model, DualEncoder):
+    if isinstance(model, (DualEncoder, ConSEModel)):
         tasks = dual_encoder_tasks(model, dataset, records, label_key, batch_size)
     else:
         from vlmkit.evaluation.generative import generative_tasks
@@ -153,6 +159,24 @@ def markdown_report(report: dict[str, Any]) -> str:
             lines.append(f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """The report's headline figures, one row per (task, metric): each task's top-level numbers, without
+    the per-type breakdowns and examples that ``report.json`` and ``report.md`` hold."""
+    rows = [("task", "metric", "value")]
+    for task, result in report["tasks"].items():
+        if "skipped" in result:
+            rows.append((task, "skipped", str(result["skipped"])))
+            continue
+        for name, value in result.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            rows.append((task, name, f"{value:.4f}" if isinstance(value, float) else str(value)))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    title = f"{report['model_type']} on {report['data']} ({report['records']} records)"
+    lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip() for row in rows]
+    return "\n".join([title, *lines])
 
 
 def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -24,6 +24,15 @@ from vlmkit.processing.text import TextTokenizer
 Model = VisionLanguageModel | Decoder
 
 
+def check_generative(model: object) -> None:
+    """Raise one line unless ``model`` generates text: a ``VisionLanguageModel`` or a ``Decoder``."""
+    if not isinstance(model, VisionLanguageModel) and not hasattr(model, "new_cache"):
+        raise InputError(
+            f"a {type(model).__name__} cannot generate text; captions, questions and chats need a vision-language "
+            "model (a `vlmkit train instruct` run or a LLaVA checkpoint), or a text-only Decoder without images"
+        )
+
+
 def _decoder(model: Model) -> Decoder:
     return model.decoder if isinstance(model, VisionLanguageModel) else model
 
@@ -41,6 +50,7 @@ def template_of(model: Model) -> ChatTemplate:
 
 def chat_encoder(model: Model) -> ChatEncoder:
     """The ``ChatEncoder`` matching a model's tokenizer, template and image geometry."""
+    check_generative(model)
     tokenizer = _tokenizer(model)
     decoder = _decoder(model)
     eos = tokenizer.eos_id if tokenizer.eos_id is not None else decoder.config.eos_token_ids[0]
@@ -70,6 +80,7 @@ def respond(
     config: GenerationConfig | None = None,
 ) -> list[str]:
     """Generated text for each prompt (ids with image tokens expanded); ``images`` in prompt order."""
+    check_generative(model)
     pixels = pixels_of(model, images) if images else None
     config = with_template_stops(model, config)
     tokenizer = _tokenizer(model)

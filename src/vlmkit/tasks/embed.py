@@ -1,7 +1,7 @@
-"""Batched embedding of images and texts with a loaded dual encoder.
+"""Batched embedding of images and texts with a loaded dual encoder (CLIP, SigLIP or ConSE).
 
 These are the only places tasks turn files and strings into tensors, so batching, device placement,
-``inference_mode`` and the "this model has no tokenizer" error live here once.
+``inference_mode``, the "not a dual encoder" and "this model has no tokenizer" errors live here once.
 """
 
 from __future__ import annotations
@@ -11,11 +11,23 @@ from collections.abc import Sequence
 import torch
 
 from vlmkit.errors import InputError
-from vlmkit.models import DualEncoder
+from vlmkit.models import ConSEModel, DualEncoder
 from vlmkit.processing.images import ImageSource
 
+EmbeddingModel = DualEncoder | ConSEModel
 
-def _require(model: DualEncoder, attribute: str, what: str):
+
+def check_dual_encoder(model: object) -> None:
+    """Raise one line unless ``model`` embeds images and texts into one space (``encode_image`` and
+    ``encode_text``, as ``DualEncoder`` and ``ConSEModel`` have; a generative VLM has neither)."""
+    if not (hasattr(model, "encode_image") and hasattr(model, "encode_text")):
+        raise InputError(
+            f"a {type(model).__name__} cannot embed images and texts into one space; embedding, classification "
+            "and retrieval need a dual encoder (CLIP, SigLIP or vlmkit:conse-effnet-minilm)"
+        )
+
+
+def _require(model: EmbeddingModel, attribute: str, what: str):
     value = getattr(model, attribute, None)
     if value is None:
         raise InputError(
@@ -26,8 +38,9 @@ def _require(model: DualEncoder, attribute: str, what: str):
 
 
 @torch.inference_mode()
-def embed_images(model: DualEncoder, images: Sequence[ImageSource], batch_size: int = 32) -> torch.Tensor:
+def embed_images(model: EmbeddingModel, images: Sequence[ImageSource], batch_size: int = 32) -> torch.Tensor:
     """L2-normalised image embeddings (N, embed_dim), float32 on the CPU."""
+    check_dual_encoder(model)
     processor = _require(model, "image_processor", "image processor")
     dtype = model.logit_scale.dtype
     chunks = [
@@ -38,8 +51,9 @@ def embed_images(model: DualEncoder, images: Sequence[ImageSource], batch_size: 
 
 
 @torch.inference_mode()
-def embed_texts(model: DualEncoder, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+def embed_texts(model: EmbeddingModel, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """L2-normalised text embeddings (N, embed_dim), float32 on the CPU."""
+    check_dual_encoder(model)
     tokenizer = _require(model, "tokenizer", "tokenizer")
     chunks = []
     for start in range(0, len(texts), batch_size):

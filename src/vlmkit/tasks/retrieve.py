@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vlmkit.models import DualEncoder
 from vlmkit.processing.images import ImageSource
-from vlmkit.tasks.embed import embed_images, embed_texts
+from vlmkit.tasks.embed import EmbeddingModel, embed_images, embed_texts
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,12 @@ def retrieve(queries: torch.Tensor, candidates: torch.Tensor, k: int = 5) -> lis
 
 
 def text_to_image(
-    model: DualEncoder, texts: Sequence[str], images: Sequence[ImageSource], k: int = 5
+    model: EmbeddingModel, texts: Sequence[str], images: Sequence[ImageSource], k: int = 5
 ) -> list[list[Hit]]:
     return retrieve(embed_texts(model, texts), embed_images(model, images), k)
 
 
 def image_to_text(
-    model: DualEncoder, images: Sequence[ImageSource], texts: Sequence[str], k: int = 5
+    model: EmbeddingModel, images: Sequence[ImageSource], texts: Sequence[str], k: int = 5
 ) -> list[list[Hit]]:
     return retrieve(embed_images(model, images), embed_texts(model, texts), k)
