@@ -156,6 +156,60 @@ def test_corrupt_and_missing_files(tmp_path: Path) -> None:
         load_image(b"abc")
 
 
+def _encoded(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def test_min_side_decodes_a_large_jpeg_at_a_reduced_scale() -> None:
+    halves = np.zeros((3000, 4000, 3), dtype=np.uint8)
+    halves[:, :2000] = (250, 0, 0)
+    halves[:, 2000:] = (0, 0, 250)
+    data = _encoded(Image.fromarray(halves), "JPEG", quality=90)
+    # JPEG's DCT scaling gives 1/4 (1000x750, short side >= 400); a whole-factor reduce alone would give
+    # 4000 // 7: the size shows the image was never decoded at full size.
+    reduced = load_image(data, min_side=400)
+    assert reduced.size == (1000, 750)
+    left, right = _pixels(reduced)[375, 250], _pixels(reduced)[375, 750]
+    assert left[0] > 200 and left[2] < 60 and right[2] > 200 and right[0] < 60
+    assert load_image(data).size == (4000, 3000)
+
+
+def test_min_side_shrinks_other_formats_by_a_whole_factor() -> None:
+    wide = Image.new("RGB", (3000, 1000), (10, 200, 30))
+    assert load_image(_encoded(wide, "PNG"), min_side=64).size == (200, 67)  # 1000 // 64 = 15
+    assert load_image(_encoded(wide, "PNG"), min_side=1000).size == (3000, 1000)  # never below min_side
+    assert load_image(wide, min_side=64).size == (200, 67)
+    assert load_image(wide, min_side=2000) is wide  # nothing to do: the caller's image as is
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM"])
+def test_the_allowed_formats_open(format: str) -> None:
+    assert load_image(_encoded(Image.new("RGB", (9, 7), (90, 90, 90)), format)).size == (9, 7)
+
+
+def test_formats_outside_the_allow_list_are_never_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import EpsImagePlugin, IcoImagePlugin
+
+    def tried(*args, **kwargs):
+        raise AssertionError("Pillow's EPS plugin was given the file")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", tried)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    with pytest.raises(InputError, match="not a readable image"):
+        load_image(eps)
+    ico = _encoded(Image.new("RGB", (16, 16)), "ICO")
+    assert Image.open(io.BytesIO(ico)).format == IcoImagePlugin.IcoImageFile.format  # Pillow reads it...
+    with pytest.raises(InputError, match="not a readable image"):
+        load_image(ico)  # ...vlmkit does not
+
+
+def test_a_path_with_a_nul_byte_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="cannot open"):
+        load_image("/tmp/a\x00b.png")
+
+
 # --------------------------------------------------------------------------------- preprocessor
 
 

@@ -59,8 +59,9 @@ def data_url(data: bytes, media_type: str = "image/png") -> str:
     return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
 
 
-def build_index(folder: Path, encoder, count: int = 6):
-    """ShapesWorld images in ``folder`` and a search index of them (relative paths) in ``folder/index``."""
+def build_index(folder: Path, encoder, count: int = 6, absolute: bool = False):
+    """ShapesWorld images in ``folder`` and a search index of them in ``folder/index``, naming them by
+    relative paths (or, with ``absolute``, by absolute ones, as the folder indexer does)."""
     from vlmkit.search.store import ItemMeta, SearchStore
     from vlmkit.tasks import embed_images
 
@@ -70,19 +71,23 @@ def build_index(folder: Path, encoder, count: int = 6):
         path.write_bytes(shapes_png(i))
         paths.append(path)
     store = SearchStore.create(folder / "index", model_id=ENCODER_ID, dim=encoder.config.embed_dim)
-    items = [ItemMeta(path=p.name, sha256=str(i), size=p.stat().st_size, mtime=0.0) for i, p in enumerate(paths)]
+    items = [
+        ItemMeta(path=p.resolve().as_posix() if absolute else p.name, sha256=str(i), size=p.stat().st_size, mtime=0.0)
+        for i, p in enumerate(paths)
+    ]
     store.add(items, embed_images(encoder, paths).numpy())
     store.commit()
     return store
 
 
 @contextlib.contextmanager
-def serve(app) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
+def serve(app, **options) -> Iterator[str]:
+    """Run ``app`` with uvicorn (``options`` for its ``Config``) on a free loopback port in a thread;
+    yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -96,6 +101,27 @@ def serve(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def slow_down(module: torch.nn.Module, delay: float) -> None:
+    """Make each forward pass of ``module`` take ``delay`` s more: long enough to act mid-generation."""
+    forward = module.forward
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(delay)
+        return forward(*args, **kwargs)
+
+    module.forward = slow_forward
+
+
+def generated_tokens(url: str, headers: dict[str, str] | None = None) -> float:
+    """The server's count of generated tokens, from /metrics."""
+    import httpx
+
+    metrics = httpx.get(url + "/metrics", headers=headers).text
+    return float(
+        next(line.split()[1] for line in metrics.splitlines() if line.startswith("vlmkit_generated_tokens_total"))
+    )
 
 
 @dataclass

@@ -18,9 +18,11 @@ from serving_live import (  # noqa: F401 - server is a fixture
     ENCODER_ID,
     TEST_LIMITS,
     data_url,
+    generated_tokens,
     png_bytes,
     serve,
     server,
+    slow_down,
     tiny_chat_model,
     tiny_encoder,
 )
@@ -202,17 +204,6 @@ def test_a_full_queue_answers_503_with_retry_after(server):  # noqa: F811
     assert ok.status_code == 200
 
 
-def slow_down(module: torch.nn.Module, delay: float) -> None:
-    """Make each forward pass of ``module`` take ``delay`` s more: long enough to act mid-generation."""
-    forward = module.forward
-
-    def slow_forward(*args, **kwargs):
-        time.sleep(delay)
-        return forward(*args, **kwargs)
-
-    module.forward = slow_forward
-
-
 @pytest.fixture
 def slow_app():
     """A chat-only server whose decoder takes 40 ms a step (60 tokens: 2.4 s), with a 1.5 s request timeout."""
@@ -221,13 +212,6 @@ def slow_app():
     slow_down(model.decoder, 0.04)
     limits = ServerLimits(**{**TEST_LIMITS, "max_tokens_cap": 60, "timeout_s": 1.5})
     return create_app(ServedModels(chat=model, chat_id=CHAT_ID), limits)
-
-
-def generated_tokens(url: str) -> float:
-    metrics = httpx.get(url + "/metrics").text
-    return float(
-        next(line.split()[1] for line in metrics.splitlines() if line.startswith("vlmkit_generated_tokens_total"))
-    )
 
 
 def test_a_client_leaving_mid_stream_stops_its_generation(slow_app):

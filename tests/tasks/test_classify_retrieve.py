@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from testkit import tiny_model
 from vlmkit.errors import InputError
 from vlmkit.tasks import classify, embed_images, embed_texts, label_embeddings, retrieve
+from vlmkit.tasks.classify import MAX_TEMPLATE_CHARS, MAX_TEMPLATES, fill
 
 
 def test_label_embedding_is_renormalised_template_mean():
@@ -45,6 +46,25 @@ def test_classify_rejects_bad_labels_and_templates(photo_files):
         classify(model, photo_files, [])
     with pytest.raises(InputError, match="placeholder"):
         classify(model, photo_files, ["cat"], templates=["a photo"])
+
+
+def test_templates_are_filled_literally_not_formatted():
+    model = tiny_model()
+    templates = ["{{}}{:>5000000}", "{} {1}", "{}{__class__}", "a {} is a {}."]
+    assert [fill(t, "cat") for t in templates] == ["{cat}{:>5000000}", "cat {1}", "cat{__class__}", "a cat is a cat."]
+    got = label_embeddings(model, ["cat"], templates)  # no KeyError, no IndexError, no 5 MB string
+    expected = F.normalize(embed_texts(model, [fill(t, "cat") for t in templates]).mean(0, keepdim=True), dim=-1)
+    torch.testing.assert_close(got, expected)
+
+
+def test_template_count_and_length_are_capped():
+    model = tiny_model()
+    with pytest.raises(InputError, match=f"at most {MAX_TEMPLATES} templates"):
+        label_embeddings(model, ["cat"], ["a {}."] * (MAX_TEMPLATES + 1))
+    with pytest.raises(InputError, match=f"at most {MAX_TEMPLATE_CHARS} characters"):
+        label_embeddings(model, ["cat"], ["{}" + "!" * MAX_TEMPLATE_CHARS])
+    with pytest.raises(InputError, match="placeholder"):
+        label_embeddings(model, ["cat"], [])
 
 
 def test_retrieve_orders_by_cosine_and_breaks_ties_by_index():

@@ -32,7 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--vlm", help="generative model directory or hub id (chat completions)")
     serve.add_argument("--index", type=Path, help="search index directory (built by the search indexer)")
     serve.add_argument(
-        "--images-root", type=Path, default=None, help="folder the index's relative paths start from (default: cwd)"
+        "--images-root",
+        type=Path,
+        default=None,
+        help="folder the index's relative paths start from; hits' paths are shown relative to it (default: cwd)",
+    )
+    serve.add_argument(
+        "--absolute-paths",
+        action="store_true",
+        help="search hits give files' absolute paths on this machine (default: relative to the index root)",
     )
     serve.add_argument("--model-name", help="id clients use for --model (default: its directory name)")
     serve.add_argument("--vlm-name", help="id clients use for --vlm (default: its directory name)")
@@ -49,6 +57,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--timeout-s", type=float, default=60.0, help="per-request time limit (504 past it)")
     serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (413 past it)")
     serve.add_argument("--max-image-pixels", type=int, default=16_000_000, help="largest width*height of an image")
+    serve.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=64_000_000,
+        help="most width*height of a request's images together, from their headers (400 past it; default 64000000)",
+    )
+    serve.add_argument(
+        "--max-images", type=int, default=32, help="most images in one request (400 past it; default 32)"
+    )
+    serve.add_argument(
+        "--max-text-chars",
+        type=int,
+        default=1_000_000,
+        help="most characters of text in one request, checked before tokenizing (400 past it; default 1000000)",
+    )
+    serve.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=30.0,
+        help="seconds a client has to send a request's body once its headers are in (408 past it; default 30)",
+    )
+    serve.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=10.0,
+        help="seconds a connection has to send a request's headers (idle keep-alive counts), or is closed; default 10",
+    )
+    serve.add_argument(
+        "--max-buffered-mb",
+        type=float,
+        default=256.0,
+        help="most request-body megabytes held at once by all requests together (503 past it; default 256)",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=128,
+        help="most open connections and requests at once; uvicorn answers 503 past it (default 128)",
+    )
+    serve.add_argument(
+        "--timeout-keep-alive", type=int, default=5, help="seconds an idle keep-alive connection stays open (default 5)"
+    )
     add_device_option(serve)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(handler=run_serve)
@@ -116,7 +166,25 @@ def limits_from(args: argparse.Namespace) -> Any:
         max_image_pixels=args.max_image_pixels,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         allow_local_folder=args.allow_local_folder,
+        max_text_chars=args.max_text_chars,
+        max_images=args.max_images,
+        max_request_pixels=args.max_request_pixels,
+        body_timeout_s=args.body_timeout_s,
+        max_buffered_bytes=int(args.max_buffered_mb * 1024 * 1024),
     )
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The connection limits uvicorn enforces itself, plus the header deadline it lacks."""
+    from vlmkit.serving.connections import header_deadline_protocol
+
+    if args.limit_concurrency < 1 or args.timeout_keep_alive < 1 or args.header_timeout_s <= 0:
+        raise ConfigError("serve: --limit-concurrency and --timeout-keep-alive must be >= 1, --header-timeout-s > 0")
+    return {
+        "limit_concurrency": args.limit_concurrency,
+        "timeout_keep_alive": args.timeout_keep_alive,
+        "http": header_deadline_protocol(args.header_timeout_s),
+    }
 
 
 def build_app(args: argparse.Namespace) -> FastAPI:
@@ -148,6 +216,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         models.index_encoder = _index_encoder(models.index, models.encoder, names, device)
         models.index_encoder_id = models.encoder_id if models.index_encoder is models.encoder else models.index.model_id
         models.images_root = (args.images_root or Path.cwd()).resolve()
+        models.absolute_paths = args.absolute_paths
     return create_app(models, limits)
 
 
@@ -156,13 +225,21 @@ def run_serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise ConfigError("vlmkit serve needs uvicorn: pip install 'vlmkit[serve]'") from None
+    options = uvicorn_options(args)
     app = build_app(args)
     if not _loopback(args.host) and limits_from(args).api_key is None:
         print(f"vlmkit serve: warning: binding {args.host} without an API key; anyone who can reach it can use it",
               file=sys.stderr)  # fmt: skip
     # uvicorn stops accepting on SIGINT/SIGTERM, lets in-flight requests finish (at most one request
     # timeout), then runs the app's shutdown, which drains the model workers.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=args.timeout_s)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=args.timeout_s,
+        **options,
+    )
     return 0
 
 

@@ -39,6 +39,9 @@ ImageSource = str | Path | bytes | Image.Image
 DEFAULT_MAX_PIXELS = 64_000_000
 """Largest width * height ``load_image`` decodes by default: a 64 MP photo is ~190 MB as RGB."""
 
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "AVIF")
+"""All ``load_image`` opens (JPEG includes MPO); never Pillow's other plugins (EPS would run Ghostscript)."""
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
@@ -52,35 +55,45 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 # --------------------------------------------------------------------------------------------- loading
 
 
-def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``source`` into an upright 8-bit RGB image, or raise ``InputError`` naming it.
+def load_image(
+    source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> Image.Image:
+    """Decode ``source`` (a file in ``IMAGE_FORMATS``) into an upright 8-bit RGB image, or raise ``InputError``.
 
-    ``max_pixels`` (width * height, ``None`` for no limit) is checked against the header before any
-    pixel is decoded, because ``Image.open`` only reads the header; a small file that claims a huge
-    canvas (a decompression bomb) is refused without allocating it. Pillow's own process-wide
-    ``Image.MAX_IMAGE_PIXELS`` guard still applies on top and is left alone.
-
-    Transparent images are composited onto white, as ``transformers`` does, rather than keeping the
-    arbitrary colour stored under fully transparent pixels. Multi-frame files give their first frame.
-    A PIL image that is already upright RGB is returned as is, not copied.
+    ``max_pixels`` (width * height, ``None``: no limit) is checked on the header before any pixel is decoded
+    (a decompression bomb is refused unallocated). ``min_side`` lets a large image arrive smaller, both
+    sides kept >= it (JPEG: a reduced DCT scale, ``Image.draft``; then ``Image.reduce`` by a whole factor).
+    Transparency goes onto white, as in ``transformers``; multi-frame files give their first frame. A PIL
+    image that is already upright RGB (and not reduced) is returned as is, not copied.
     """
     name = _describe(source)
     if isinstance(source, Image.Image):
         _check_pixels(source, name, max_pixels)
-        return _to_rgb(_upright(source, name, in_place=False), name)
+        image = _to_rgb(_upright(source, name, in_place=False), name)
+    else:
+        with open_image(source) as opened:  # closes the file even for multi-frame formats, which load() leaves open
+            _check_pixels(opened, name, max_pixels)
+            opened.draft(None, (min_side, min_side) if min_side else None)  # a no-op but for JPEG
+            image = _to_rgb(_upright(opened, name, in_place=True), name)
+    factor = min(image.size) // min_side if min_side else 1
+    return image.reduce(factor) if factor > 1 else image
+
+
+def open_image(source: str | Path | bytes) -> Image.Image:
+    """``Image.open`` (the header only) in ``IMAGE_FORMATS``; failures become one-line ``InputError``s."""
+    name = _describe(source)
+    Image.init()  # registers every plugin (once), so that the allow-list can be checked against them
+    formats = [known for known in IMAGE_FORMATS if known in Image.OPEN]
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source))
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else Path(source), formats=formats)
     except FileNotFoundError:
         raise InputError(f"{name}: file not found") from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not a readable image (unknown or corrupt format)") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{name}: refused by Pillow's size guard ({exc})") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot open ({exc.strerror or exc})") from None
-    with image:  # closes the file even for multi-frame formats, whose handle load() leaves open
-        _check_pixels(image, name, max_pixels)
-        return _to_rgb(_upright(image, name, in_place=True), name)
+    except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte or an unencodable character
+        raise InputError(f"{name}: cannot open ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _describe(source: ImageSource) -> str:
@@ -112,8 +125,7 @@ def _upright(image: Image.Image, name: str, *, in_place: bool) -> Image.Image:
             ImageOps.exif_transpose(image, in_place=True)
             return image
         return ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports truncated and corrupt data as OSError, bad headers it parses late as SyntaxError.
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data; SyntaxError: late headers
         raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
 
 
@@ -131,12 +143,8 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
 
 
 def _wide_gray_to_8bit(image: Image.Image) -> Image.Image:
-    """Map 16-bit (and 32-bit integer) grayscale to 8 bits by range, not by clipping.
-
-    Pillow's ``convert("L")`` clips these modes at 255, turning most of a 16-bit image white. ``I;16*``
-    modes are 16-bit by definition. Mode ``I`` is how Pillow often holds 16-bit PNGs, but it can also
-    hold 8-bit data, so it is treated as 16-bit only when a value exceeds 255.
-    """
+    """16-bit (and 32-bit integer) grayscale to 8 bits by range: ``convert("L")`` would clip at 255. Mode
+    ``I`` (how Pillow often holds 16-bit PNGs) may hold 8-bit data: 16-bit only when a value exceeds 255."""
     values = np.asarray(image, dtype=np.float64)
     eight_bit_data = image.mode == "I" and values.max(initial=0) <= 255
     scaled = values if eight_bit_data else values / 257.0  # 65535 / 257 = 255 exactly

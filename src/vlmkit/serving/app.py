@@ -1,8 +1,10 @@
 """``create_app``: the FastAPI application of ``vlmkit serve``.
 
 Layers, outermost first: metrics (counts everything, refusals included), the guard (API key, body
-size), then the routes. The model workers start in the lifespan's startup and are drained in its
-shutdown, after uvicorn has stopped accepting connections and let in-flight requests finish.
+size, body deadline, the budget of buffered bodies), then the routes. Connection limits (how many,
+header deadline, keep-alive) are uvicorn's, set by ``vlmkit serve`` (``serving.connections``). The
+model workers start in the lifespan's startup and are drained in its shutdown, after uvicorn has
+stopped accepting connections and let in-flight requests finish.
 """
 
 from __future__ import annotations

@@ -59,9 +59,15 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict"})
+
+
 def _location(loc: Sequence[Any]) -> str | None:
-    """``("body", "messages", 0, "content")`` -> ``"messages[0].content"``; OpenAI names params so."""
-    parts = [p for p in loc if p != "body"]
+    """``("body", "messages", 0, "content")`` -> ``"messages[0].content"``; OpenAI names params so.
+
+    Pydantic also names the member of a union it tried (``str``, ``function-after[...]``); those go.
+    """
+    parts = [p for p in loc if p != "body" and not (isinstance(p, str) and (not p.isidentifier() or p in _UNION_TAGS))]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -70,7 +76,10 @@ def _location(loc: Sequence[Any]) -> str | None:
 
 def validation_error(exc: RequestValidationError) -> ApiError:
     """Pydantic's error list as one line about its first problem (status 400, as OpenAI answers)."""
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
+    errors = exc.errors()
+    # A union's members each report an error; one from a validator of ours ("value_error") says most.
+    errors = [e for e in errors if e.get("type") == "value_error"] or errors
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     if first.get("type") == "json_invalid":
         return ApiError(400, f"request body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})")
     param = _location(first.get("loc", ()))

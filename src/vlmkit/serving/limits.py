@@ -1,13 +1,18 @@
-"""What one request may cost, and the checks that run before any route: body size and API key.
+"""What one request may cost, and the checks that run before any route: API key, body size and pace.
 
-The body limit is enforced as raw ASGI middleware rather than in a route because a route only runs
+The body limits are enforced as raw ASGI middleware rather than in a route because a route only runs
 after FastAPI has read and parsed the whole body: a declared ``Content-Length`` over the limit is
 refused before a byte is read, and a body without one (chunked) is refused as soon as it grows past
-the limit while being read.
+the limit while being read. A body must arrive within ``body_timeout_s`` (408 past it, so a client
+trickling bytes cannot hold a request open), and the bodies of all requests in flight together may
+not exceed ``max_buffered_bytes`` (503 past it), so concurrency cannot multiply the body limit
+without bound.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 from collections.abc import Iterable
@@ -34,6 +39,12 @@ class ServerLimits:
         max_image_pixels: largest width * height of a decoded image (checked from the header).
         api_key: when set, ``/v1/*`` and ``/metrics`` need ``Authorization: Bearer <key>``.
         allow_local_folder: the one folder whose files ``file://`` image URLs may name.
+        max_text_chars: most characters of text one request may hold (prompts, inputs, stop strings,
+            labels times templates), checked before anything is tokenized.
+        max_images: most images one request may hold.
+        max_request_pixels: most pixels (width * height, from the headers) of all of a request's images.
+        body_timeout_s: time a client has to send the whole body once its headers are in (408 past it).
+        max_buffered_bytes: most request-body bytes held at once by all requests in flight (503 past it).
     """
 
     max_batch: int = 16
@@ -45,15 +56,25 @@ class ServerLimits:
     max_image_pixels: int = 16_000_000
     api_key: str | None = None
     allow_local_folder: Path | None = None
+    max_text_chars: int = 1_000_000
+    max_images: int = 32
+    max_request_pixels: int = 64_000_000
+    body_timeout_s: float = 30.0
+    max_buffered_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "queue", "max_tokens_cap", "max_body_bytes", "max_image_pixels"):
+        counts = ("max_batch", "queue", "max_tokens_cap", "max_body_bytes", "max_image_pixels", "max_text_chars")
+        for name in (*counts, "max_images", "max_request_pixels", "max_buffered_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve: {name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_wait_ms < 0 or self.timeout_s <= 0:
-            raise ConfigError("serve: batch_wait_ms must be >= 0 and timeout_s > 0")
+        if self.batch_wait_ms < 0 or self.timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ConfigError("serve: batch_wait_ms must be >= 0, timeout_s and body_timeout_s > 0")
+        if self.max_buffered_bytes < self.max_body_bytes:
+            raise ConfigError("serve: max_buffered_bytes must be at least max_body_bytes (one largest body)")
         if self.api_key is not None and not self.api_key:
             raise ConfigError("serve: the API key must not be empty")
+        if self.api_key is not None and any(c.isspace() or not c.isprintable() for c in self.api_key):
+            raise ConfigError("serve: the API key must not contain spaces or control characters")
         if self.allow_local_folder is not None:
             folder = Path(self.allow_local_folder).resolve()
             if not folder.is_dir():
@@ -61,64 +82,100 @@ class ServerLimits:
             object.__setattr__(self, "allow_local_folder", folder)
 
 
-def key_matches(header: str | None, api_key: str) -> bool:
-    """Whether an ``Authorization`` header carries ``api_key``, compared in constant time."""
-    scheme, _, token = (header or "").partition(" ")
-    given = token.strip() if scheme.lower() == "bearer" else ""
-    return hmac.compare_digest(given.encode(), api_key.encode())
+def key_matches(header: bytes | None, api_key: str) -> bool:
+    """Whether an ``Authorization`` header (its raw bytes) carries ``api_key``, compared in constant time.
+
+    Bytes are compared with bytes: HTTP gives header values no encoding, so a key beyond ASCII matches
+    when sent as UTF-8 (curl, most clients) or, where every character fits, as Latin-1 (browsers).
+    """
+    scheme, _, token = (header or b"").partition(b" ")
+    given = token.strip() if scheme.lower() == b"bearer" else b""
+    encodings = {api_key.encode("utf-8")}
+    with contextlib.suppress(UnicodeEncodeError):
+        encodings.add(api_key.encode("latin-1"))
+    return any([hmac.compare_digest(given, encoded) for encoded in encodings])  # a list: no short cut
 
 
-async def _send_error(send: Send, error: ApiError) -> None:
+async def _send_error(send: Send, error: ApiError, *, close: bool = False) -> None:
+    """The error as a response; ``close`` also ends the connection (the client may still be sending a body)."""
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(b"connection", b"close")] if close else []
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class GuardMiddleware:
-    """Refuses requests that are unauthorised or too large before the application sees them.
+    """Refuses requests that are unauthorised, too large or too slow before the application sees them.
 
-    Paths under ``protected`` need the API key (when one is set). The body is read here, bounded,
-    and replayed to the application, so no route ever holds more than ``max_body_bytes``.
+    Paths under ``protected`` need the API key (when one is set). The body is read here, bounded in
+    size and time, and replayed to the application, so no route ever holds more than ``max_body_bytes``
+    and all routes together no more than ``max_buffered_bytes``; a request's share is released when
+    its response is done.
     """
 
     def __init__(self, app: ASGIApp, limits: ServerLimits, protected: Iterable[str]) -> None:
         self.app = app
         self.limits = limits
         self.protected = tuple(protected)
+        self.buffered = 0  # body bytes held by the requests in flight (the event loop's thread only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {k.lower(): v for k, v in scope["headers"]}
         key = self.limits.api_key
         protected = key is not None and scope["path"].startswith(self.protected)
-        if protected and not key_matches(headers.get("authorization"), key):  # type: ignore[arg-type]
+        if protected and not key_matches(headers.get(b"authorization"), key):  # type: ignore[arg-type]
             await _send_error(send, ApiError(401, "incorrect or missing API key", code="invalid_api_key"))
             return
-        too_large = ApiError(
-            413, f"request body exceeds the limit of {self.limits.max_body_bytes} bytes", code="body_too_large"
-        )
-        declared = headers.get("content-length", "")
+        declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
-            await _send_error(send, too_large)
+            await _send_error(send, self._too_large(), close=True)
             return
+        held = [0]  # bytes this request counts in self.buffered, updated as chunks arrive
+        try:
+            try:
+                body = await asyncio.wait_for(self._read(receive, held), self.limits.body_timeout_s)
+            except ApiError as error:
+                await _send_error(send, error, close=True)
+                return
+            except asyncio.TimeoutError:
+                seconds = f"{self.limits.body_timeout_s:g}"
+                error = ApiError(408, f"the request body did not arrive within {seconds} s", code="body_timeout")
+                await _send_error(send, error, close=True)
+                return
+            if body is not None:
+                await self.app(scope, _replay(body, receive), send)
+        finally:
+            self.buffered -= held[0]
+
+    async def _read(self, receive: Receive, held: list[int]) -> bytes | None:
+        """The whole body, counted against both budgets as it arrives; None if the client left."""
         chunks: list[bytes] = []
-        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client left before sending it all
-                return
+                return None
             chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limits.max_body_bytes:
-                await _send_error(send, too_large)
-                return
+            held[0] += len(chunks[-1])
+            self.buffered += len(chunks[-1])
+            if held[0] > self.limits.max_body_bytes:
+                raise self._too_large()
+            if self.buffered > self.limits.max_buffered_bytes:
+                raise ApiError(
+                    503, "the server is holding too many request bodies; retry shortly", code="server_busy",
+                    headers={"Retry-After": "1"},
+                )  # fmt: skip
             if not message.get("more_body", False):
-                break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+                return b"".join(chunks)
+
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            413, f"request body exceeds the limit of {self.limits.max_body_bytes} bytes", code="body_too_large"
+        )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -5,6 +5,10 @@ Bodies follow OpenAI's API closely enough that its official client works unchang
 ``max_tokens`` above the server's cap is refused rather than silently lowered; images come as
 ``data:`` URLs (or ``file://`` inside the allowed folder), never fetched from the web. Embeddings
 take images too, as a vlmkit extension: ``"input_type": "image"`` with image URLs as inputs.
+
+Every request is measured before it costs anything: its text in characters (``max_text_chars``), its
+images by count and header pixels; then it is admitted to its worker (503 when the queue is full),
+and only then tokenized and decoded, on worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,13 +34,16 @@ from vlmkit.processing.chat import IMAGE_TOKEN
 from vlmkit.serving.chat import ChatService, Event, Failed, Finished, Piece
 from vlmkit.serving.encoder import EncoderService
 from vlmkit.serving.errors import ApiError
-from vlmkit.serving.images import fetch_image
+from vlmkit.serving.images import check_image_count, decode_images
 from vlmkit.serving.limits import ServerLimits
 from vlmkit.serving.openai_schema import ChatRequest, EmbeddingRequest, Message, TextPart
+from vlmkit.serving.requests import ClientGone, check_text_size, disconnected, min_side, next_event
 from vlmkit.serving.state import Deadline, ServerState, result, submit
 
 MAX_EMBEDDING_INPUTS = 2048
 MAX_STOP_STRINGS = 4
+MIN_TEMPERATURE = 1e-6  # below it logits / temperature overflows to inf; 0 is greedy
+
 
 router = APIRouter()
 
@@ -94,21 +102,31 @@ def generation_config(body: ChatRequest, limits: ServerLimits) -> GenerationConf
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > MAX_STOP_STRINGS or any(not s for s in stops):
         raise ApiError(400, f"stop: give at most {MAX_STOP_STRINGS} non-empty strings", param="stop")
+    temperature = body.temperature or 0.0
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise ApiError(400, f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}", param="temperature")
     return GenerationConfig(
         max_new_tokens=asked or limits.max_tokens_cap,
-        temperature=body.temperature or 0.0,
+        temperature=temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         seed=body.seed,
         stop=tuple(stops),
     )
 
 
-def conversation(
-    messages: Sequence[Message], service: ChatService, limits: ServerLimits
-) -> tuple[list[dict[str, str]], list[Image.Image]]:
-    """OpenAI messages -> vlmkit turns with ``<image>`` placeholders, and the decoded images in order."""
-    turns: list[dict[str, str]] = []
-    images: list[Image.Image] = []
+@dataclass
+class Conversation:
+    """OpenAI messages as vlmkit turns with ``<image>`` placeholders, and their images' URLs, undecoded."""
+
+    turns: list[dict[str, str]]
+    urls: list[str]
+    params: list[str]  # where each image came from, for errors
+    chars: int  # characters of text in all the turns
+
+
+def conversation(messages: Sequence[Message], service: ChatService) -> Conversation:
+    """Check and gather the messages (cheap: nothing is tokenized or decoded here)."""
+    found = Conversation([], [], [], 0)
     for i, message in enumerate(messages):
         role = "system" if message.role == "developer" else message.role
         if message.content is None:
@@ -123,22 +141,17 @@ def conversation(
                         400, f"text must not contain {IMAGE_TOKEN}; send images as image_url parts", param=param
                     )
                 pieces.append(part.text)
+                found.chars += len(part.text)
                 continue
             if role != "user":
                 raise ApiError(400, "images are accepted in user messages only", param=param)
             if not service.takes_images:
                 raise ApiError(400, f"the model {service.model_id!r} is text-only; it takes no images", param=param)
-            images.append(
-                fetch_image(
-                    part.image_url.url,
-                    max_pixels=limits.max_image_pixels,
-                    folder=limits.allow_local_folder,
-                    param=f"{param}.image_url.url",
-                )
-            )
+            found.urls.append(part.image_url.url)
+            found.params.append(f"{param}.image_url.url")
             pieces.append(IMAGE_TOKEN)
-        turns.append({"role": role, "content": "\n".join(pieces)})
-    return turns, images
+        found.turns.append({"role": role, "content": "\n".join(pieces)})
+    return found
 
 
 def _completion_id() -> str:
@@ -160,43 +173,50 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
         raise unknown_model(body.model, [service.model_id] if service else [], "chat completions")
     _unsupported(body)
     config = generation_config(body, state.limits)
-    turns, images = await deadline.wait(asyncio.to_thread(conversation, body.messages, service, state.limits))
-    prompt = service.encode(turns)
-    if len(prompt) >= service.max_positions:
-        raise ApiError(
-            400,
-            f"the messages take {len(prompt)} tokens; this model's context holds {service.max_positions} "
-            "including the answer",
-            param="messages",
-            code="context_length_exceeded",
-        )
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue[Event] = asyncio.Queue()
+    asked = conversation(body.messages, service)
+    check_text_size(asked.chars + sum(len(stop) for stop in config.stop), state.limits, "messages")
+    check_image_count(len(asked.urls), state.limits, "messages")
+    with state.admit(service.batcher):
+        prompt = await deadline.wait(asyncio.to_thread(service.encode, asked.turns))
+        if len(prompt) >= service.max_positions:
+            raise ApiError(
+                400,
+                f"the messages take {len(prompt)} tokens; this model's context holds {service.max_positions} "
+                "including the answer",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        images = await decode_images(asked.urls, asked.params, state.limits, deadline, min_side(service))
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Event] = asyncio.Queue()
 
-    def emit(event: Event) -> None:
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(events.put_nowait, event)
+        def emit(event: Event) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(events.put_nowait, event)
 
-    job = submit(lambda: service.submit(prompt, images, config, emit))
+        job = submit(lambda: service.submit(prompt, images, config, emit))
+    gone = asyncio.ensure_future(disconnected(request))
+    streaming = False
     try:
-        first = await deadline.wait(events.get())  # before any byte is sent: errors keep their status
+        first = await next_event(events, deadline, gone)  # before any byte is sent: errors keep their status
         if isinstance(first, Failed):
             _raise_failure(first)
-    except BaseException:
-        job.cancel()
-        raise
-    reply = Reply(_completion_id(), service.model_id, len(prompt))
-    if body.stream:
+        reply = Reply(_completion_id(), service.model_id, len(prompt))
+        if not body.stream:
+            return await reply.collect(first, events, deadline, gone)
         usage = body.stream_options is not None and body.stream_options.include_usage
+        streaming = True  # from here the response watches the client, and cancels the job when it leaves
         return StreamingResponse(
             reply.stream(first, events, deadline, job.cancel, usage),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    try:
-        return await reply.collect(first, events, deadline)
+    except ClientGone:
+        raise ApiError(499, "the client closed the connection", code="client_closed") from None
     finally:
-        job.cancel()
+        gone.cancel()
+        if not streaming:
+            job.cancel()
 
 
 class Reply:
@@ -212,13 +232,16 @@ class Reply:
         total = self.prompt_tokens + completion_tokens
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total}
 
-    async def collect(self, event: Event, events: asyncio.Queue[Event], deadline: Deadline) -> dict[str, Any]:
+    async def collect(
+        self, event: Event, events: asyncio.Queue[Event], deadline: Deadline, gone: asyncio.Future[None]
+    ) -> dict[str, Any]:
+        """The whole answer as one body; ``ClientGone`` if the client leaves before it is done."""
         text: list[str] = []
         while not isinstance(event, Finished):
             if isinstance(event, Failed):
                 _raise_failure(event)
             text.append(event.text)  # type: ignore[union-attr]
-            event = await deadline.wait(events.get())
+            event = await next_event(events, deadline, gone)
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -296,21 +319,6 @@ def encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
     return vector.astype(np.float32).tolist()
 
 
-async def decode_images(
-    urls: Sequence[str], params: Sequence[str], limits: ServerLimits, deadline: Deadline
-) -> list[Image.Image]:
-    """Decode image URLs off the event loop (``params`` name each in errors)."""
-
-    def decode() -> list[Image.Image]:
-        folder = limits.allow_local_folder
-        return [
-            fetch_image(url, max_pixels=limits.max_image_pixels, folder=folder, param=param)
-            for url, param in zip(urls, params, strict=True)
-        ]
-
-    return await deadline.wait(asyncio.to_thread(decode))
-
-
 async def embed(service: EncoderService, inputs: list[str] | list[Image.Image], deadline: Deadline) -> np.ndarray:
     """Vectors of texts or of decoded images, through the service's batcher."""
     if inputs and isinstance(inputs[0], Image.Image):
@@ -331,12 +339,16 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]
         raise ApiError(400, f"dimensions must be {service.dim} for this model (no truncation)", param="dimensions")
     inputs = embedding_inputs(body)
     if body.input_type == "image":
+        check_image_count(len(inputs), state.limits, "input")
         params = [f"input[{i}]" for i in range(len(inputs))] if isinstance(body.input, list) else ["input"]
-        vectors = await embed(service, await decode_images(inputs, params, state.limits, deadline), deadline)
-        tokens = 0
+        with state.admit(service.batcher):
+            images = await decode_images(inputs, params, state.limits, deadline, min_side(service))
+            job = submit(lambda: service.submit_images(images))
+        vectors, tokens = (await result(job, deadline)).numpy(), 0
     else:
+        check_text_size(sum(len(text) for text in inputs), state.limits, "input")
         vectors = await embed(service, inputs, deadline)
-        tokens = service.count_tokens(inputs)
+        tokens = await deadline.wait(asyncio.to_thread(service.count_tokens, inputs))
     return {
         "object": "list",
         "data": [

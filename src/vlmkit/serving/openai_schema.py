@@ -4,23 +4,38 @@ Only the fields the server acts on are declared; OpenAI fields that would change
 this server cannot honour (``n`` > 1, tools, logprobs, penalties) are declared so that a request
 using them gets a clear 400 instead of being silently answered as if they were absent. Other
 unknown fields are ignored, as OpenAI's clients send a few bookkeeping ones (``user``, ...).
+
+Every string is ``Text``: valid Unicode, which JSON does not promise (``"\\ud800"``, a lone surrogate,
+parses into a Python string that no tokenizer, file system or encoder will take), so such a request is
+a 400 naming the field instead of a failure deep inside the server.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text holds a lone surrogate (U+D800 to U+DFFF), which is not valid Unicode") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ImageUrl(BaseModel):
-    url: str
-    detail: str | None = None
+    url: Text
+    detail: Text | None = None
 
 
 class ImagePart(BaseModel):
@@ -33,7 +48,7 @@ ContentPart = TextPart | ImagePart
 
 class Message(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
+    content: Text | list[ContentPart] | None = None
 
 
 class StreamOptions(BaseModel):
@@ -41,14 +56,14 @@ class StreamOptions(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model: str
+    model: Text
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: Text | list[Text] | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)  # a 64-bit integer, as OpenAI's
     n: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -61,8 +76,8 @@ class ChatRequest(BaseModel):
 class EmbeddingRequest(BaseModel):
     """``input_type: "image"`` (a vlmkit extension) makes every input an image URL (``data:`` or ``file://``)."""
 
-    model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    model: Text
+    input: Text | list[Text] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     input_type: Literal["text", "image"] = "text"
@@ -71,18 +86,18 @@ class EmbeddingRequest(BaseModel):
 class ClassifyRequest(BaseModel):
     """vlmkit extension: zero-shot classification of one image against free-text labels."""
 
-    model: str | None = None
-    image: str
-    labels: list[str] = Field(min_length=1, max_length=256)
-    templates: list[str] | None = Field(default=None, max_length=32)
+    model: Text | None = None
+    image: Text
+    labels: list[Text] = Field(min_length=1, max_length=256)
+    templates: list[Text] | None = Field(default=None, max_length=32)
     top_k: int | None = Field(default=None, ge=1)
 
 
 class SearchRequest(BaseModel):
     """vlmkit extension: the index's nearest images to a text or an image (exactly one of them)."""
 
-    text: str | None = None
-    image: str | None = None
+    text: Text | None = None
+    image: Text | None = None
     k: int = Field(default=12, ge=1, le=200)
-    min_score: float | None = None
+    min_score: float | None = Field(default=None, allow_inf_nan=False)
     thumbnails: bool = True

@@ -5,6 +5,11 @@ concurrent use), off the event loop. Thumbnails are JPEG data URLs so the page c
 without the server exposing a file route; they are cached by path, as the same images come back
 for query after query. Paths in the index are used as written when absolute, else taken relative
 to ``images_root``; the server reads only files the index names.
+
+Hits name their files relative to the index root, so that answers do not map the server's disks:
+a relative path as the index holds it, an absolute one relative to ``images_root`` when inside it,
+else relative to the folder all the index's absolute paths share. ``absolute_paths`` (the operator's
+choice) gives absolute paths instead.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,22 +35,27 @@ THUMBNAIL_CACHE = 1024
 class SearchService:
     """A ``SearchStore`` queried with vectors from the model its manifest names (``model_id``)."""
 
-    def __init__(self, store: SearchStore, images_root: Path | None, max_pixels: int) -> None:
+    def __init__(
+        self, store: SearchStore, images_root: Path | None, max_pixels: int, *, absolute_paths: bool = False
+    ) -> None:
         self.store = store
         self.images_root = images_root
         self.max_pixels = max_pixels
+        self.absolute_paths = absolute_paths
         self._lock = threading.Lock()
+        self._index_root: str | None = None
         self.thumbnail = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._thumbnail)
 
     def search(self, query: np.ndarray, k: int, min_score: float | None, thumbnails: bool) -> list[dict[str, Any]]:
         """The best ``k`` hits as JSON-ready dicts (call from a worker thread, not the event loop)."""
         with self._lock:
             hits = self.store.search(np.asarray(query, dtype=np.float32)[None], k, min_score=min_score)[0]
+            shown = {hit.path: self.shown_path(hit.path) for hit in hits}
         return [
             {
                 "id": hit.id,
                 "score": hit.score,
-                "path": hit.path,
+                "path": shown[hit.path],
                 "frame_time": hit.frame_time,
                 "width": hit.width,
                 "height": hit.height,
@@ -54,13 +65,30 @@ class SearchService:
             for hit in hits
         ]
 
-    def _thumbnail(self, path: str) -> str | None:
-        """A JPEG data URL of the image at ``path``, at most ``THUMBNAIL_SIDE`` px a side; None if unreadable."""
+    def shown_path(self, path: str) -> str:
+        """How a hit names its file: ``path`` relative to the index root, or absolute if so configured."""
+        file = self._file(path)
+        if self.absolute_paths:
+            return file.as_posix()
+        if not Path(path).is_absolute():
+            return path
+        if self.images_root is not None and file.is_relative_to(self.images_root):
+            return file.relative_to(self.images_root).as_posix()
+        if self._index_root is None:  # once, under the lock: the folder every absolute path lies in
+            folders = [os.path.dirname(p) for p in self.store.known_files() if Path(p).is_absolute()]
+            self._index_root = os.path.commonpath(folders) if folders else "/"
+        return os.path.relpath(file, self._index_root) if file.is_relative_to(self._index_root) else file.name
+
+    def _file(self, path: str) -> Path:
         file = Path(path)
         if not file.is_absolute() and self.images_root is not None:
             file = self.images_root / file
+        return file
+
+    def _thumbnail(self, path: str) -> str | None:
+        """A JPEG data URL of the image at ``path``, at most ``THUMBNAIL_SIDE`` px a side; None if unreadable."""
         try:
-            image = load_image(file, max_pixels=self.max_pixels)
+            image = load_image(self._file(path), max_pixels=self.max_pixels, min_side=THUMBNAIL_SIDE)
         except InputError:
             return None
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))

@@ -1,18 +1,21 @@
-"""What the routes share: the served models and their workers, the limits, the metrics; and the
-bridge from a worker's job to an awaiting request (deadline -> 504, full queue -> 503)."""
+"""What the routes share: the served models and their workers, the limits, the metrics; admission
+to a worker before a request is prepared for it; and the bridge from a worker's job to an awaiting
+request (deadline -> 504, full queue -> 503)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
 from vlmkit.search.store import SearchStore
-from vlmkit.serving.batching import Job, QueueFull, WorkerClosed
+from vlmkit.serving.batching import Batcher, Job, QueueFull, WorkerClosed
 from vlmkit.serving.chat import ChatService
 from vlmkit.serving.encoder import EncoderService
 from vlmkit.serving.errors import ApiError
@@ -34,6 +37,7 @@ class ServedModels:
         index: search index for ``/v1/search``.
         index_encoder: the model that built ``index`` (its manifest's ``model_id``); None: ``encoder``.
         images_root: folder that relative paths in ``index`` are relative to.
+        absolute_paths: search hits name files by their absolute server paths (else relative ones).
     """
 
     encoder: DualEncoder | None = None
@@ -44,6 +48,7 @@ class ServedModels:
     index_encoder: DualEncoder | None = None
     index_encoder_id: str | None = None
     images_root: Path | None = None
+    absolute_paths: bool = False
 
 
 @dataclass
@@ -58,6 +63,28 @@ class ServerState:
     search: SearchService | None = None
     search_encoder: EncoderService | None = None
     started: int = field(default_factory=lambda: int(time.time()))
+    preparing: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @contextlib.contextmanager
+    def admit(self, batcher: Batcher[Any]) -> Iterator[None]:
+        """Admission to ``batcher`` before a request is prepared for it (text tokenized, images decoded).
+
+        Requests being prepared count against the worker's queue with those already queued, so a burst
+        is refused with 503 before it costs decoding and memory, not after. The slot is held until the
+        job is submitted (then the queue itself bounds it) or the request fails. Event loop only.
+        """
+        if self.preparing[batcher.name] + batcher.depth >= batcher.queue_size:
+            raise ApiError(
+                503,
+                f"the {batcher.name} queue is full ({batcher.queue_size} waiting requests); retry shortly",
+                code="queue_full",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.preparing[batcher.name] += 1
+        try:
+            yield
+        finally:
+            self.preparing[batcher.name] -= 1
 
     def capabilities(self) -> dict[str, list[str]]:
         """Each served model's id and what it is used for (chat, embeddings, classify, search)."""
@@ -76,7 +103,9 @@ class ServerState:
         if models.chat is not None:
             self.chat = ChatService(models.chat, models.chat_id, metrics=self.metrics, **batching)
         if models.index is not None:
-            self.search = SearchService(models.index, models.images_root, limits.max_image_pixels)
+            self.search = SearchService(
+                models.index, models.images_root, limits.max_image_pixels, absolute_paths=models.absolute_paths
+            )
             if models.index_encoder is None or models.index_encoder is models.encoder:
                 self.search_encoder = self.encoder
             else:

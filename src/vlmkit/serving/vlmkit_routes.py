@@ -6,14 +6,24 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from PIL import Image
 
+from vlmkit.errors import InputError
 from vlmkit.serving.errors import ApiError
-from vlmkit.serving.openai_routes import decode_images, embed, state_of, unknown_model
+from vlmkit.serving.images import decode_images
+from vlmkit.serving.openai_routes import embed, state_of, unknown_model
 from vlmkit.serving.openai_schema import ClassifyRequest, SearchRequest
+from vlmkit.serving.requests import check_text_size, min_side
 from vlmkit.serving.state import Deadline, result, submit
+from vlmkit.tasks.classify import DEFAULT_TEMPLATES, check_templates
 
 router = APIRouter()
+
+
+def prompt_chars(labels: list[str], templates: list[str]) -> int:
+    """Characters of all the prompts (each template filled with each label), without building them."""
+    holes = [template.count("{}") for template in templates]
+    fixed = sum(len(template) - 2 * n for template, n in zip(templates, holes, strict=True))
+    return len(labels) * fixed + sum(holes) * sum(len(label) for label in labels)
 
 
 @router.post("/v1/classify")
@@ -27,11 +37,17 @@ async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
     labels = [label.strip() for label in body.labels]
     if not all(labels) or len(set(labels)) != len(labels):
         raise ApiError(400, "labels must be distinct and non-empty", param="labels")
-    if body.templates is not None and any("{}" not in t for t in body.templates):
-        raise ApiError(400, "every template needs a '{}' placeholder for the label", param="templates")
-    (image,) = await decode_images([body.image], ["image"], state.limits, deadline)
-    top_k = min(body.top_k or len(labels), len(labels))
-    predictions = await result(submit(lambda: service.submit_classify(image, labels, body.templates, top_k)), deadline)
+    templates = list(body.templates) if body.templates is not None else list(DEFAULT_TEMPLATES)
+    try:
+        check_templates(templates)
+    except InputError as error:
+        raise ApiError(400, str(error), param="templates") from None
+    check_text_size(prompt_chars(labels, templates), state.limits, "labels")
+    with state.admit(service.batcher):
+        (image,) = await decode_images([body.image], ["image"], state.limits, deadline, min_side(service))
+        top_k = min(body.top_k or len(labels), len(labels))
+        job = submit(lambda: service.submit_classify(image, labels, templates, top_k))
+    predictions = await result(job, deadline)
     return {
         "object": "classification",
         "model": service.model_id,
@@ -50,12 +66,16 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
         raise ApiError(400, "give exactly one of 'text' and 'image'", param="text")
     if body.text is not None and not body.text.strip():
         raise ApiError(400, "text must not be empty", param="text")
+    encoder = state.search_encoder
     if body.image is not None:
-        query: list[str] | list[Image.Image] = await decode_images([body.image], ["image"], state.limits, deadline)
+        with state.admit(encoder.batcher):
+            images = await decode_images([body.image], ["image"], state.limits, deadline, min_side(encoder))
+            job = submit(lambda: encoder.submit_images(images))
+        vectors = (await result(job, deadline)).numpy()
     else:
-        query = [body.text]  # type: ignore[list-item]
-    vectors = await embed(state.search_encoder, query, deadline)
+        check_text_size(len(body.text), state.limits, "text")  # type: ignore[arg-type]
+        vectors = await embed(encoder, [body.text], deadline)  # type: ignore[list-item]
     hits = await deadline.wait(
         asyncio.to_thread(state.search.search, vectors[0], body.k, body.min_score, body.thumbnails)
     )
-    return {"object": "list", "model": state.search_encoder.model_id, "data": hits}
+    return {"object": "list", "model": encoder.model_id, "data": hits}

@@ -14,12 +14,35 @@ from vlmkit.processing.images import ImageSource
 from vlmkit.tasks.embed import embed_images, embed_texts
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
+MAX_TEMPLATES = 128  # CLIP's ImageNet ensemble has 80
+MAX_TEMPLATE_CHARS = 256
 
 
 @dataclass(frozen=True)
 class Prediction:
     label: str
     probability: float
+
+
+def check_templates(templates: Sequence[str]) -> None:
+    """Raise ``InputError`` unless there are 1 to ``MAX_TEMPLATES`` templates, each with a ``{}`` and at
+    most ``MAX_TEMPLATE_CHARS`` characters."""
+    if not templates or any("{}" not in template for template in templates):
+        raise InputError(f"every template needs a '{{}}' placeholder for the label, got {list(templates)[:4]}")
+    if len(templates) > MAX_TEMPLATES:
+        raise InputError(f"at most {MAX_TEMPLATES} templates, got {len(templates)}")
+    longest = max(len(template) for template in templates)
+    if longest > MAX_TEMPLATE_CHARS:
+        raise InputError(f"templates must be at most {MAX_TEMPLATE_CHARS} characters, got one of {longest}")
+
+
+def fill(template: str, label: str) -> str:
+    """The prompt: ``template`` with each ``{}`` replaced by ``label``, and nothing else interpreted.
+
+    Not ``str.format``: templates may come from a client, and format would read ``{0.__class__}``-style
+    fields, fail on ``{1}`` and spend seconds and gigabytes on a ``{:>5000000}`` width.
+    """
+    return template.replace("{}", label)
 
 
 def label_embeddings(
@@ -33,9 +56,8 @@ def label_embeddings(
     labels = [label.strip() for label in labels]
     if not labels or not all(labels):
         raise InputError("the label list is empty or has an empty label; give at least one label")
-    if not templates or any("{}" not in template for template in templates):
-        raise InputError(f"every template needs a '{{}}' placeholder for the label, got {list(templates)}")
-    prompts = [template.format(label) for label in labels for template in templates]
+    check_templates(templates)
+    prompts = [fill(template, label) for label in labels for template in templates]
     embeds = embed_texts(model, prompts).view(len(labels), len(templates), -1)
     return F.normalize(embeds.mean(dim=1), dim=-1)
 
