@@ -36,7 +36,7 @@ def feature_maps(folder: str, limit: int, layers: list[int]) -> tuple[Scene, dic
     records = [r for r in dataset.records if r.objects][:limit]
     paths = [dataset.image_path(r) for r in records]
     sizes = [Image.open(path).size for path in paths]
-    pixels = decode_all(processor, [(str(path), str(path)) for path in paths])
+    pixels = decode_all(processor, [(str(path), str(path)) for path in paths], len(paths))
     maps: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     tower.eval()
     with torch.inference_mode():

@@ -41,7 +41,7 @@ def cnn(width: int) -> nn.Module:
 def load(folder: str, processor: ImagePreprocessor) -> tuple[torch.Tensor, list[list[str]]]:
     dataset = RecordDataset(folder)
     paths = [str(dataset.image_path(r)) for r in dataset.records]
-    pixels = decode_all(processor, list(zip(paths, paths, strict=True)), workers=1)
+    pixels = decode_all(processor, zip(paths, paths, strict=True), len(paths), workers=1)
     return pixels, [(r.labels or {})["color_shape"].split() for r in dataset.records]
 
 

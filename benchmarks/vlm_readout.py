@@ -53,7 +53,7 @@ def split_tokens(
     if text_scene:
         return records, None
     paths = [str(dataset.image_path(r)) for r in records]
-    pixels = decode_all(model.image_processor, list(zip(paths, paths, strict=True)))  # type: ignore[arg-type]
+    pixels = decode_all(model.image_processor, zip(paths, paths, strict=True), len(paths))  # type: ignore[arg-type]
     return records, frozen_vision_tokens(model, pixels)
 
 

@@ -19,10 +19,11 @@ are normalised per batch by the same processor that serves inference.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -82,23 +83,32 @@ def decode(processor: ImagePreprocessor, name: str, source: ImageRef) -> torch.T
 
 
 def decode_all(
-    processor: ImagePreprocessor, named: Sequence[tuple[str, ImageRef]], workers: int | None = None, desc: str = ""
+    processor: ImagePreprocessor,
+    named: Iterable[tuple[str, ImageRef]],
+    count: int,
+    workers: int | None = None,
+    desc: str = "",
 ) -> torch.Tensor:
-    """Every image as uint8 ``(N, 3, H, W)``, decoded in a process pool when there are many."""
+    """``count`` images from ``named`` (name, path or bytes) as uint8 ``(count, 3, H, W)``, decoded in a
+    process pool when there are many, a chunk at a time so a stream of shard members is never all in memory."""
     height, width = processor.size
-    out = torch.empty((len(named), 3, height, width), dtype=torch.uint8)
+    out = torch.empty((count, 3, height, width), dtype=torch.uint8)
     workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(named), desc=desc or "decode", unit="img", leave=False, disable=len(named) < 500)
-    if workers <= 1 or len(named) < 500:
-        for i, (name, source) in enumerate(named):
+    bar = tqdm(total=count, desc=desc or "decode", unit="img", leave=False, disable=count < 500)
+    items = iter(named)
+    if workers <= 1 or count < 500:
+        for i, (name, source) in enumerate(itertools.islice(items, count)):
             out[i] = decode(processor, name, source)
             bar.update(1)
     else:
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers, initializer=_init_worker, initargs=(processor,)) as pool:
-            for i, array in enumerate(pool.imap(_decode, named, chunksize=64)):
-                out[i] = torch.from_numpy(array)
-                bar.update(1)
+            done = 0
+            while chunk := list(itertools.islice(items, min(4096, count - done))):
+                for array in pool.imap(_decode, chunk, chunksize=64):
+                    out[done] = torch.from_numpy(array)
+                    done += 1
+                    bar.update(1)
     bar.close()
     return out
 
@@ -185,6 +195,11 @@ class ShardStream:
                 for position, sample in enumerate(iter_webdataset(self.shards[shard])):
                     if (item := by_location.get((shard, position))) is not None:
                         found[item] = sample.image_bytes
+            if len(found) < len(wanted):
+                missing = self.locations[min(wanted - set(found))]
+                raise InputError(
+                    f"{self.shards[missing[0]]}: sample {missing[1]} is gone; did the shard change mid-run?"
+                )
             self._loaded = {window: found}  # one window held at a time
         return self._loaded[window]
 
@@ -216,24 +231,35 @@ def shard_paths(spec: str) -> list[Path]:
 
 
 def scan_records(
-    spec: str, keep: Callable[[Record], bool], with_bytes: bool
-) -> tuple[list[Record], list[ImageRef | None], list[tuple[int, int]]]:
-    """The kept records of a folder or of shards, each with its image (a path; for shards, the member's
-    bytes when ``with_bytes``, else None) and, for shards, its (shard, position)."""
+    spec: str, keep: Callable[[Record], bool], limit: int | None = None
+) -> tuple[list[Record], list[str], list[tuple[int, int]]]:
+    """The first ``limit`` kept records of a folder or of shards, with their image paths (a folder) or
+    their (shard, position) (shards; the image bytes are skipped, not held)."""
     if is_folder(spec):
         dataset = RecordDataset(spec)
-        records = [r for r in dataset.records if keep(r)]
+        records = [r for r in dataset.records if keep(r)][:limit]
         return records, [str(dataset.image_path(r)) for r in records], []
     records: list[Record] = []
-    sources: list[ImageRef | None] = []
     locations: list[tuple[int, int]] = []
     for shard_index, shard in enumerate(shard_paths(spec)):
         for position, sample in enumerate(iter_webdataset(shard)):
+            if limit is not None and len(records) >= limit:
+                return records, [], locations
             if keep(sample.record):
                 records.append(sample.record)
-                sources.append(sample.image_bytes if with_bytes else None)
                 locations.append((shard_index, position))
-    return records, sources, locations
+    return records, [], locations
+
+
+def _shard_images(shards: list[Path], locations: list[tuple[int, int]]) -> Iterator[tuple[str, ImageRef]]:
+    """The image bytes at ``locations``, in order, read shard by shard."""
+    wanted: dict[int, set[int]] = {}
+    for shard, position in locations:
+        wanted.setdefault(shard, set()).add(position)
+    for shard in sorted(wanted):
+        for position, sample in enumerate(iter_webdataset(shards[shard])):
+            if position in wanted[shard]:
+                yield f"{shards[shard]}:{position}", sample.image_bytes
 
 
 def open_images(
@@ -248,21 +274,19 @@ def open_images(
     """The records of ``spec`` that ``keep`` accepts (the first ``limit``), with their images.
 
     ``spec`` is a dataset folder (``records.jsonl`` + images) or WebDataset shards: a folder of
-    ``*.tar``, a glob, or a brace pattern such as ``shards/train-{000000..000009}.tar``.
+    ``*.tar``, a glob, or a brace pattern such as ``shards/train-{000000..000009}.tar``. ``auto`` preloads
+    a set whose uint8 pixels fit in ``MEMORY_BUDGET`` and streams a larger one.
     """
-    folder = is_folder(spec)
-    if mode == "auto" and not folder:  # a shard's bytes on disk bound what its decoded pixels would need, roughly
-        mode = "memory" if sum(p.stat().st_size for p in shard_paths(spec)) <= MEMORY_BUDGET // 4 else "stream"
-    records, sources, locations = scan_records(spec, keep, with_bytes=mode == "memory")
-    records, sources, locations = records[:limit], sources[:limit], locations[:limit]
+    records, paths, locations = scan_records(spec, keep, limit)
     if not records:
         raise InputError(f"{spec}: no records to train on (none has what this recipe needs)")
     if mode == "auto":
         height, width = processor.size
         mode = "memory" if len(records) * height * width * 3 <= MEMORY_BUDGET else "stream"
+    shards = shard_paths(spec) if locations else []
     if mode == "memory":
-        named = [(s if isinstance(s, str) else f"{spec}:{i}", s) for i, s in enumerate(sources)]
-        return PreloadedImages(records, decode_all(processor, named, desc=Path(spec).name))  # type: ignore[arg-type]
+        named = _shard_images(shards, locations) if locations else ((path, path) for path in paths)
+        return PreloadedImages(records, decode_all(processor, named, len(records), desc=Path(spec).name))
     if not locations:
-        return FolderStream(records, [str(s) for s in sources], processor)
-    return ShardStream(records, locations, shard_paths(spec), processor, buffer)
+        return FolderStream(records, paths, processor)
+    return ShardStream(records, locations, shards, processor, buffer)

@@ -15,8 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from vlmkit.errors import ConfigError
+from vlmkit.errors import ConfigError, InputError
 from vlmkit.files import atomic_write_json
+from vlmkit.training.checkpointing import list_checkpoints
 from vlmkit.training.distributed import cleanup, init_distributed
 from vlmkit.training.recipes import RECIPES, Recipe
 from vlmkit.training.trainer import Trainer
@@ -42,8 +43,12 @@ def run(
     under torchrun each process takes the GPU of its local rank). ``until`` stops after that step
     without exporting, as an interruption would."""
     out = Path(out)
+    recipe.validate(type(recipe).__name__)
     context = init_distributed(device)
     try:
+        # Everything that can be refused is refused before any data is read or model built.
+        recipe.train.micro_batch(context.world_size)
+        check_run_dir(out, recipe, resume)
         prepared = recipe.prepare()
         trainer = Trainer(prepared, recipe.train, out, context, resume=resume)
         if context.is_main:
@@ -56,6 +61,46 @@ def run(
     finally:
         cleanup()
     return RunResult(prepared.model, trainer.step, metrics, model_dir)
+
+
+RESUMABLE_CHANGES = {
+    "eval_data",
+    "eval_images",
+    "train.log_every",
+    "train.eval_every",
+    "train.save_every",
+    "train.keep_last",
+}
+"""Settings a resumed run may change: what is logged, evaluated and kept, never what is trained."""
+
+
+def check_run_dir(out: Path, recipe: Recipe, resume: bool) -> None:
+    """A run directory with checkpoints continues only with --resume, and only with its own settings."""
+    if list_checkpoints(out / "checkpoints") and not resume:
+        raise InputError(
+            f"{out} already holds checkpoints; pass --resume to continue that run or choose another output directory"
+        )
+    saved_file = out / RUN_CONFIG
+    if not (resume and saved_file.exists()):
+        return
+    saved, asked = _flat(json.loads(saved_file.read_text(encoding="utf-8"))), _flat(run_config(recipe))
+    changed = sorted(k for k in set(saved) | set(asked) if saved.get(k) != asked.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        key = changed[0]
+        raise ConfigError(
+            f"--resume: {out} was trained with {key}={saved.get(key)!r}, this run asks for {asked.get(key)!r}; "
+            "a resumed run keeps its settings (start a new --out to change them)"
+        )
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and key == "train":
+            flat.update(_flat(value, f"{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def run_config(recipe: Recipe) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from vlmkit.config.base import ConfigBase, option
 from vlmkit.errors import ConfigError, InputError
-from vlmkit.files import atomic_write_json
 from vlmkit.training.checkpointing import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vlmkit.training.distributed import DistributedContext, all_reduce_mean, barrier
 from vlmkit.training.metrics import MetricsLog
@@ -152,7 +151,8 @@ class Trainer:
             )
         if resume and existing:
             self._restore(existing[-1])
-            tqdm.write(f"resuming {self.run_dir} from step {self.step} ({existing[-1].name})")
+            if context.is_main:
+                tqdm.write(f"resuming {self.run_dir} from step {self.step} ({existing[-1].name})")
         elif resume and context.is_main:
             tqdm.write(f"--resume: {self.checkpoint_dir} holds no checkpoint yet; starting {self.run_dir} from step 0")
         self.wrapped: nn.Module = _ModelAndObjective(self.model, self.objective)
@@ -161,8 +161,6 @@ class Trainer:
                 self.wrapped = nn.SyncBatchNorm.convert_sync_batchnorm(self.wrapped)  # converts in place
             self.wrapped = DistributedDataParallel(self.wrapped)
         self.log = MetricsLog(self.run_dir, resume_step=self.step if resume else None) if context.is_main else None
-        if context.is_main:
-            atomic_write_json(self.run_dir / "trainer.json", config.to_dict())
 
     def _modules(self) -> dict[str, nn.Module]:
         return {"model": self.model, "objective": self.objective}

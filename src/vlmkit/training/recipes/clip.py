@@ -22,7 +22,7 @@ from vlmkit.data.records import Record
 from vlmkit.data.sampling import shard
 from vlmkit.data.shapesworld.generate import vocabulary
 from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, interchangeable_words
-from vlmkit.data.sources import ImageRecords, open_images, scan_records
+from vlmkit.data.sources import ImageRecords, open_images
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder
@@ -74,14 +74,15 @@ class ClipRecipe(Recipe):
     templates: list[str] = option(factory=lambda: [ZERO_SHOT_TEMPLATE], help="zero-shot prompt templates", cli=False)
 
     def prepare(self) -> Prepared:
-        captions = [c for r in scan_records(self.data, _has_captions, with_bytes=False)[0] for c in r.captions or []]
         torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
-        model = self._build_model(captions[:50_000])
+        pretrained = self._pretrained()
+        processor = pretrained.image_processor if pretrained else self._image_processor()
+        images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
+        captions = [c for r in images.records for c in r.captions or []]
+        model = pretrained or self._new_model(captions[:50_000], processor)  # type: ignore[arg-type]
         self._lock(model)
         tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         word_head = CaptionWordHead(model.config.embed_dim, tokenizer.vocab_size) if self.caption_word_loss else None
-        processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
-        images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)
         eval_folder = self.eval_data or default_eval_folder(self.data)
         held_out = (
             ImageTextSplit.load(eval_folder, processor, self.label_key, self.eval_images) if eval_folder else None
@@ -99,12 +100,20 @@ class ClipRecipe(Recipe):
         objective = ContrastiveObjective(self.sigmoid, word_head, self.caption_word_loss)
         return Prepared(model, objective, batches, evaluate)
 
-    def _build_model(self, captions: list[str]) -> DualEncoder:
-        if self.init_from:
-            model = from_pretrained(self.init_from)
-            if not isinstance(model, DualEncoder) or model.tokenizer is None or model.image_processor is None:
-                raise InputError(f"{self.init_from}: fine-tuning needs a dual encoder with a tokenizer and processor")
-            return model.train()
+    def _pretrained(self) -> DualEncoder | None:
+        """The model to fine-tune (``init_from``), or None to build one from scratch."""
+        if not self.init_from:
+            return None
+        model = from_pretrained(self.init_from)
+        if not isinstance(model, DualEncoder) or model.tokenizer is None or model.image_processor is None:
+            raise InputError(f"{self.init_from}: fine-tuning needs a dual encoder with a tokenizer and processor")
+        return model.train()
+
+    def _image_processor(self) -> ImagePreprocessor:
+        return (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
+
+    def _new_model(self, captions: list[str], processor: ImagePreprocessor) -> DualEncoder:
+        """A model of the preset's shape, with a BPE tokenizer trained on ``captions``."""
         tokenizer = train_bpe_tokenizer(captions, self.vocab_size, max_length=64, pad_to_max_length=self.sigmoid)
         longest = int(tokenizer(captions[:2000]).attention_mask.sum(1).max()) if captions else 16
         context = min(64, longest + 8)
@@ -135,7 +144,7 @@ class ClipRecipe(Recipe):
         DualEncoderConfig.from_dict(config.to_dict())  # validate
         model = DualEncoder(config)
         model.tokenizer = tokenizer
-        model.image_processor = (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
+        model.image_processor = processor
         return model
 
     def _lock(self, model: DualEncoder) -> None:

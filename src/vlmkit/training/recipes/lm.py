@@ -40,7 +40,7 @@ class LmRecipe(ConversationRecipe):
             raise ConfigError(f"{where}.eval_data: the lm recipe has no held-out evaluation")
 
     def prepare(self) -> Prepared:
-        records = scan_records(self.data, has_text, with_bytes=False)[0]
+        records = scan_records(self.data, has_text)[0]
         if not records:
             raise InputError(f"{self.data}: no records with captions or questions")
         torch.manual_seed(self.train.seed)
