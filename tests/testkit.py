@@ -127,12 +127,16 @@ def tiny_bert_text(vocab_size: int = 99) -> TextConfig:
     )
 
 
-def tiny_conse(top_k: int = 3):
-    """A random ConSE model at 32 px (its EfficientNet has 7 classes), with CLIP-style preprocessing."""
+def tiny_conse(top_k: int = 3, with_tokenizer: bool = False):
+    """A random ConSE model at 32 px (its EfficientNet has 7 classes), with CLIP-style preprocessing and,
+    ``with_tokenizer``, a tokenizer for text queries."""
     from vlmkit.models.conse import ConSEModel
     from vlmkit.processing.images import ImagePreprocessor
 
-    model = ConSEModel(ConSEConfig(vision=TINY_EFFNET, text=tiny_bert_text(), top_k=top_k)).eval()
+    tokenizer = tiny_tokenizer() if with_tokenizer else None
+    text = tiny_bert_text(tokenizer.vocab_size) if tokenizer else tiny_bert_text()
+    model = ConSEModel(ConSEConfig(vision=TINY_EFFNET, text=text, top_k=top_k)).eval()
     model.class_embeddings.copy_(F.normalize(torch.randn(7, 32), dim=-1))
     model.image_processor = ImagePreprocessor.clip(32)
+    model.tokenizer = tokenizer
     return model

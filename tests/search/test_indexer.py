@@ -161,3 +161,46 @@ def test_sigkill_mid_run_resumes_to_a_correct_index(tmp_path, model_dir):
     resumed = index_folder(folder, index_dir, str(model_dir), workers=1, progress=False)
     assert resumed.unchanged == done and resumed.added == 20 - done  # nothing committed was redone
     assert_index_matches(index_dir, model_dir, sorted(folder.rglob("*.jpg")))
+
+
+def _png_with_ztxt_bomb(path: Path) -> None:
+    """A valid 8x8 PNG with a zTXt chunk that inflates past Pillow's MAX_TEXT_CHUNK: ValueError at open."""
+    import io
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    png = buffer.getvalue()
+    text = chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * (2 << 20)))
+    path.write_bytes(png[:33] + text + png[33:])  # right after the 33-byte signature + IHDR
+
+
+def test_a_file_pillow_chokes_on_is_skipped_not_fatal(tmp_path, model_dir, capsys, monkeypatch):
+    from vlmkit.cli import main
+
+    folder, index_dir = tmp_path / "photos", tmp_path / "index"
+    write_photos(folder, ["chelsea", "coffee"])
+    _png_with_ztxt_bomb(folder / "bomb.png")
+    command = ["index", str(folder), "--index", str(index_dir), "--model", str(model_dir), "--no-progress"]
+    for _ in range(2):  # the re-run meets the same file and skips it again
+        assert main([*command, "--workers", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "1 failed" in out and "bomb.png: " in out and "Decompressed data too large" in out
+    assert "2 added" not in out
+    with SearchStore.open(index_dir) as store:
+        assert sorted(Path(p).name for p in store.known_files()) == ["chelsea.jpg", "coffee.jpg"]
+
+    import vlmkit.search.indexer as indexer
+
+    def broken_plugin(*args, **kwargs):
+        raise SyntaxError("broken PNG file")  # what some Pillow plugins raise for a bad header
+
+    monkeypatch.setattr(indexer, "load_image", broken_plugin)
+    (folder / "late.jpg").write_bytes((folder / "chelsea.jpg").read_bytes()[::-1])
+    report = index_folder(folder, index_dir, str(model_dir), workers=0, progress=False)
+    reasons = dict(report.failed)
+    assert reasons[(folder / "late.jpg").resolve().as_posix()].endswith("cannot decode (SyntaxError: broken PNG file)")

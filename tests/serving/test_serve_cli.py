@@ -62,3 +62,32 @@ def test_refusals_are_one_line_errors(saved, capsys):
         )
     with pytest.raises(ConfigError, match="is not a folder"):
         build_app(args("--model", str(saved / "clip-small"), "--allow-local-folder", str(saved / "nowhere")))
+
+
+def test_an_index_serves_alone_with_the_model_that_built_it(tmp_path, photo_files):
+    """`vlmkit index PHOTOS --index IDX` then `vlmkit serve --index IDX`: nothing else needed, and a ConSE
+    model (the offline default's kind) serves embeddings, classification and search like a dual encoder."""
+    from testkit import tiny_conse
+
+    conse_dir = tmp_path / "conse"
+    save_pretrained(tiny_conse(with_tokenizer=True), conse_dir)
+    photos = photo_files[0].parent
+    assert main(["index", str(photos), "--index", str(tmp_path / "idx"), "--model", str(conse_dir)]) == 0
+    with serve(build_app(args("--index", str(tmp_path / "idx")))) as url:
+        models = httpx.get(url + "/v1/models").json()["data"]
+        assert [(m["id"], set(m["capabilities"])) for m in models] == [("conse", {"embeddings", "classify", "search"})]
+        embedded = httpx.post(url + "/v1/embeddings", json={"model": models[0]["id"], "input": ["a cat"]})
+        assert embedded.status_code == 200 and len(embedded.json()["data"][0]["embedding"]) > 0
+        hits = httpx.post(url + "/v1/search", json={"text": "a cup of coffee", "k": 2}).json()["data"]
+        assert len(hits) == 2 and all(h["path"].endswith(".jpg") for h in hits)
+
+
+def test_run_directories_are_named_for_their_run(tmp_path):
+    from vlmkit.cli.serve import model_id
+
+    for run in ("clip_run", "instruct_run"):
+        (tmp_path / run / "model").mkdir(parents=True)
+        (tmp_path / run / "run.json").write_text("{}")
+    assert model_id(str(tmp_path / "clip_run" / "model"), None) == "clip_run"
+    assert model_id(str(tmp_path / "instruct_run" / "model"), None) == "instruct_run"
+    assert model_id(str(tmp_path / "clip_run" / "model"), "mine") == "mine"

@@ -199,3 +199,12 @@ def test_training_conversations_mix_questions_and_captions(shapes_dataset):
         assert [m["role"] for m in chat] == ["user", "assistant"] * (len(chat) // 2) and len(chat) == 4
     with pytest.raises(ConfigError, match="caption_share"):
         LmRecipe.from_dict({"data": "d", "caption_share": 1.5})
+
+
+def test_a_conversation_is_never_empty(shapes_dataset):
+    record = RecordDataset(shapes_dataset / "train").records[0]
+    captions_only = dataclasses.replace(record, qa=None)
+    questions_only = dataclasses.replace(record, captions=None)
+    for seed in range(20):
+        assert conversation(captions_only, random.Random(seed), 4, caption_share=0.0)
+        assert conversation(questions_only, random.Random(seed), 0)

@@ -35,14 +35,21 @@ def convert_hf(raw: dict[str, Any], directory: Path) -> tuple[ConfigBase, nn.Mod
         raise CheckpointError(f"{where}: model_type {model_type!r} is not a supported family ({', '.join(SUPPORTED)})")
     tensors = read_safetensors(directory)
     config: ConfigBase
+    try:  # a field of the wrong kind (a list for a size, a string for a number) fails inside the converter
+        if model_type in LLAMA_TYPES:
+            config = decoder_config_from_hf(raw, where)
+        elif model_type in LLAVA_TYPES:
+            config = vlm_config_from_hf(raw, where)
+        else:
+            config = dual_encoder_config_from_hf(raw, where)
+    except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as error:
+        raise CheckpointError(f"{where}/config.json: unexpected field values for {model_type} ({error!r})") from None
+    config = config.checked(f"{where}/config.json (as a vlmkit {type(config).__name__})")
     if model_type in LLAMA_TYPES:
-        config = decoder_config_from_hf(raw, where)
         rules, ignore = decoder_rules(config), ignored_key(config)
     elif model_type in LLAVA_TYPES:
-        config = vlm_config_from_hf(raw, where)
         rules, ignore = llava_rules(config, tensors, where)
     else:
-        config = dual_encoder_config_from_hf(raw, where)
         rules, ignore = dual_encoder_rules(config), is_ignored_hf_key
     model = build_model(config, device="meta")
     load_mapped(model, rules, tensors, where, ignore)

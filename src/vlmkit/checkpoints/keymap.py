@@ -99,6 +99,7 @@ def apply_rules(
     result: dict[str, torch.Tensor] = {}
     missing: list[str] = []
     misshaped: list[str] = []
+    mistyped: list[str] = []
     used: set[str] = set()
     for rule in rules:
         absent = [key for key in rule.sources if key not in source]
@@ -106,7 +107,21 @@ def apply_rules(
             missing.extend(absent)
             continue
         used.update(rule.sources)
-        tensor = _OPS[rule.op]([source[key] for key in rule.sources], expected[rule.target].shape)
+        parts = [source[key] for key in rule.sources]
+        wrong_dtype = [
+            f"{key} {issue}"
+            for key, t in zip(rule.sources, parts, strict=True)
+            if (issue := dtype_problem(t, expected[rule.target]))
+        ]
+        if wrong_dtype:
+            mistyped.extend(wrong_dtype)
+            continue
+        try:
+            tensor = _OPS[rule.op](parts, expected[rule.target].shape)
+        except RuntimeError:  # e.g. q, k and v projections whose shapes cannot be concatenated
+            shapes = " + ".join(str(tuple(t.shape)) for t in parts)
+            misshaped.append(f"{'+'.join(rule.sources)} have shapes {shapes}, which do not make {rule.target}")
+            continue
         if tensor.shape != expected[rule.target].shape:
             misshaped.append(
                 f"{'+'.join(rule.sources)} has shape {tuple(tensor.shape)}, expected "
@@ -121,6 +136,8 @@ def apply_rules(
         problems.append(f"missing tensors: {_names(missing)}")
     if misshaped:
         problems.append(f"wrong shapes: {'; '.join(misshaped[:5])}{' ...' if len(misshaped) > 5 else ''}")
+    if mistyped:
+        problems.append(f"wrong dtypes: {'; '.join(mistyped[:5])}{' ...' if len(mistyped) > 5 else ''}")
     if unexpected:
         problems.append(f"unexpected tensors: {_names(unexpected)}")
     if unmapped_targets:
@@ -128,6 +145,15 @@ def apply_rules(
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
     return result
+
+
+def dtype_problem(tensor: torch.Tensor, expected: torch.Tensor) -> str:
+    """Why ``tensor`` cannot stand for ``expected`` by its dtype ("" when it can): a model's float weight
+    needs a floating-point tensor (any width: loading keeps it), an integer buffer an integer one."""
+    if tensor.is_floating_point() == expected.is_floating_point() and tensor.is_complex() == expected.is_complex():
+        return ""
+    kind = "floating-point" if expected.is_floating_point() else str(expected.dtype).removeprefix("torch.")
+    return f"has dtype {str(tensor.dtype).removeprefix('torch.')}, expected {kind}"
 
 
 def _names(keys: list[str], limit: int = 6) -> str:

@@ -19,6 +19,7 @@ from torch import nn
 
 from vlmkit.checkpoints.builtin import PREFIX, ensure_offline_model
 from vlmkit.checkpoints.hf import convert_hf
+from vlmkit.checkpoints.keymap import dtype_problem
 from vlmkit.checkpoints.openclip import CONFIG as OPEN_CLIP_CONFIG
 from vlmkit.checkpoints.openclip import image_processor as open_clip_image_processor
 from vlmkit.checkpoints.openclip import read as read_open_clip
@@ -70,11 +71,13 @@ def _assign(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> N
         for k in expected
         if k in tensors and tensors[k].shape != expected[k].shape
     ]
-    if missing or unexpected or wrong:
+    dtypes = [f"{k} {issue}" for k in expected if k in tensors and (issue := dtype_problem(tensors[k], expected[k]))]
+    if missing or unexpected or wrong or dtypes:
         parts = [
             f"missing tensors: {', '.join(missing[:6])}" if missing else "",
             f"unexpected tensors: {', '.join(unexpected[:6])}" if unexpected else "",
             f"wrong shapes: {'; '.join(wrong[:4])}" if wrong else "",
+            f"wrong dtypes: {'; '.join(dtypes[:4])}" if dtypes else "",
         ]
         raise CheckpointError(f"{where}: " + "; ".join(p for p in parts if p))
     model.load_state_dict(tensors, strict=True, assign=True)
@@ -126,6 +129,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply to be a config") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data

@@ -43,6 +43,8 @@ def _model_cfg(directory: Path) -> dict[str, Any]:
         cfg["vision_cfg"], cfg["text_cfg"], cfg["embed_dim"]
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: JSON nested too deeply to be a config") from None
     except (KeyError, TypeError) as error:
         raise CheckpointError(
             f"{path}: missing field {error} (expected model_cfg with vision_cfg, text_cfg, embed_dim)"
@@ -111,7 +113,11 @@ def open_clip_rules(config: DualEncoderConfig) -> list[Rule]:
 
 def read(directory: Path) -> tuple[DualEncoderConfig, nn.Module]:
     """The config and the converted vlmkit model of an open_clip directory (the model built once)."""
-    config = config_from_open_clip(_model_cfg(directory)["model_cfg"], str(directory / CONFIG))
+    where = str(directory / CONFIG)
+    try:
+        config = config_from_open_clip(_model_cfg(directory)["model_cfg"], where).checked(where)
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError) as error:  # a field of the wrong kind
+        raise CheckpointError(f"{where}: unexpected field values in model_cfg ({error})") from None
     weights = directory / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"{directory}: no {WEIGHTS} (only safetensors weights are loaded, never pickles)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -18,10 +18,7 @@ def read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of a directory's single ``model.safetensors`` or of its sharded index."""
     index_path = directory / WEIGHTS_INDEX
     if index_path.exists():
-        weight_map = _read_index(index_path)
-        if not isinstance(weight_map, dict):
-            raise CheckpointError(f"{index_path}: missing the 'weight_map' object")
-        files = sorted(set(weight_map.values()))
+        files = shard_files(index_path)
     elif (directory / WEIGHTS).exists():
         files = [WEIGHTS]
     else:
@@ -41,12 +38,37 @@ def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
 
 
-def _read_index(path: Path) -> object:
+def shard_files(index_path: Path) -> list[str]:
+    """The shard file names a ``model.safetensors.index.json`` maps tensors to, checked: each a relative
+    path that stays inside the model directory (a symlinked shard, as in the hub cache, is fine)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("weight_map")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
-        raise CheckpointError(f"{path}: not a valid safetensors index ({error})") from None
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else _first_line(error)
+        raise CheckpointError(f"{index_path}: not a valid safetensors index ({reason})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index_path}: missing the 'weight_map' object (tensor name -> shard file)")
+    for key, name in weight_map.items():
+        if not isinstance(name, str) or not name.strip():
+            raise CheckpointError(f"{index_path}: weight_map[{key!r}] must be a shard file name, got {name!r}")
+        if _escapes(name):
+            raise CheckpointError(
+                f"{index_path}: weight_map[{key!r}] = {name!r} points outside the model directory; "
+                "expected a file name inside it"
+            )
+    return sorted(set(weight_map.values()))
+
+
+def _escapes(name: str) -> bool:
+    """Whether ``name`` is absolute (POSIX or Windows) or climbs out with ``..``."""
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    return posix.is_absolute() or bool(windows.drive or windows.root) or ".." in posix.parts or ".." in windows.parts
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

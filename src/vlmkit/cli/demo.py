@@ -113,10 +113,10 @@ def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> P
     # The demo's decoder is minutes old and cannot yet route image tokens on its own: align trains it too.
     align_parts = dict(vision_from=str(clip_run), decoder_from=str(lm), train_decoder=True)
     align = stage(AlignRecipe, max(10, args.vlm_steps // 3), 64, 1e-3, **align_parts).model_dir
-    held_out = dict(eval_data=str(data / "test"), eval_images=100)
+    held_out = dict(eval_data=str(data / "test"), eval_images=min(100, args.test_images))
     instruct = stage(InstructRecipe, args.vlm_steps, 32, 1e-3, init_from=str(align), **held_out)
     figures = instruct.metrics
-    _stage("what the VLM learned, on 100 held-out test images")
+    _stage(f"what the VLM learned, on {held_out['eval_images']} held-out test images")
     per_type = {k.removeprefix("vqa_"): v for k, v in figures.items() if k.startswith("vqa_") and k != "vqa_accuracy"}
     _summary(
         [
@@ -124,10 +124,11 @@ def _vlm_stages(args: argparse.Namespace, data: Path, clip_run: Path, test) -> P
             *((f"  {kind} questions", f"{value:.1%}") for kind, value in sorted(per_type.items())),
         ]
     )
-    return _answers_picture(instruct.model_dir, test, figures["vqa_accuracy"], args.out / "vlm_answers.png")
+    accuracy = (figures["vqa_accuracy"], held_out["eval_images"])
+    return _answers_picture(instruct.model_dir, test, accuracy, args.out / "vlm_answers.png")
 
 
-def _answers_picture(vlm_dir: Path, test, accuracy: float, out: Path) -> Path:
+def _answers_picture(vlm_dir: Path, test, accuracy: tuple[float, int], out: Path) -> Path:
     """One row per held-out image: the model's caption under it, its answers beside it, right or wrong."""
     from vlmkit.checkpoints import from_pretrained
     from vlmkit.tasks.caption import caption
@@ -146,7 +147,7 @@ def _answers_picture(vlm_dir: Path, test, accuracy: float, out: Path) -> Path:
             verdict = "right" if answer.strip().lower() == qa.answer.lower() else f"wrong, truth: {qa.answer}"
             lines.append(f"{qa.question} -> {answer} ({verdict})")
         rows.append(Row(" | ".join(lines), [Tile(path, f"model: {text} | truth: {record.captions[0]}")]))
-    header = Row(f"VQA accuracy on 100 held-out images: {accuracy:.0%}. Answers, then each image's caption:", [])
+    header = Row(f"VQA accuracy on {accuracy[1]} held-out images: {accuracy[0]:.0%}. Answers, then each caption:", [])
     save_png(result_sheet([header, *rows], caption_lines=6), out)
     print(f"VLM captions and answers on held-out images, each marked right or wrong: {out}")
     return out

@@ -1,8 +1,8 @@
 """Command-line flags derived from a recipe's dataclass fields, so each setting is declared once.
 
 A field becomes ``--field-name`` (or the ``flag`` its ``option`` names), with its help text; a
-``Literal`` becomes a choice, a ``bool`` a store-true flag, a ``list[str]`` takes several values, and
-``X | None`` takes an ``X``. Fields marked ``research`` are listed apart in ``--help``. The
+``Literal`` becomes a choice, a ``bool`` a ``--flag / --no-flag`` pair, a ``list[str]`` takes several
+values, and ``X | None`` takes an ``X`` or ``none``. Fields marked ``research`` are listed apart in ``--help``. The
 ``TrainConfig`` of every recipe is flattened into the same parser. Every flag defaults to None, so
 only what the user typed overrides the defaults or a ``--config`` file.
 """
@@ -21,18 +21,40 @@ from vlmkit.config.base import ConfigBase
 NESTED = "train"  # the recipe field whose own fields join the parser (the optimisation settings)
 
 
+class _Unset:
+    """What ``none`` on the command line means for an optional setting: set it to None (a flag left out
+    is ``None`` in argparse, and means "keep the default or the --config value")."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+NONE = _Unset()
+
+
+def _or_none(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        return NONE if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
+
+
 def _flag_type(hint: Any) -> dict[str, Any] | None:
     """argparse keywords for a field's type hint, or None when it has no flag form (a dict, a tuple)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _flag_type(options[0]) if len(options) == 1 else None
+        inner = _flag_type(options[0]) if len(options) == 1 else None
+        if inner and "type" in inner and "nargs" not in inner:
+            inner = {**inner, "type": _or_none(inner["type"]), "metavar": f"{inner['type'].__name__.upper()}|none"}
+        return inner
     if origin is Literal:
         return {"choices": typing.get_args(hint)}
     if origin is list:
         return {"nargs": "+", "type": typing.get_args(hint)[0]}
     if hint is bool:
-        return {"action": "store_true"}
+        return {"action": argparse.BooleanOptionalAction}
     if hint in (int, float, str):
         return {"type": hint}
     return None
@@ -54,6 +76,8 @@ def add_recipe_flags(parser: argparse.ArgumentParser, recipe: type[ConfigBase]) 
             if keywords is None:
                 continue
             flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+            if "metavar" in keywords:  # an optional setting: NAME|none
+                keywords["metavar"] = f"{flag.lstrip('-').upper().replace('-', '_')}|none"
             group = research if field.metadata.get("research") else main
             default = field.default if field.default is not dataclasses.MISSING else None
             shown = "" if default in (None, "", False) else f" (default: {default})"
@@ -71,7 +95,7 @@ def settings_from_flags(args: argparse.Namespace, recipe: type[ConfigBase], base
         for field, _ in _fields(config):
             value = getattr(args, field.name, None)
             if value is not None:
-                target[field.name] = value
+                target[field.name] = None if value is NONE else value
     settings[NESTED] = train
     return settings
 

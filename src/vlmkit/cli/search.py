@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+from vlmkit.cli import require
 from vlmkit.errors import InputError
 
 
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_index(args: argparse.Namespace) -> int:
+    require("faiss", "search")
     from vlmkit.search.indexer import index_dataset, index_folder
 
     options = {
@@ -80,6 +82,7 @@ def _date(text: str | None, flag: str) -> float | None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    require("faiss", "search")
     from vlmkit.search.metadata import Filters
     from vlmkit.search.query import Searcher
     from vlmkit.search.report import write_html, write_png
@@ -115,6 +118,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_tag(args: argparse.Namespace) -> int:
+    require("faiss", "search")
     from vlmkit.search.query import tag_collection
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vlmkit.cli import add_device_option, resolve_device
+from vlmkit.cli import add_device_option, require, resolve_device
 from vlmkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -105,11 +105,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def model_id(source: str, name: str | None) -> str:
-    """The id clients send: ``name`` if given, else a local directory's name, else the hub id as written."""
+    """The id clients send: ``name`` if given, else a local directory's name (a training run's ``model/``
+    takes its run directory's name, so two runs never share one), else the hub id as written."""
     if name:
         return name
     path = Path(source)
-    return path.resolve().name if path.is_dir() else source
+    if not path.is_dir():
+        return source
+    path = path.resolve()
+    return path.parent.name if path.name == "model" and (path.parent / "run.json").exists() else path.name
 
 
 def _same_model(a: str, b: str) -> bool:
@@ -128,18 +132,25 @@ def _load(source: str, kinds: tuple[type, ...], flag: str, device: str) -> Any:
     return model
 
 
+def _encoder_kinds() -> tuple[type, ...]:
+    """What serves embeddings, classification and search: a dual encoder, or the offline ConSE model."""
+    from vlmkit.models import DualEncoder
+    from vlmkit.models.conse import ConSEModel
+
+    return DualEncoder, ConSEModel
+
+
 def _index_encoder(store: SearchStore, encoder: DualEncoder | None, names: tuple[str, ...], device: str) -> DualEncoder:
     """The model the index's manifest names: the served encoder when ``names`` (its source or id) match it,
     else loaded here."""
     from vlmkit.errors import VlmkitError
-    from vlmkit.models import DualEncoder
 
     named = store.model_id
     if encoder is not None and any(_same_model(named, name) for name in names):
         chosen = encoder
     else:
         try:
-            chosen = _load(named, (DualEncoder,), "index model", device)
+            chosen = _load(named, _encoder_kinds(), "index model", device)
         except VlmkitError as error:
             raise ConfigError(
                 f"--index {store.directory} was built with model {named!r}, which cannot be loaded ({error}); "
@@ -189,19 +200,19 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_app(args: argparse.Namespace) -> FastAPI:
     """Load the models and index the arguments name and build the application."""
-    try:
-        from vlmkit.serving import ServedModels, create_app
-    except ImportError as error:
-        raise ConfigError(f"vlmkit serve needs the 'serve' extra: pip install 'vlmkit[serve]' ({error})") from None
-    from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
+    require("fastapi", "serve")
+    if args.index:
+        require("faiss", "search")
+    from vlmkit.models import Decoder, VisionLanguageModel
+    from vlmkit.serving import ServedModels, create_app
 
-    if not args.model and not args.vlm:
-        raise ConfigError("serve: give --model (a dual encoder), --vlm (a generative model), or both")
+    if not args.model and not args.vlm and not args.index:
+        raise ConfigError("serve: give --model (a dual encoder), --vlm (a generative model), --index, or several")
     limits = limits_from(args)
     device = resolve_device(args.device)
     models = ServedModels()
     if args.model:
-        models.encoder = _load(args.model, (DualEncoder,), "--model", device)
+        models.encoder = _load(args.model, _encoder_kinds(), "--model", device)
         models.encoder_id = model_id(args.model, args.model_name)
     if args.vlm:
         models.chat = _load(args.vlm, (VisionLanguageModel, Decoder), "--vlm", device)
@@ -215,16 +226,18 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         names = (args.model, models.encoder_id) if args.model else ()
         models.index_encoder = _index_encoder(models.index, models.encoder, names, device)
         models.index_encoder_id = models.encoder_id if models.index_encoder is models.encoder else models.index.model_id
+        if models.encoder is None:  # the index alone: its model serves embeddings and classification too
+            models.index_encoder_id = model_id(models.index.model_id, None)
+            models.encoder, models.encoder_id = models.index_encoder, models.index_encoder_id
         models.images_root = (args.images_root or Path.cwd()).resolve()
         models.absolute_paths = args.absolute_paths
     return create_app(models, limits)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        raise ConfigError("vlmkit serve needs uvicorn: pip install 'vlmkit[serve]'") from None
+    require("uvicorn", "serve")
+    import uvicorn
+
     options = uvicorn_options(args)
     app = build_app(args)
     if not _loopback(args.host) and limits_from(args).api_key is None:

@@ -9,6 +9,7 @@ at fault in the ConfigError, instead of letting a wrong type surface later as a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar
@@ -46,6 +47,11 @@ class ConfigBase:
 
     def validate(self, where: str) -> None:
         """Cross-field checks; subclasses extend. Raises ConfigError."""
+
+    def checked(self: T, where: str = "") -> T:
+        """This config passed through ``from_dict``: the type and range checks a config file gets, for one
+        built in code from someone else's file (a converted checkpoint's)."""
+        return type(self).from_dict(self.to_dict(), where)
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -93,10 +99,54 @@ def _is_bool_for_number(hint: type, value: Any) -> bool:
     return hint in (int, float) and isinstance(value, bool)
 
 
+# Past these a config is a typo (a width of 10**9), not a model: refused before anything is allocated,
+# where the model would otherwise overflow torch's size arithmetic or build for hours. The largest
+# models published have under 2e12 parameters and under 200 blocks per stack.
+MAX_PARAMETERS = 10**13
+MAX_LAYERS = 4096
+
+
 def _positive(where: str, **values: int | float) -> None:
+    """Each value must be > 0, and a float finite too (NaN and infinity are not sizes, epsilons or scales)."""
     for name, value in values.items():
+        if isinstance(value, float) and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{where}.{name}: must be a positive finite number, got {value}")
         if value <= 0:
             raise ConfigError(f"{where}.{name}: must be positive, got {value}")
+
+
+def _finite(where: str, **values: float) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}.{name}: must be a finite number, got {value}")
+
+
+def _at_least_zero(where: str, **values: int) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ConfigError(f"{where}.{name}: must be >= 0, got {value}")
+
+
+def _layers(where: str, **values: int) -> None:
+    for name, value in values.items():
+        if value > MAX_LAYERS:
+            raise ConfigError(f"{where}.{name}: {_short(value)} blocks; vlmkit builds at most {MAX_LAYERS}")
+
+
+def _size(where: str, parameters: int, **sizes: int) -> None:
+    """Refuse a config whose (approximate) parameter count is absurd, naming the sizes that make it."""
+    if parameters > MAX_PARAMETERS:
+        named = ", ".join(f"{name}={_short(value)}" for name, value in sizes.items())
+        raise ConfigError(
+            f"{where}: {named} give {_short(parameters)} parameters, more than the 1e{len(str(MAX_PARAMETERS)) - 1} "
+            "vlmkit accepts; one of these sizes is wrong"
+        )
+
+
+def _short(value: int) -> str:
+    """An int as written, or as ``~1e40`` past a dozen digits (a typo can have hundreds)."""
+    digits = len(str(abs(value)))
+    return str(value) if digits <= 13 else f"~1e{digits - 1}"
 
 
 def option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vlmkit.config.base import ConfigBase
+from vlmkit.config.base import ConfigBase, _finite, _size
 from vlmkit.config.encoders import EfficientNetConfig, TextConfig
 from vlmkit.errors import ConfigError
 
@@ -39,3 +39,7 @@ class ConSEConfig(ConfigBase):
     def validate(self, where: str) -> None:
         if not 1 <= self.top_k <= self.vision.num_classes:
             raise ConfigError(f"{where}.top_k: expected 1..{self.vision.num_classes}, got {self.top_k}")
+        _finite(where, logit_scale_init=self.logit_scale_init)
+        class_embeddings = self.vision.num_classes * self.embed_dim
+        total = self.vision.parameter_count() + self.text.parameter_count() + class_embeddings
+        _size(where, total, **{"vision.num_classes": self.vision.num_classes, "text.width": self.embed_dim})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vlmkit.config.base import Activation, ConfigBase, _positive
+from vlmkit.config.base import Activation, ConfigBase, _at_least_zero, _finite, _layers, _positive, _size
 from vlmkit.errors import ConfigError
 
 
@@ -53,16 +53,25 @@ class VisionConfig(ConfigBase):
     def num_tokens(self) -> int:
         return self.grid**2 + int(self.class_token)
 
+    def parameter_count(self) -> int:
+        """About how many parameters the tower has (blocks, embeddings, a pooling head): for size checks."""
+        w = self.width
+        stem = w * (self.channels * self.patch_size**2 + 9 * w * self.conv_stem)
+        return stem + w * self.num_tokens + (self.layers + 1) * (4 * w * w + 2 * w * self.mlp_dim)
+
     def validate(self, where: str) -> None:
         _positive(
             where,
             image_size=self.image_size,
             patch_size=self.patch_size,
+            channels=self.channels,
             width=self.width,
             layers=self.layers,
             heads=self.heads,
             mlp_dim=self.mlp_dim,
+            norm_eps=self.norm_eps,
         )
+        _layers(where, layers=self.layers)
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"{where}: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -73,6 +82,15 @@ class VisionConfig(ConfigBase):
             raise ConfigError(f"{where}.conv_stem: patch_size {self.patch_size} must be divisible by 2**conv_stem")
         if self.pooling == "cls" and not self.class_token:
             raise ConfigError(f"{where}: pooling 'cls' needs class_token=true")
+        _size(
+            where,
+            self.parameter_count(),
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            width=self.width,
+            layers=self.layers,
+            mlp_dim=self.mlp_dim,
+        )
 
 
 @dataclass
@@ -117,6 +135,12 @@ class TextConfig(ConfigBase):
         """Whether the tower was trained with padding masked out (SigLIP attends to its padding)."""
         return self.causal or self.pooling == "mean"
 
+    def parameter_count(self) -> int:
+        """About how many parameters the tower has (embeddings and blocks): for size checks."""
+        w = self.width
+        embeddings = w * (self.vocab_size + self.context_length + self.type_vocab_size)
+        return embeddings + self.layers * (4 * w * w + 2 * w * self.mlp_dim)
+
     def validate(self, where: str) -> None:
         if self.type_vocab_size < 0:
             raise ConfigError(f"{where}.type_vocab_size: must be >= 0, got {self.type_vocab_size}")
@@ -128,9 +152,21 @@ class TextConfig(ConfigBase):
             layers=self.layers,
             heads=self.heads,
             mlp_dim=self.mlp_dim,
+            norm_eps=self.norm_eps,
         )
+        _at_least_zero(where, eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        _layers(where, layers=self.layers)
         if self.width % self.heads:
             raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        _size(
+            where,
+            self.parameter_count(),
+            vocab_size=self.vocab_size,
+            context_length=self.context_length,
+            width=self.width,
+            layers=self.layers,
+            mlp_dim=self.mlp_dim,
+        )
 
 
 @dataclass
@@ -193,12 +229,23 @@ class EfficientNetConfig(ConfigBase):
             side, channels = -(-side // stride), stage_channels
         return (self.head_channels if level == self.feature_levels - 1 else channels), side
 
+    def parameter_count(self) -> int:
+        """About how many parameters the network has (MBConv blocks, stem, head, classifier): for size checks."""
+        total, channels = 27 * self.stem_channels, self.stem_channels
+        for kernel, _, expand, out, repeats in self.stages:
+            for c_in, blocks in ((channels, 1), (out, repeats - 1)):  # the stage's first block, then the rest
+                hidden = c_in * expand
+                total += blocks * (c_in * hidden + hidden * kernel * kernel + hidden * out)
+            channels = out
+        return total + channels * self.head_channels + self.head_channels * self.num_classes
+
     def validate(self, where: str) -> None:
         _positive(
             where,
             image_size=self.image_size,
             stem_channels=self.stem_channels,
             head_channels=self.head_channels,
+            bn_eps=self.bn_eps,
         )
         if self.num_classes < 0:
             raise ConfigError(f"{where}.num_classes: must be >= 0, got {self.num_classes}")
@@ -207,6 +254,15 @@ class EfficientNetConfig(ConfigBase):
                 raise ConfigError(
                     f"{where}.stages[{i}]: expected 5 positive ints [kernel, stride, expand, channels, repeats]"
                 )
+        _layers(where, **{"stages (blocks in all)": sum(stage[4] for stage in self.stages)})
+        _size(
+            where,
+            self.parameter_count(),
+            stem_channels=self.stem_channels,
+            head_channels=self.head_channels,
+            num_classes=self.num_classes,
+            **{"largest stage channels": max((s[3] for s in self.stages), default=0)},
+        )
 
 
 @dataclass
@@ -231,6 +287,11 @@ class DualEncoderConfig(ConfigBase):
 
     def validate(self, where: str) -> None:
         _positive(where, embed_dim=self.embed_dim)
+        _finite(where, logit_scale_init=self.logit_scale_init, logit_bias_init=self.logit_bias_init)
+        projections = self.embed_dim * (self.vision.width + self.text.width)
+        _size(
+            where, self.vision.parameter_count() + self.text.parameter_count() + projections, embed_dim=self.embed_dim
+        )
         for tower, projection, width in (
             ("image", self.image_projection, self.vision.width),
             ("text", self.text_projection, self.text.width),

@@ -28,12 +28,16 @@ def config_from_json(path: str | Path) -> ConfigBase:
         raise ConfigError(f"{path}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply to be a config") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
     if not isinstance(data, dict) or "architecture" not in data:
         raise ConfigError(f"{path}: missing field 'architecture' (one of {sorted(ARCHITECTURES)})")
     data = dict(data)
     architecture = data.pop("architecture")
     data.pop("vlmkit_version", None)
-    if architecture not in ARCHITECTURES:
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
         raise ConfigError(f"{path}: architecture {architecture!r} is not one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[architecture].from_dict(data, where=str(path))
 

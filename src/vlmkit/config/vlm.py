@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vlmkit.config.base import Activation, ConfigBase, _positive
+from vlmkit.config.base import Activation, ConfigBase, _layers, _positive, _size
 from vlmkit.config.encoders import EfficientNetConfig, VisionConfig
 from vlmkit.errors import ConfigError
 
@@ -70,6 +70,14 @@ class DecoderConfig(ConfigBase):
     def dim_per_head(self) -> int:
         return self.head_dim or self.width // self.heads
 
+    def parameter_count(self) -> int:
+        """About how many parameters the decoder has (embeddings, head, blocks): for size checks."""
+        w, d = self.width, self.dim_per_head
+        attention = w * d * (2 * self.heads + 2 * self.kv_heads)
+        return self.vocab_size * w * (1 if self.tie_embeddings else 2) + self.layers * (
+            attention + 3 * w * self.mlp_dim
+        )
+
     def validate(self, where: str) -> None:
         _positive(
             where,
@@ -79,10 +87,22 @@ class DecoderConfig(ConfigBase):
             heads=self.heads,
             kv_heads=self.kv_heads,
             mlp_dim=self.mlp_dim,
+            norm_eps=self.norm_eps,
             max_positions=self.max_positions,
             rope_theta=self.rope_theta,
             rope_factor=self.rope_factor,
+            rope_low_freq_factor=self.rope_low_freq_factor,
+            rope_high_freq_factor=self.rope_high_freq_factor,
+            rope_original_max_positions=self.rope_original_max_positions,
         )
+        if self.head_dim is not None:
+            _positive(where, head_dim=self.head_dim)
+        if self.rope_scaling == "llama3" and self.rope_high_freq_factor <= self.rope_low_freq_factor:
+            raise ConfigError(
+                f"{where}.rope_high_freq_factor: must exceed rope_low_freq_factor ({self.rope_low_freq_factor}) "
+                f"for llama3 scaling, got {self.rope_high_freq_factor}"
+            )
+        _layers(where, layers=self.layers)
         if self.heads % self.kv_heads:
             raise ConfigError(f"{where}: heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
         if self.head_dim is None and self.width % self.heads:
@@ -95,6 +115,16 @@ class DecoderConfig(ConfigBase):
                 raise ConfigError(f"{where}.{name}: {value} is not below vocab_size {self.vocab_size}")
         if not self.eos_token_ids or not all(0 <= i < self.vocab_size for i in self.eos_token_ids):
             raise ConfigError(f"{where}.eos_token_ids: expected ids below vocab_size, got {self.eos_token_ids}")
+        _size(
+            where,
+            self.parameter_count(),
+            vocab_size=self.vocab_size,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            head_dim=self.dim_per_head,
+            mlp_dim=self.mlp_dim,
+        )
 
 
 @dataclass
@@ -217,3 +247,7 @@ class VlmConfig(ConfigBase):
                 f"{where}.image_token_id: {self.image_token_id} is not below the decoder's vocab_size "
                 f"{self.decoder.vocab_size}"
             )
+        features, width = self.vision_width * shuffle**2, self.decoder.width
+        projector = features * width + (width * width if self.projector.kind == "mlp" else 0)
+        total = self.vision.parameter_count() + self.decoder.parameter_count() + projector
+        _size(where, total, **{"projector input (vision width x pixel_shuffle^2)": features, "decoder.width": width})

@@ -13,8 +13,10 @@ its content hash still matches (a ``touch``, a copy that lost its mtime) the sto
 reused instead of running the model. Indexed files under the scanned root that are gone are removed.
 A re-run after a crash therefore redoes only files that were not committed.
 
-Unreadable files never stop a run: they are counted and listed in the ``IndexReport`` (and a
-formerly indexed file that became unreadable is dropped from the index).
+Unreadable files never stop a run: whatever a decoder raises on one file (Pillow's ``ValueError`` for
+an oversized text chunk, ``SyntaxError`` for a broken header, PyAV's errors, ...) is that file's failure,
+counted and listed in the ``IndexReport`` (and a formerly indexed file that became unreadable is dropped
+from the index).
 """
 
 from __future__ import annotations
@@ -119,6 +121,9 @@ class FileReader(Dataset[Decoded]):
             return Decoded(file, error=str(error))
         except OSError as error:
             return Decoded(file, error=f"{file.path}: cannot read ({error.strerror or error})")
+        except Exception as error:  # a decoder's own error on this one file; never the run's
+            reason = " ".join(str(error).split())[:200] or "no details"
+            return Decoded(file, error=f"{file.path}: cannot decode ({type(error).__name__}: {reason})")
 
     def _image(self, file: SourceFile) -> Decoded:
         data = Path(file.path).read_bytes()
@@ -264,12 +269,13 @@ def index_files(
     processor = getattr(model, "image_processor", None)
     if processor is None:
         raise InputError(f"model {model_id} has no image processor; it cannot embed images")
-    if existing is None:
+    if existing is None and not (index_dir / "manifest.json").exists():  # (another run may have made it since)
         store = SearchStore.create(index_dir, model_id, int(model.config.embed_dim))
     else:
         store = SearchStore.open(index_dir, model_id=model_id)
     report = IndexReport(scanned=len(files), failed=list(failed))
     try:
+        store.lock_for_writing()  # before reading what is indexed: one writer at a time
         known = store.known_files()
         todo, gone = plan_update(files, known, scope)
         report.unchanged = len(files) - len(todo)

@@ -11,8 +11,12 @@ An index directory holds three files:
 Writes (``add``, ``remove``, ``set_tags``) collect in one SQLite transaction; ``commit()`` makes the
 batch durable, bumps a generation counter inside the same transaction, then writes the faiss index and
 the manifest atomically. A crash at any point leaves SQLite with exactly the committed batches, and a
-faiss file whose recorded generation no longer matches SQLite's is rebuilt on open. One writer per
-directory at a time: processes that embed in parallel each write their own shard, then ``merge``.
+faiss file whose recorded generation no longer matches SQLite's is rebuilt on open.
+
+One writer per directory at a time: ``create`` and the first write of an opened store lock ``writer.lock``
+there until ``close``; a second writer gets an ``InputError``. Readers take no lock (one rebuilding a stale
+faiss cache saves it only when no writer holds the lock). Processes that embed in parallel each write
+their own shard, then ``merge``.
 
 Filtered search: the filter is counted in SQLite first. With the flat index, or when at most
 ``exact_filter_max`` rows match, the matching rows are scored exactly (a faiss ID selector over the
@@ -27,7 +31,6 @@ import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,27 +41,16 @@ from tqdm import tqdm
 
 from vlmkit.errors import InputError
 from vlmkit.search import vectors as vec
+from vlmkit.search.hits import Hit, hits_of
+from vlmkit.search.lock import idle_lock, take_lock, take_lock_if_free
 from vlmkit.search.manifest import MANIFEST, check_model, read_manifest, write_manifest
-from vlmkit.search.metadata import FileState, Filters, ItemMeta, Metadata, Row
+from vlmkit.search.metadata import FileState, Filters, ItemMeta, Metadata
 from vlmkit.search.vectors import IndexOptions
 
 __all__ = ["FileState", "Filters", "Hit", "IndexOptions", "ItemMeta", "SearchStore", "read_manifest"]
 
 DATABASE = "items.sqlite"
 FAISS_FILE = "vectors.faiss"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result; ``score`` is the cosine similarity to the query."""
-
-    id: int
-    score: float
-    path: str
-    frame_time: float | None
-    width: int | None
-    height: int | None
-    tags: dict[str, float]
 
 
 class SearchStore:
@@ -75,6 +67,8 @@ class SearchStore:
         self._rebuild = False  # the live index holds vectors it cannot remove (HNSW)
         self._stale = 0  # how many such vectors, so searches can over-fetch past them
         self._unsaved = False  # committed changes not yet in the faiss file
+        self._generation = -1  # the SQLite generation the live index reflects
+        self._lock = idle_lock(directory)
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -84,13 +78,20 @@ class SearchStore:
     ) -> SearchStore:
         """A new, empty index for vectors of ``dim`` dimensions made by ``model_id``."""
         root = Path(directory)
-        if (root / MANIFEST).exists():
-            raise InputError(f"a search index already exists at {root}; open it instead")
         if dim < 1:
             raise InputError(f"embedding dimension must be >= 1; got {dim}")
         root.mkdir(parents=True, exist_ok=True)
-        (root / FAISS_FILE).unlink(missing_ok=True)
-        store = cls(root, model_id, dim, options or IndexOptions(), Metadata.create(root / DATABASE))
+        lock = take_lock(root)  # before looking: another creator may be half-way
+        try:
+            if (root / MANIFEST).exists():
+                raise InputError(f"a search index already exists at {root}; open it instead")
+            (root / FAISS_FILE).unlink(missing_ok=True)
+            meta = Metadata.create(root / DATABASE)  # only a creator (holding the lock) has it open
+        except BaseException:
+            lock.release()
+            raise
+        store = cls(root, model_id, dim, options or IndexOptions(), meta)
+        store._lock, store._generation = lock, meta.generation()
         store._save()  # the manifest, written last, is what makes the directory an index
         return store
 
@@ -110,11 +111,25 @@ class SearchStore:
         store = cls(root, manifest["model_id"], int(manifest["dim"]), options or stored, Metadata.open(root / DATABASE))
         index = vec.load_index(root / FAISS_FILE)
         if store._cache_valid(index, manifest, options_changed=store.options != stored):
-            store._index = index
+            store._index, store._generation = index, int(manifest["index"]["generation"])
+        elif (lock := take_lock_if_free(root)) is not None:  # no writer at work: rebuild and save the cache
+            try:
+                store._rebuild_index()
+                store._save()
+            finally:
+                lock.release()
         else:
-            store._rebuild_index()
-            store._save()
+            store._rebuild_index()  # a writer is at work: it saves the cache itself
         return store
+
+    def lock_for_writing(self) -> None:
+        """Become the directory's one writer until ``close`` (``add``, ``remove``, ``set_tags`` and ``merge``
+        do this themselves); an ``InputError`` if another process (or store) writes it now."""
+        if self._lock.held:
+            return
+        self._lock = take_lock(self.directory)
+        if self._meta.generation() != self._generation:  # a writer committed since this store read
+            self._rebuild_index()
 
     def _cache_valid(self, index: faiss.Index | None, manifest: Mapping[str, Any], options_changed: bool) -> bool:
         if index is None or index.d != self.dim:
@@ -147,6 +162,7 @@ class SearchStore:
             self._rebuild_index()
         self._changed = False
         self._unsaved = True
+        self._generation = self._meta.generation()
 
     def rollback(self) -> None:
         """Drop the pending batch; the faiss index returns to the committed state."""
@@ -161,8 +177,11 @@ class SearchStore:
             self._changed = False
 
     def close(self) -> None:
-        self.commit()
-        self._meta.close()
+        try:
+            self.commit()
+            self._meta.close()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> SearchStore:
         return self
@@ -173,13 +192,17 @@ class SearchStore:
         if exc_type is None:
             self.close()
         else:
-            self.rollback()
-            self._meta.close()
+            try:
+                self.rollback()
+                self._meta.close()
+            finally:
+                self._lock.release()
 
     # updates --------------------------------------------------------------------------------------
 
     def add(self, items: Sequence[ItemMeta], vectors: np.ndarray) -> np.ndarray:
         """Add items with their vectors (L2-normalised here); returns their ids. Pending until commit."""
+        self.lock_for_writing()
         array = vec.normalise(vectors, self.dim)
         if len(items) != len(array):
             raise InputError(f"add got {len(items)} items but {len(array)} vectors")
@@ -192,6 +215,7 @@ class SearchStore:
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove every row of these paths (all frames of a video); returns how many rows went."""
+        self.lock_for_writing()
         ids = self._meta.delete_paths(paths)
         if len(ids):
             self._drop_from_index(ids)
@@ -207,6 +231,7 @@ class SearchStore:
 
     def set_tags(self, targets: Sequence[str | int], tags: Sequence[Mapping[str, float]]) -> int:
         """Replace the tags (label -> score) of each target: a path (all its rows) or a row id."""
+        self.lock_for_writing()
         return self._meta.set_tags(targets, tags)
 
     def merge(self, shard_dirs: Iterable[str | os.PathLike[str]]) -> int:
@@ -216,6 +241,7 @@ class SearchStore:
         shard's rows (the shard is taken to be newer), so later shards win over earlier ones. Pending
         changes are committed first; each shard is then committed as its own batch.
         """
+        self.lock_for_writing()
         self.commit(save_index=False)
         added = 0
         for shard in map(Path, shard_dirs):
@@ -280,7 +306,7 @@ class SearchStore:
         scores, found = vec.search(self._index, q, min(k, len(ids)), self.options, allowed_ids=ids)
         rows = self._meta.rows(np.unique(found[found >= 0]))
         return [
-            _hits(zip(i_row, s_row, strict=True), rows, k, min_score)
+            hits_of(zip(i_row, s_row, strict=True), rows, k, min_score)
             for i_row, s_row in zip(found, scores, strict=True)
         ]
 
@@ -289,7 +315,7 @@ class SearchStore:
         order = np.fromiter(stored, dtype=np.int64, count=len(stored))
         scores = q @ np.stack([stored[int(i)] for i in order]).T
         rows = self._meta.rows(order)
-        return [_hits(zip(order, s_row, strict=True), rows, k, min_score) for s_row in scores]
+        return [hits_of(zip(order, s_row, strict=True), rows, k, min_score) for s_row in scores]
 
     def _search_index(
         self, q: np.ndarray, k: int, min_score: float | None, filters: Filters, matching: int
@@ -316,7 +342,7 @@ class SearchStore:
                     continue
                 if exact:
                     kept = [(i, float(exact[int(i)] @ q[qi])) for i, _ in kept]
-                results[qi] = _hits(kept, rows, k, min_score)
+                results[qi] = hits_of(kept, rows, k, min_score)
             pending = np.asarray(still, dtype=np.int64)
             fetch, widen = min(total, fetch * 2), widen * 2
         return results
@@ -342,6 +368,7 @@ class SearchStore:
         self._index = index
         self._rebuild = False
         self._stale = 0
+        self._generation = self._meta.generation()
 
     def _save(self) -> None:
         """Write the faiss file, then the manifest that vouches for it; both atomically, in that order."""
@@ -366,14 +393,3 @@ class SearchStore:
             },
         )
         self._unsaved = False
-
-
-def _hits(candidates: Iterable[tuple[Any, Any]], rows: Mapping[int, Row], k: int, min_score: float | None) -> list[Hit]:
-    """Best-first hits from (id, score) pairs, keeping only ids with a row and scores >= min_score."""
-    hits = [
-        Hit(int(i), float(s), r.path, r.frame_time, r.width, r.height, r.tags)
-        for i, s in candidates
-        if (r := rows.get(int(i))) is not None and (min_score is None or s >= min_score)
-    ]
-    hits.sort(key=lambda hit: -hit.score)
-    return hits[:k]

@@ -81,7 +81,7 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     local_rank = _env_int("LOCAL_RANK", 0)
     if world_size < 1 or not 0 <= rank < world_size:
         raise ConfigError(f"environment: RANK={rank} must lie in [0, WORLD_SIZE={world_size})")
-    torch_device = resolve_device(device, local_rank)
+    torch_device = resolve_device(device, local_rank, world_size)
     use_cuda = torch_device.type == "cuda"
     if use_cuda:
         torch.cuda.set_device(torch_device)

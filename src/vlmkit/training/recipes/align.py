@@ -86,11 +86,14 @@ class AlignRecipe(ChatRecipe):
         if self.fresh_decoder and not self.train_decoder:
             raise ConfigError(f"{where}.fresh_decoder: only with train_decoder (a re-initialised decoder must learn)")
 
+    def keep(self, record: Record) -> bool:
+        return bool(record.captions)
+
     def messages(self, record: Record, rng: random.Random) -> Messages:
         return image_first(
             [
                 {"role": "user", "content": CAPTION_PROMPT},
-                {"role": "assistant", "content": rng.choice(record.captions or [""])},
+                {"role": "assistant", "content": rng.choice(record.captions or [])},
             ]
         )
 

@@ -38,7 +38,7 @@ def has_text(record: Record) -> bool:
 def conversation(record: Record, rng: random.Random, questions: int, caption_share: float = 1.0) -> Messages:
     """A multi-turn chat about ``record``'s image: a random mix of its questions (half of those with
     choices asked as multiple choice, answered by letter) and, in ``caption_share`` of the chats, a
-    caption request."""
+    caption request; never empty while the record has a caption or a question."""
     turns: list[tuple[str, str]] = []
     for qa in rng.sample(record.qa or [], min(questions, len(record.qa or []))):
         if qa.choices and qa.answer in qa.choices and rng.random() < 0.5:
@@ -46,8 +46,11 @@ def conversation(record: Record, rng: random.Random, questions: int, caption_sha
             turns.append((multiple_choice_prompt(qa.question, choices), LETTERS[choices.index(qa.answer)]))
         else:
             turns.append((qa.question, qa.answer))
-    if record.captions and (caption_share >= 1 or rng.random() < caption_share):
+    if record.captions and (caption_share >= 1 or rng.random() < caption_share or not turns):
         turns.insert(rng.randrange(len(turns) + 1), (CAPTION_PROMPT, rng.choice(record.captions)))
+    if not turns and record.qa:  # a chat needs one turn: a record without captions, asked no question
+        qa = rng.choice(record.qa)
+        turns.append((qa.question, qa.answer))
     messages = []
     for question, answer in turns:
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
@@ -75,13 +78,19 @@ class ChatRecipe(Recipe):
         """The training conversation about ``record``."""
         raise NotImplementedError
 
+    def keep(self, record: Record) -> bool:
+        """Whether ``record`` gives a training conversation."""
+        return has_text(record)
+
     def image_chat_batches(self, model: VisionLanguageModel, train_vision: bool) -> ChatBatches:
         """Batches of this recipe's conversations about the data's images, for ``model``."""
+        # A frozen tower's tokens are computed for every image at once (and cached), so auto means memory there.
+        mode = "memory" if self.data_mode == "auto" and not train_vision else self.data_mode
         images = open_images(
             self.data,
             model.image_processor,  # type: ignore[arg-type]
-            has_text,
-            mode=self.data_mode,
+            self.keep,
+            mode=mode,
             buffer=self.shuffle_buffer,
         )
         encoder = chat_encoder(model)
