@@ -29,13 +29,13 @@ from typing import Literal, Protocol
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vlmkit.data.records import RECORDS_FILE, Record, RecordDataset
 from vlmkit.data.sampling import epoch_order
 from vlmkit.data.webdataset import expand_shards, iter_webdataset
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.progress import progress
 
 DataMode = Literal["auto", "memory", "stream"]
 MEMORY_BUDGET = 2 * 2**30
@@ -94,7 +94,7 @@ def decode_all(
     height, width = processor.size
     out = torch.empty((count, 3, height, width), dtype=torch.uint8)
     workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=count, desc=desc or "decode", unit="img", leave=False, disable=count < 500)
+    bar = progress(total=count, desc=desc or "decode", unit="img", leave=False, disable=count < 500)
     items = iter(named)
     if workers <= 1 or count < 500:
         for i, (name, source) in enumerate(itertools.islice(items, count)):

@@ -27,11 +27,10 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tqdm import tqdm
-
 from vlmkit.data.records import IMAGE_EXTENSIONS, OnError, ProblemLog, Record, RecordError
 from vlmkit.errors import InputError
 from vlmkit.files import atomic_open
+from vlmkit.progress import progress as progress_bar
 
 _IMAGE_EXTS = tuple(ext.lstrip(".") for ext in sorted(IMAGE_EXTENSIONS))
 _END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
@@ -211,7 +210,7 @@ def write_webdataset(
     except TypeError as error:
         raise InputError(f"{out_pattern}: expected a %-pattern for the shard number, e.g. data-%06d.tar") from error
     root = Path(dataset_dir)
-    stream = iter(tqdm(records, desc="writing shards", unit="record", disable=not progress))
+    stream = iter(progress_bar(records, desc="writing shards", unit="record", disable=not progress))
     written: list[Path] = []
     index = 0
     while chunk := list(islice(stream, max_per_shard)):

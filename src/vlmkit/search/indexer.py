@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from vlmkit.errors import InputError
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, load_image
+from vlmkit.progress import progress as progress_bar
 from vlmkit.search.manifest import read_manifest
 from vlmkit.search.metadata import FileState, ItemMeta
 from vlmkit.search.models import load_search_model
@@ -337,7 +337,7 @@ def _run(
         worker_init_fn=_single_thread_worker if workers else None,
     )
     writer = _Writer(store, model, known, report, batch_size, on_commit)
-    with tqdm(total=len(todo), desc="indexing", unit="file", disable=not progress, smoothing=0.1) as bar:
+    with progress_bar(total=len(todo), desc="indexing", unit="file", disable=not progress, smoothing=0.1) as bar:
         for item in loader:
             writer.put(item)
             bar.update(1)

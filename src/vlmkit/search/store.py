@@ -37,9 +37,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from vlmkit.errors import InputError
+from vlmkit.progress import progress
 from vlmkit.search import vectors as vec
 from vlmkit.search.hits import Hit, hits_of
 from vlmkit.search.lock import idle_lock, take_lock, take_lock_if_free
@@ -361,7 +361,7 @@ class SearchStore:
             sample = np.stack(list(stored.values()))
         index = vec.new_index(plan, self.dim, self.options, sample)
         chunks = self._meta.iter_vectors(self.dim)
-        with tqdm(total=count, desc=f"building {plan.kind} index", unit="vec", disable=count < 100_000) as bar:
+        with progress(total=count, desc=f"building {plan.kind} index", unit="vec", disable=count < 100_000) as bar:
             for ids, vectors in chunks:
                 vec.add_vectors(index, ids, vectors)
                 bar.update(len(ids))

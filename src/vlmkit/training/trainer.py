@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from vlmkit.config.base import ConfigBase, option
 from vlmkit.errors import ConfigError, InputError
+from vlmkit.progress import progress
 from vlmkit.training.checkpointing import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vlmkit.training.distributed import DistributedContext, all_reduce_mean, barrier
 from vlmkit.training.metrics import MetricsLog
@@ -241,13 +242,12 @@ class Trainer:
         """Train to ``config.steps`` (or stop early after step ``until``); returns the last eval metrics."""
         config, last_eval = self.config, {}
         stop = min(until or config.steps, config.steps)
-        bar = tqdm(
+        bar = progress(
             total=config.steps,
             initial=self.step,
             desc="train",
             unit="step",
             disable=not self.context.is_main,
-            dynamic_ncols=True,
         )
         window_start, window_samples = time.perf_counter(), 0
         try:

@@ -18,11 +18,11 @@ import json
 
 import torch
 from safetensors.torch import load_file, save
-from tqdm import tqdm
 
 from vlmkit.checkpoints import cache_root
 from vlmkit.files import atomic_write_bytes
 from vlmkit.models.vlm import VisionLanguageModel
+from vlmkit.progress import progress
 
 FORMAT = 1  # bump when the stored tokens change meaning
 
@@ -57,7 +57,7 @@ def frozen_vision_tokens(model: VisionLanguageModel, pixels: torch.Tensor, chunk
     model.vision.eval()
     parts = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(pixels), chunk), desc="vision tokens", unit="batch", dynamic_ncols=True):
+        for start in progress(range(0, len(pixels), chunk), desc="vision tokens", unit="batch"):
             batch = processor.normalize(pixels[start : start + chunk]).to(model.device, model.dtype)  # type: ignore[union-attr]
             parts.append(model.vision_tokens(batch).to("cpu", torch.float16))
     model.vision.train(was_training)

@@ -15,13 +15,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from vlmkit.data.records import RECORDS_FILE
 from vlmkit.data.shapesworld.config import GENERATOR_VERSION, SPLITS, ShapesWorldConfig
 from vlmkit.data.shapesworld.example import make_example
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.files import atomic_open, atomic_write_bytes, atomic_write_json
+from vlmkit.progress import progress as progress_bar
 
 CONFIG_FILE = "shapesworld.json"
 CHUNK = 200
@@ -78,7 +77,7 @@ def generate_split(
     chunks = list(_chunks(n, chunk_size))
     workers = min(workers or os.cpu_count() or 1, len(chunks))
     job = (str(folder), config.to_dict(), seed, split)
-    bar = tqdm(total=n, desc=f"shapesworld {split}", unit="img", disable=not progress)
+    bar = progress_bar(total=n, desc=f"shapesworld {split}", unit="img", disable=not progress)
     with atomic_open(folder / RECORDS_FILE, "w") as records:
         if workers == 1:
             results: Iterator[list[str]] = (_write_chunk(*job, a, b, n) for a, b in chunks)
@@ -102,7 +101,7 @@ def generate_split(
     return folder
 
 
-def _drain(results: Iterator[list[str]], records: Any, bar: tqdm) -> None:
+def _drain(results: Iterator[list[str]], records: Any, bar: Any) -> None:
     """Write chunk results in chunk order (so in index order) as they complete."""
     for lines in results:
         records.write("".join(line + "\n" for line in lines))
