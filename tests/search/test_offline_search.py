@@ -32,6 +32,7 @@ QUERIES = {
     "a horse": "horse",
     "galaxies in deep space": "hubble_deep_field",
 }
+TAGS = {"chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
 TEXT_TOP1_FLOOR = 5  # measured: 5 of 7 (astronaut and hubble_deep_field are missed)
 
 
@@ -133,8 +134,12 @@ def test_threshold_filters_and_tags(index):
     hits = search_image(index_dir, root / "chelsea.jpg", k=10, min_score=0.99)
     assert [h.path.rsplit("/", 1)[-1] for h in hits] == ["chelsea.jpg"]
     tags = tag_collection(index_dir, ["cat", "coffee", "rocket"], threshold=0.5, progress=False)
-    assert "cat" in tags[(root / "chelsea.jpg").resolve().as_posix()]
-    assert "coffee" in tags[(root / "coffee.jpg").resolve().as_posix()]
+    found = {path.rsplit("/", 1)[-1][:-4]: set(labels) for path, labels in tags.items()}
+    # the photos of none of the labels (an astronaut, a horse, a galaxy field) get no tag rather than the
+    # least bad label, and no photo gets a wrong one; the rocket is a toss-up between "rocket" and the
+    # background's "thing" (cosines 0.736 and 0.741), so it may stay untagged
+    assert all(found[name] <= ({TAGS[name]} if name in TAGS else set()) for name in PHOTOS), found
+    assert found["chelsea"] == {"cat"} and found["coffee"] == {"coffee"}
     from vlmkit.search.metadata import Filters
 
     with Searcher.open(index_dir) as searcher:

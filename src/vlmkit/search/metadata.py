@@ -335,6 +335,27 @@ class Metadata:
                 found[r[0]] = Row(*r[:8], json.loads(r[8]), r[9])
         return found
 
+    def tags_by_path(self) -> dict[str, dict[str, float]]:
+        """Every indexed path with its tags (label -> score; all rows of a path share them)."""
+        rows = self._db.execute("SELECT path, tags, MIN(id) FROM items GROUP BY path ORDER BY path")
+        return {path: json.loads(tags) for path, tags, _ in rows}
+
+    def best_tagged(self, filters: Filters, k: int) -> list[tuple[int, float]]:
+        """``(id, score)`` of the best ``k`` files carrying every tag in ``filters.tags`` (and passing the
+        rest of ``filters``), one row per file (its first), best first. A file's score is the lowest of its
+        scores for those tags; ties go by path."""
+        if not filters.tags:
+            raise InputError("best_tagged needs at least one tag")
+        where, params = filters.sql()
+        marks = ",".join("?" * len(filters.tags))
+        score = f"(SELECT MIN(json_each.value) FROM json_each(items.tags) WHERE json_each.key IN ({marks}))"
+        query = (
+            f"SELECT MIN(id), MIN({score}) AS score FROM items WHERE {where}"
+            " GROUP BY path ORDER BY score DESC, path LIMIT ?"
+        )
+        rows = self._db.execute(query, [*filters.tags, *params, int(k)])
+        return [(int(i), float(s)) for i, s in rows]
+
     def vectors(self, ids: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
         found: dict[int, np.ndarray] = {}
         for chunk in _chunks(ids):

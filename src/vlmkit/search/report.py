@@ -1,6 +1,7 @@
 """Search results a person can look at: a self-contained HTML page and a PNG contact sheet.
 
-Both show each hit's thumbnail with its rank, score and name (plus the timestamp of a video frame).
+Both carry their query as a title (the text, the query image's name, the tags) and show each hit's
+thumbnail with its rank, score and name (plus the timestamp of a video frame).
 The HTML embeds thumbnails as base64 JPEG so the single file can be mailed or opened anywhere; a hit
 whose file can no longer be read is shown as a grey tile rather than failing the report.
 """
@@ -11,10 +12,11 @@ import base64
 import html
 import io
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from vlmkit.errors import InputError
 from vlmkit.files import atomic_write_text
@@ -25,6 +27,7 @@ from vlmkit.visualize import Row, Tile, result_sheet, save_png
 
 THUMBNAIL = 192
 COLUMNS = 5
+TITLE_SIZE = 16  # pixels: the PNG's title font
 
 
 def thumbnail(hit: Hit, side: int = THUMBNAIL) -> Image.Image:
@@ -66,11 +69,28 @@ def write_html(hits: Sequence[Hit], path: str | os.PathLike[str], title: str) ->
     return Path(path)
 
 
-def write_png(hits: Sequence[Hit], path: str | os.PathLike[str], columns: int = COLUMNS) -> Path:
-    """A grid of thumbnails, each captioned with rank, score and file name."""
+def titled(sheet: Image.Image, title: str) -> Image.Image:
+    """``sheet`` under a white band with ``title`` in it (wrapped to the sheet's width, at most 3 lines)."""
+    font = ImageFont.load_default(TITLE_SIZE)
+    per_line = max(8, (sheet.width - 16) // max(1, round(font.getlength("n"))))
+    lines = textwrap.wrap(title, per_line)[:3] or [""]
+    band = 12 + len(lines) * (TITLE_SIZE + 4)
+    out = Image.new("RGB", (sheet.width, sheet.height + band), "white")
+    draw = ImageDraw.Draw(out)
+    for i, line in enumerate(lines):
+        draw.text((8, 8 + i * (TITLE_SIZE + 4)), line, fill="black", font=font)
+    out.paste(sheet, (0, band))
+    return out
+
+
+def write_png(
+    hits: Sequence[Hit], path: str | os.PathLike[str], columns: int = COLUMNS, *, title: str | None = None
+) -> Path:
+    """A grid of thumbnails, each captioned with rank, score and file name, under ``title`` when given."""
     if not hits:
         raise InputError("no results to draw")
     tiles = [Tile(thumbnail(hit), f"#{rank}  {hit.score:.3f}  {_label(hit)}") for rank, hit in enumerate(hits, 1)]
     rows = [Row("", tiles[start : start + columns]) for start in range(0, len(tiles), columns)]
-    save_png(result_sheet(rows, tile=THUMBNAIL, caption_lines=2), path)
+    sheet = result_sheet(rows, tile=THUMBNAIL, caption_lines=2)
+    save_png(titled(sheet, title) if title else sheet, path)
     return Path(path)
