@@ -105,7 +105,7 @@ def test_serve_options_and_their_defaults():
     args = serve_args()
     limits = limits_from(args)
     assert (limits.max_text_chars, limits.max_images, limits.max_request_pixels) == (1_000_000, 32, 64_000_000)
-    assert limits.body_timeout_s == 30 and limits.max_buffered_bytes == 256 * 1024 * 1024
+    assert limits.body_timeout_s == 30 and limits.max_buffered_bytes == 128 * 1024 * 1024
     options = uvicorn_options(args)
     assert options["limit_concurrency"] == 128 and options["timeout_keep_alive"] == 5
     assert options["http"].header_timeout_s == 10

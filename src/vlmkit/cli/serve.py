@@ -87,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-buffered-mb",
         type=float,
-        default=256.0,
-        help="most request-body megabytes held at once by all requests together (503 past it; default 256)",
+        default=128.0,
+        help="most request-body megabytes held at once by all requests together (503 past it; default 128)",
     )
     serve.add_argument(
         "--limit-concurrency",
