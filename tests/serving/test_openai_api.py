@@ -13,6 +13,9 @@ import torch
 from PIL import Image
 from serving_live import API_KEY, CHAT_ID, ENCODER_ID, data_url, png_bytes, server, shapes_png  # noqa: F401
 
+from vlmkit.processing.chat import with_image
+from vlmkit.serving.openai_routes import conversation
+from vlmkit.serving.openai_schema import Message
 from vlmkit.tasks import embed_images, embed_texts
 
 openai = pytest.importorskip("openai")
@@ -53,6 +56,24 @@ def test_chat_completion_reports_usage_of_the_image_prompt(client, server):  # n
     assert reply.usage.prompt_tokens == len(expected)
     assert expected.count(chat.model.config.image_token_id) == chat.model.tokens_per_image
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_content_part_order_does_not_change_the_prompt_or_the_answer(client, server):  # noqa: F811
+    """Text before ``image_url`` (the README's example) is asked exactly as ``vlmkit ask`` asks: image first."""
+    image = {"type": "image_url", "image_url": {"url": data_url(shapes_png(2))}}
+    text = {"type": "text", "text": QUESTION}
+    chat = state_of(server).chat
+    orders = {"image first": [image, text], "text first": [text, image]}
+    turns = {name: conversation([Message(role="user", content=parts)], chat).turns for name, parts in orders.items()}
+    assert turns["image first"] == turns["text first"] == [{"role": "user", "content": with_image(QUESTION)}]
+    replies = {
+        name: client.chat.completions.create(model=CHAT_ID, messages=[{"role": "user", "content": parts}], max_tokens=8)
+        for name, parts in orders.items()
+    }
+    first, second = replies["image first"], replies["text first"]
+    assert first.choices[0].message.content == second.choices[0].message.content
+    assert first.usage == second.usage
+    assert first.usage.prompt_tokens == len(chat.encode([{"role": "user", "content": with_image(QUESTION)}]))
 
 
 def test_streamed_answer_equals_the_plain_one(client):

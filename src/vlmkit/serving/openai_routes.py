@@ -6,6 +6,12 @@ Bodies follow OpenAI's API closely enough that its official client works unchang
 ``data:`` URLs (or ``file://`` inside the allowed folder), never fetched from the web. Embeddings
 take images too, as a vlmkit extension: ``"input_type": "image"`` with image URLs as inputs.
 
+Content parts are normalised, so the answer never depends on their order: a user message's
+``image_url`` parts become ``<image>`` placeholders that go first, each on its own line and in the
+order the images came, then its text parts, joined by newlines. One image and one text part in
+either order give ``<image>\\ntext``, the prompt ``vlmkit ask`` builds (``processing.chat.with_image``)
+and the one the models were trained on.
+
 Every request is measured before it costs anything: its text in characters (``max_text_chars``), its
 images by count and header pixels; then it is admitted to its worker (503 when the queue is full),
 and only then tokenized and decoded, on worker threads, never on the event loop.
@@ -132,6 +138,7 @@ def conversation(messages: Sequence[Message], service: ChatService) -> Conversat
         if message.content is None:
             raise ApiError(400, f"messages[{i}].content is missing", param=f"messages[{i}].content")
         parts = [TextPart(type="text", text=message.content)] if isinstance(message.content, str) else message.content
+        images: list[str] = []  # placeholders first, whatever the parts' order (see the module docstring)
         pieces: list[str] = []
         for j, part in enumerate(parts):
             param = f"messages[{i}].content" + ("" if isinstance(message.content, str) else f"[{j}]")
@@ -149,8 +156,8 @@ def conversation(messages: Sequence[Message], service: ChatService) -> Conversat
                 raise ApiError(400, f"the model {service.model_id!r} is text-only; it takes no images", param=param)
             found.urls.append(part.image_url.url)
             found.params.append(f"{param}.image_url.url")
-            pieces.append(IMAGE_TOKEN)
-        found.turns.append({"role": role, "content": "\n".join(pieces)})
+            images.append(IMAGE_TOKEN)
+        found.turns.append({"role": role, "content": "\n".join([*images, *pieces])})
     return found
 
 
