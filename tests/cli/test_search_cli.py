@@ -222,3 +222,14 @@ def test_expected_scores_follow_the_softmax_rule():
     """The helper above is the documented rule: a cat-direction photo leaves ~nothing to the background."""
     assert expected_cat_score(PHOTOS["chelsea"], ("cat", "dog")) == pytest.approx(1.0, abs=1e-6)
     assert expected_cat_score(PHOTOS["coffee"], ("cat", "dog")) < math.exp(-50)
+
+
+@pytest.mark.parametrize("command", [["index", "PHOTOS"], ["search", "IDX", "a cat"], ["tag", "IDX", "--labels", "cat"]])
+def test_search_commands_take_the_device_option(tmp_path, capsys, command):
+    if torch.cuda.is_available():
+        pytest.skip("checks the message on machines without CUDA")
+    argv = [str(tmp_path) if part in ("PHOTOS", "IDX") else part for part in command]
+    if command[0] == "index":
+        argv += ["--index", str(tmp_path / "idx")]
+    assert main([*argv, "--device", "cuda"]) == 2
+    assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err

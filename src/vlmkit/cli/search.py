@@ -7,7 +7,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from vlmkit.cli import HelpFormatter, require
+from vlmkit.cli import HelpFormatter, add_device_option, require, resolve_device
 from vlmkit.errors import InputError
 
 
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--workers", type=int, help="decoding processes (default: CPU count - 1, at most 8)")
     index.add_argument("--video-every", type=float, default=2.0, help="seconds between sampled video frames")
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_option(index)
     index.set_defaults(handler=run_index)
 
     search = subparsers.add_parser(
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--model", help="model to embed the query (must be the one that built the index)")
     search.add_argument("--html", type=Path, help="also write a self-contained HTML page of thumbnails")
     search.add_argument("--png", type=Path, help="also write a PNG grid of thumbnails")
+    add_device_option(search)
     search.set_defaults(handler=run_search)
 
     tag = subparsers.add_parser(
@@ -68,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tag.add_argument("--model", help="model (must be the one that built the index)")
     tag.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_option(tag)
     tag.set_defaults(handler=run_tag)
 
 
@@ -80,6 +83,7 @@ def run_index(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "video_every": args.video_every,
         "progress": not args.no_progress,
+        "device": resolve_device(args.device),
     }
     if args.path.is_dir() and not (args.path / "records.jsonl").is_file():
         report = index_folder(args.path, args.index, args.model, **options)
@@ -135,7 +139,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.query is None and args.image is None:  # tags alone: no model to load
         hits = search_tags(args.index, args.tag, args.k, model=args.model, min_score=args.min_score, filters=filters)
     else:
-        with Searcher.open(args.index, args.model) as searcher:
+        with Searcher.open(args.index, args.model, device=resolve_device(args.device)) as searcher:
             if args.image is not None:
                 hits = searcher.image([args.image], args.k, min_score=args.min_score, filters=filters)[0]
             else:
@@ -187,7 +191,7 @@ def run_tag(args: argparse.Namespace) -> int:
     labels = list(dict.fromkeys(label.strip() for label in args.labels.split(",") if label.strip()))
     if not labels:
         raise InputError("--labels: give at least one label, e.g. --labels 'cat,dog,beach'")
-    with Searcher.open(args.index, args.model) as searcher:
+    with Searcher.open(args.index, args.model, device=resolve_device(args.device)) as searcher:
         before = searcher.stored_tags()
         tags = searcher.tag(labels, threshold=args.threshold, progress=not args.no_progress)
     counts = {label: sum(label in found for found in tags.values()) for label in labels}

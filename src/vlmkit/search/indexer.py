@@ -253,6 +253,7 @@ def index_files(
     progress: bool = True,
     on_commit: Callable[[IndexReport], None] | None = None,
     failed: Iterable[tuple[str, str]] = (),
+    device: str = "cpu",
 ) -> IndexReport:
     """Bring the index at ``index_dir`` up to date with ``files`` (see the module docstring).
 
@@ -265,7 +266,7 @@ def index_files(
     started = time.perf_counter()
     index_dir = Path(index_dir)
     existing = read_manifest(index_dir)["model_id"] if (index_dir / "manifest.json").exists() else None
-    model, model_id = load_search_model(model, model_id, default=existing)
+    model, model_id = load_search_model(model, model_id, default=existing, device=device)
     processor = getattr(model, "image_processor", None)
     if processor is None:
         raise InputError(f"model {model_id} has no image processor; it cannot embed images")

@@ -27,14 +27,14 @@ def canonical_model_id(source: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _load(model_id: str) -> nn.Module:
-    return from_pretrained(model_id)
+def _load(model_id: str, device: str) -> nn.Module:
+    return from_pretrained(model_id, device=device)
 
 
 def load_search_model(
-    model: str | nn.Module | None, model_id: str | None = None, default: str | None = None
+    model: str | nn.Module | None, model_id: str | None = None, default: str | None = None, device: str = "cpu"
 ) -> tuple[nn.Module, str]:
-    """``(model, id)``: a loaded model needs ``model_id``; a string is loaded (cached per process).
+    """``(model, id)``: a loaded model needs ``model_id``; a string is loaded on ``device`` (cached per process).
 
     ``default`` is the model an existing index was built with: None means it, and naming another is
     an ``InputError``. Without an index, None means ``DEFAULT_MODEL``.
@@ -46,7 +46,7 @@ def load_search_model(
     source = canonical_model_id(model or default or DEFAULT_MODEL)
     if default is not None and source != default:  # checked before loading: a wrong model costs nothing
         raise InputError(f"the index was built with model {default}; you asked for {source}")
-    loaded = _load(source)
+    loaded = _load(source, device)
     for attribute in ("encode_image", "encode_text"):
         if not hasattr(loaded, attribute):
             raise InputError(f"model {source} cannot embed images and text (it has no {attribute}); use a dual encoder")

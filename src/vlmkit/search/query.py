@@ -79,11 +79,15 @@ class Searcher:
 
     @classmethod
     def open(
-        cls, index_dir: str | os.PathLike[str], model: str | nn.Module | None = None, model_id: str | None = None
+        cls,
+        index_dir: str | os.PathLike[str],
+        model: str | nn.Module | None = None,
+        model_id: str | None = None,
+        device: str = "cpu",
     ) -> Searcher:
-        """Open ``index_dir``; ``model`` defaults to the one its manifest names."""
+        """Open ``index_dir``; ``model`` defaults to the one its manifest names (loaded on ``device``)."""
         built_with = read_manifest(index_dir)["model_id"]
-        loaded, resolved = load_search_model(model, model_id, default=built_with)
+        loaded, resolved = load_search_model(model, model_id, default=built_with, device=device)
         return cls(SearchStore.open(index_dir, model_id=resolved), loaded)
 
     def close(self) -> None:
@@ -220,9 +224,10 @@ def tag_collection(
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, dict[str, float]]:
     """Tag every file of the index with the ``labels`` it matches (see ``Searcher.tag``)."""
-    with Searcher.open(index_dir, model) as searcher:
+    with Searcher.open(index_dir, model, device=device) as searcher:
         return searcher.tag(labels, templates=templates, threshold=threshold, progress=progress)
 
 
