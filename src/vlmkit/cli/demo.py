@@ -12,14 +12,20 @@ from pathlib import Path
 
 import torch
 
+from vlmkit.cli import HelpFormatter
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="generate ShapesWorld, train a tiny CLIP, show what it learned")
-    demo.add_argument("--out", type=Path, default=Path("demo_out"))
-    demo.add_argument("--train-images", type=int, default=5000)
-    demo.add_argument("--test-images", type=int, default=500)
-    demo.add_argument("--steps", type=int, default=300)
-    demo.add_argument("--batch-size", type=int, default=128)
+    demo = subparsers.add_parser(
+        "demo",
+        help="generate ShapesWorld, train a tiny CLIP and VLM, show what they learned",
+        formatter_class=HelpFormatter,
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for data, runs and pictures")
+    demo.add_argument("--train-images", type=int, default=5000, help="ShapesWorld training images to generate")
+    demo.add_argument("--test-images", type=int, default=500, help="held-out images the figures are measured on")
+    demo.add_argument("--steps", type=int, default=300, help="CLIP training steps")
+    demo.add_argument("--batch-size", type=int, default=128, help="CLIP batch size")
     demo.add_argument("--vlm-steps", type=int, default=200, help="instruction-tuning steps of the VLM (0: skip it)")
     demo.set_defaults(handler=run_demo)
 
