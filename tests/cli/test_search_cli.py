@@ -224,7 +224,10 @@ def test_expected_scores_follow_the_softmax_rule():
     assert expected_cat_score(PHOTOS["coffee"], ("cat", "dog")) < math.exp(-50)
 
 
-@pytest.mark.parametrize("command", [["index", "PHOTOS"], ["search", "IDX", "a cat"], ["tag", "IDX", "--labels", "cat"]])
+COMMANDS = [["index", "PHOTOS"], ["search", "IDX", "a cat"], ["tag", "IDX", "--labels", "cat"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_search_commands_take_the_device_option(tmp_path, capsys, command):
     if torch.cuda.is_available():
         pytest.skip("checks the message on machines without CUDA")

@@ -9,10 +9,8 @@ online.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +24,8 @@ from vlmkit.checkpoints.openclip import read as read_open_clip
 from vlmkit.checkpoints.save import CONFIG, PREPROCESSOR, TOKENIZER
 from vlmkit.checkpoints.weights import read_safetensors
 from vlmkit.config import ConfigBase, config_from_json
-from vlmkit.errors import CheckpointError, ConfigError
+from vlmkit.errors import CheckpointError
+from vlmkit.files import read_json_object
 from vlmkit.models import build_model
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer
@@ -46,7 +45,7 @@ def from_pretrained(
     elif not config_path.exists():
         raise CheckpointError(f"{directory}: no {CONFIG}; expected a vlmkit, Hugging Face or open_clip model directory")
     else:
-        raw = _read_json(config_path)
+        raw = read_json_object(config_path)
         if "architecture" in raw:
             config = config_from_json(config_path)
             model = build_model(config, device="meta")
@@ -85,11 +84,12 @@ def _assign(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> N
 
 def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase) -> None:
     """Set ``model.tokenizer`` and ``model.image_processor`` from whichever files the directory has."""
-    settings = _read_json(directory / PREPROCESSOR) if (directory / PREPROCESSOR).exists() else {}
+    settings = read_json_object(directory / PREPROCESSOR) if (directory / PREPROCESSOR).exists() else {}
     if "image" in settings:
         model.image_processor = ImagePreprocessor.from_dict(settings["image"])
     elif (directory / "preprocessor_config.json").exists():
-        model.image_processor = ImagePreprocessor.from_hf_config(_read_json(directory / "preprocessor_config.json"))
+        hf_settings = read_json_object(directory / "preprocessor_config.json")
+        model.image_processor = ImagePreprocessor.from_hf_config(hf_settings)
     elif (directory / OPEN_CLIP_CONFIG).exists():
         model.image_processor = open_clip_image_processor(directory)
     if (directory / TOKENIZER).exists():
@@ -122,17 +122,3 @@ def resolve(source: str | os.PathLike[str]) -> Path:
             f"({type(error).__name__}); check the id, or that this machine is online, or pass a "
             "local directory"
         ) from None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid JSON ({error})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: JSON nested too deeply to be a config") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data

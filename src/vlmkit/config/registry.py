@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vlmkit.config.base import ConfigBase
@@ -10,6 +9,7 @@ from vlmkit.config.conse import ConSEConfig
 from vlmkit.config.encoders import DualEncoderConfig
 from vlmkit.config.vlm import DecoderConfig, VlmConfig
 from vlmkit.errors import ConfigError
+from vlmkit.files import read_json_object
 
 ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "dual_encoder": DualEncoderConfig,
@@ -22,17 +22,8 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
 def config_from_json(path: str | Path) -> ConfigBase:
     """Read a vlmkit ``config.json`` and build the config of its ``"architecture"``."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid JSON ({error})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: JSON nested too deeply to be a config") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from None
-    if not isinstance(data, dict) or "architecture" not in data:
+    data = read_json_object(path)
+    if "architecture" not in data:
         raise ConfigError(f"{path}: missing field 'architecture' (one of {sorted(ARCHITECTURES)})")
     data = dict(data)
     architecture = data.pop("architecture")
