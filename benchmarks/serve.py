@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import base64
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,12 +27,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from vlmkit.checkpoints import save_pretrained
-from vlmkit.config import clip_config, tiny_vlm_config
+from served_models import free_port, save_served_models
 from vlmkit.data.shapesworld import ShapesWorldConfig, make_example
-from vlmkit.models import DualEncoder, VisionLanguageModel
-from vlmkit.processing.images import ImagePreprocessor
-from vlmkit.processing.text import train_bpe_tokenizer
 
 QUEUE = 64
 WORKLOADS = ("text embeddings", "image embeddings", "chat")
@@ -45,35 +40,8 @@ def build_models(root: Path) -> tuple[Path, Path, list[str], list[bytes]]:
     captions = [caption for _, record in examples for caption in record["captions"]]
     images = [png for png, _ in examples]
 
-    torch.manual_seed(0)
-    text = train_bpe_tokenizer(captions, vocab_size=1024, max_length=32)
-    config = clip_config(
-        vision_width=128, vision_layers=4, vision_heads=4, patch_size=8, image_size=64, text_width=128,
-        text_layers=4, text_heads=4, embed_dim=128, vocab_size=text.vocab_size, context_length=32,
-    )  # fmt: skip
-    config.text.eos_token_id, config.text.pad_token_id = text.eos_id, text.pad_id
-    encoder = DualEncoder(config).eval()
-    encoder.tokenizer, encoder.image_processor = text, ImagePreprocessor.clip(64)
-    save_pretrained(encoder, root / "encoder")
-
-    chat_text = train_bpe_tokenizer(captions, vocab_size=1024, special_tokens=["<image>"], max_length=128)
-    vlm_config = tiny_vlm_config(
-        vocab_size=chat_text.vocab_size,
-        image_token_id=chat_text.tokenizer.token_to_id("<image>"),
-        bos_token_id=chat_text.bos_id,
-        eos_token_id=chat_text.eos_id,
-        pad_token_id=chat_text.pad_id,
-    )
-    vlm = VisionLanguageModel(vlm_config).eval()
-    vlm.tokenizer, vlm.image_processor = chat_text, ImagePreprocessor.clip(64)
-    save_pretrained(vlm, root / "vlm")
+    save_served_models(root, captions, 64, 128, 4, 128, 1024, chat_context=128)
     return root / "encoder", root / "vlm", captions, images
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(encoder: Path, vlm: Path, batching: bool, max_batch: int, port: int) -> subprocess.Popen:

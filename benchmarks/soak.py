@@ -40,12 +40,8 @@ import httpx
 import torch
 from PIL import Image
 
-from vlmkit.checkpoints import save_pretrained
-from vlmkit.config import clip_config, tiny_vlm_config
+from served_models import free_port, save_served_models
 from vlmkit.data.shapesworld import ShapesWorldConfig, make_example
-from vlmkit.models import DualEncoder, VisionLanguageModel
-from vlmkit.processing.images import ImagePreprocessor
-from vlmkit.processing.text import train_bpe_tokenizer
 from vlmkit.search.metadata import ItemMeta
 from vlmkit.search.store import SearchStore
 from vlmkit.tasks import embed_images
@@ -65,26 +61,7 @@ def build_models(root: Path) -> Path:
     folder (also the one ``file://`` URLs may name)."""
     examples = [make_example(ShapesWorldConfig(image_size=64), 0, "train", i) for i in range(32)]
     captions = [caption for _, record in examples for caption in record["captions"]]
-    torch.manual_seed(0)
-    text = train_bpe_tokenizer(captions, vocab_size=512, max_length=32)
-    config = clip_config(
-        vision_width=64, vision_layers=2, vision_heads=4, patch_size=8, image_size=32, text_width=64,
-        text_layers=2, text_heads=4, embed_dim=32, vocab_size=text.vocab_size, context_length=32,
-    )  # fmt: skip
-    config.text.eos_token_id, config.text.pad_token_id = text.eos_id, text.pad_id
-    encoder = DualEncoder(config).eval()
-    encoder.tokenizer, encoder.image_processor = text, ImagePreprocessor.clip(32)
-    save_pretrained(encoder, root / "encoder")
-
-    chat_text = train_bpe_tokenizer(captions, vocab_size=512, special_tokens=["<image>"], max_length=512)
-    vlm = VisionLanguageModel(
-        tiny_vlm_config(
-            vocab_size=chat_text.vocab_size, image_token_id=chat_text.tokenizer.token_to_id("<image>"), image_size=32,
-            bos_token_id=chat_text.bos_id, eos_token_id=chat_text.eos_id, pad_token_id=chat_text.pad_id,
-        )
-    ).eval()  # fmt: skip
-    vlm.tokenizer, vlm.image_processor = chat_text, ImagePreprocessor.clip(32)
-    save_pretrained(vlm, root / "vlm")
+    encoder, _ = save_served_models(root, captions, 32, 64, 2, 32, 512, chat_context=512)
 
     folder = root / "images"
     folder.mkdir()
@@ -92,18 +69,12 @@ def build_models(root: Path) -> Path:
     for i, (png, _) in enumerate(examples[:6]):
         paths.append(folder / f"shape{i}.png")
         paths[-1].write_bytes(png)
-    store = SearchStore.create(root / "index", model_id=str(root / "encoder"), dim=config.embed_dim)
+    store = SearchStore.create(root / "index", model_id=str(root / "encoder"), dim=encoder.config.embed_dim)
     items = [ItemMeta(path=p.name, sha256=str(i), size=p.stat().st_size, mtime=0.0) for i, p in enumerate(paths)]
     store.add(items, embed_images(encoder, paths).numpy())
     store.commit()
     store.close()
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(root: Path, folder: Path, port: int, args: argparse.Namespace, log: io.TextIOBase) -> subprocess.Popen:
