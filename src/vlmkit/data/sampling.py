@@ -7,6 +7,8 @@ drew, without replaying the ones before, and every rank agrees on the order with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -35,3 +37,17 @@ def shard(order: torch.Tensor, index: int, micro_batch: int, rank: int, world_si
     """Items of micro-batch ``index`` for ``rank``: consecutive slices of one global batch per rank."""
     start = (index * world_size + rank) * micro_batch
     return order[start : start + micro_batch].tolist()
+
+
+class Draws:
+    """The items of each micro-batch, from an epoch's order (``order(epoch)``) computed once per epoch: batches
+    are drawn epoch after epoch, and an order over a large set costs a permutation of all of it."""
+
+    def __init__(self, order: Callable[[int], torch.Tensor]) -> None:
+        self.order = order
+        self._current: tuple[int, torch.Tensor] | None = None
+
+    def items(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> list[int]:
+        if self._current is None or self._current[0] != epoch:
+            self._current = (epoch, self.order(epoch))
+        return shard(self._current[1], index, micro_batch, rank, world_size)

@@ -188,18 +188,8 @@ class ShardStream:
 
     def _window_bytes(self, window: int) -> dict[int, bytes]:
         if window not in self._loaded:
-            wanted = set(self._windows[window])
-            by_location = {self.locations[item]: item for item in wanted}
-            found: dict[int, bytes] = {}
-            for shard in sorted({self.locations[item][0] for item in wanted}):
-                for position, sample in enumerate(iter_webdataset(self.shards[shard])):
-                    if (item := by_location.get((shard, position))) is not None:
-                        found[item] = sample.image_bytes
-            if len(found) < len(wanted):
-                missing = self.locations[min(wanted - set(found))]
-                raise InputError(
-                    f"{self.shards[missing[0]]}: sample {missing[1]} is gone; did the shard change mid-run?"
-                )
+            by_location = {self.locations[item]: item for item in self._windows[window]}
+            found = {by_location[location]: data for location, data in member_bytes(self.shards, by_location)}
             self._loaded = {window: found}  # one window held at a time
         return self._loaded[window]
 
@@ -251,15 +241,20 @@ def scan_records(
     return records, [], locations
 
 
-def _shard_images(shards: list[Path], locations: list[tuple[int, int]]) -> Iterator[tuple[str, ImageRef]]:
-    """The image bytes at ``locations``, in order, read shard by shard."""
+def member_bytes(shards: list[Path], locations: Iterable[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], bytes]]:
+    """The image bytes at each (shard, position) of ``locations``, shard by shard in position order; a location
+    the shard no longer holds is one clear error (the shard changed since it was scanned)."""
     wanted: dict[int, set[int]] = {}
     for shard, position in locations:
         wanted.setdefault(shard, set()).add(position)
     for shard in sorted(wanted):
+        found = set()
         for position, sample in enumerate(iter_webdataset(shards[shard])):
             if position in wanted[shard]:
-                yield f"{shards[shard]}:{position}", sample.image_bytes
+                found.add(position)
+                yield (shard, position), sample.image_bytes
+        if missing := sorted(wanted[shard] - found):
+            raise InputError(f"{shards[shard]}: sample {missing[0]} is gone; did the shard change since it was read?")
 
 
 def open_images(
@@ -285,7 +280,11 @@ def open_images(
         mode = "memory" if len(records) * height * width * 3 <= MEMORY_BUDGET else "stream"
     shards = shard_paths(spec) if locations else []
     if mode == "memory":
-        named = _shard_images(shards, locations) if locations else ((path, path) for path in paths)
+        named = (
+            ((f"{shards[shard]}:{position}", data) for (shard, position), data in member_bytes(shards, locations))
+            if locations
+            else ((path, path) for path in paths)
+        )
         return PreloadedImages(records, decode_all(processor, named, len(records), desc=Path(spec).name))
     if not locations:
         return FolderStream(records, paths, processor)

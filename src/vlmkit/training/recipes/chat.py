@@ -17,7 +17,7 @@ from torch import nn
 
 from vlmkit.config.base import option
 from vlmkit.data.records import Record, RecordDataset
-from vlmkit.data.sampling import epoch_order, shard
+from vlmkit.data.sampling import Draws, epoch_order
 from vlmkit.data.sources import ImageRecords, PreloadedImages, is_folder, open_images
 from vlmkit.errors import ConfigError
 from vlmkit.evaluation.generative import generative_tasks
@@ -138,7 +138,11 @@ class ChatBatches:
     ) -> None:
         self.records, self.images, self.encoder, self.messages = records, images, encoder, messages
         self.seed, self.max_length, self.model, self.train_vision = seed, max_length, model, train_vision
-        self._order: tuple[int, torch.Tensor] | None = None
+        self.draws = Draws(
+            (lambda epoch: images.order(seed, epoch))
+            if images is not None
+            else (lambda epoch: epoch_order(len(records), seed, epoch))
+        )
         self.vision_tokens: torch.Tensor | None = None  # a frozen tower's output per image, built on first use
         if images is not None and not train_vision and not isinstance(images, PreloadedImages):
             raise ConfigError(
@@ -150,12 +154,7 @@ class ChatBatches:
         return len(self.records) // (micro_batch * world_size)
 
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
-        if self._order is None or self._order[0] != epoch:
-            order = (
-                self.images.order(self.seed, epoch) if self.images else epoch_order(len(self.records), self.seed, epoch)
-            )
-            self._order = (epoch, order)
-        items = shard(self._order[1], index, micro_batch, rank, world_size)
+        items = self.draws.items(epoch, index, micro_batch, rank, world_size)
         rows = []
         for item in items:
             rng = random.Random(f"{self.seed}/{epoch}/{item}")

@@ -19,7 +19,7 @@ from vlmkit.checkpoints import from_pretrained
 from vlmkit.config import DualEncoderConfig, clip_config, siglip_config
 from vlmkit.config.base import option
 from vlmkit.data.records import Record
-from vlmkit.data.sampling import shard
+from vlmkit.data.sampling import Draws
 from vlmkit.data.shapesworld.generate import vocabulary
 from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, interchangeable_words
 from vlmkit.data.sources import ImageRecords, open_images
@@ -190,15 +190,13 @@ class ContrastiveBatches:
         self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
         self.causal = model.config.text.causal  # a causal tower pools at EOS and needs the mask
         self.word_targets = CaptionWordTargets(self.captions, self.tokenizer) if word_targets else None
-        self._order: tuple[int, torch.Tensor] | None = None
+        self.draws = Draws(lambda epoch: images.order(seed, epoch))
 
     def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
         return len(self.captions) // (micro_batch * world_size)
 
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ImageTextBatch:
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, self.images.order(self.seed, epoch))
-        items = shard(self._order[1], index, micro_batch, rank, world_size)
+        items = self.draws.items(epoch, index, micro_batch, rank, world_size)
         rngs = [random.Random(f"{self.seed}/{epoch}/{i}") for i in items]
         texts = [rng.choice(self.captions[i]) for rng, i in zip(rngs, items, strict=True)]
         if self.swapper is not None:
