@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from vlmkit.errors import CheckpointError
+from vlmkit.errors import CheckpointError, InputError
 from vlmkit.files import WriterLock, remove_stale_temps
 
 _STEP_DIR = re.compile(r"^step_(\d{6,})$")
@@ -198,3 +198,15 @@ def _load_weights(file: Path, module: nn.Module) -> None:
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def checkpoints_to_resume(checkpoint_dir: Path, resume: bool) -> list[Path]:
+    """The checkpoints a run may continue from: none without ``resume``, where any existing one is refused
+    (a new run must not silently mix into an old run's directory)."""
+    existing = list_checkpoints(checkpoint_dir)
+    if existing and not resume:
+        raise InputError(
+            f"{checkpoint_dir.parent} already holds checkpoints; pass --resume to continue that run or choose "
+            "another output directory"
+        )
+    return existing

@@ -15,9 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from vlmkit.errors import ConfigError, InputError
+from vlmkit.errors import ConfigError
 from vlmkit.files import atomic_write_json
-from vlmkit.training.checkpointing import list_checkpoints
+from vlmkit.training.checkpointing import checkpoints_to_resume
 from vlmkit.training.distributed import cleanup, init_distributed
 from vlmkit.training.recipes import RECIPES, Recipe
 from vlmkit.training.trainer import Trainer
@@ -76,10 +76,7 @@ RESUMABLE_CHANGES = {
 
 def check_run_dir(out: Path, recipe: Recipe, resume: bool) -> None:
     """A run directory with checkpoints continues only with --resume, and only with its own settings."""
-    if list_checkpoints(out / "checkpoints") and not resume:
-        raise InputError(
-            f"{out} already holds checkpoints; pass --resume to continue that run or choose another output directory"
-        )
+    checkpoints_to_resume(out / "checkpoints", resume)
     saved_file = out / RUN_CONFIG
     if not (resume and saved_file.exists()):
         return

@@ -26,7 +26,13 @@ from tqdm import tqdm
 from vlmkit.config.base import ConfigBase, option
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.progress import progress
-from vlmkit.training.checkpointing import list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vlmkit.training.checkpointing import (
+    checkpoints_to_resume,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from vlmkit.training.distributed import DistributedContext, all_reduce_mean, barrier
 from vlmkit.training.metrics import MetricsLog
 from vlmkit.training.objective import Objective, ObjectiveOutput, Prepared
@@ -144,13 +150,8 @@ class Trainer:
         self.step = 0
         self.micro_steps_done = 0  # micro-batches consumed since the start of the run
         torch.manual_seed(config.seed)
-        existing = list_checkpoints(self.checkpoint_dir)
-        if existing and not resume:
-            raise InputError(
-                f"{self.run_dir} already holds checkpoints; pass --resume to continue that run or choose "
-                "another output directory"
-            )
-        if resume and existing:
+        existing = checkpoints_to_resume(self.checkpoint_dir, resume)
+        if existing:
             self._restore(existing[-1])
             if context.is_main:
                 tqdm.write(f"resuming {self.run_dir} from step {self.step} ({existing[-1].name})")
