@@ -14,6 +14,7 @@ from torch import nn
 
 from vlmkit.checkpoints import from_pretrained
 from vlmkit.errors import InputError
+from vlmkit.tasks.embed import check_dual_encoder
 
 DEFAULT_MODEL = "vlmkit:conse-effnet-minilm"
 
@@ -47,7 +48,8 @@ def load_search_model(
     if default is not None and source != default:  # checked before loading: a wrong model costs nothing
         raise InputError(f"the index was built with model {default}; you asked for {source}")
     loaded = _load(source, device)
-    for attribute in ("encode_image", "encode_text"):
-        if not hasattr(loaded, attribute):
-            raise InputError(f"model {source} cannot embed images and text (it has no {attribute}); use a dual encoder")
+    try:
+        check_dual_encoder(loaded)
+    except InputError as error:
+        raise InputError(f"model {source}: {error}") from None
     return loaded, source
