@@ -133,11 +133,12 @@ def _load(source: str, kinds: tuple[type, ...], flag: str, device: str) -> Any:
 
 
 def _encoder_kinds() -> tuple[type, ...]:
-    """What serves embeddings, classification and search: a dual encoder, or the offline ConSE model."""
-    from vlmkit.models import DualEncoder
-    from vlmkit.models.conse import ConSEModel
+    """What serves embeddings, classification and search: the models the embedding tasks take."""
+    import typing
 
-    return DualEncoder, ConSEModel
+    from vlmkit.tasks.embed import EmbeddingModel
+
+    return typing.get_args(EmbeddingModel)
 
 
 def _index_encoder(store: SearchStore, encoder: DualEncoder | None, names: tuple[str, ...], device: str) -> DualEncoder:
