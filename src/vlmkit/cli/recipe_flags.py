@@ -60,6 +60,11 @@ def _flag_type(hint: Any) -> dict[str, Any] | None:
     return None
 
 
+def _flag_name(field: dataclasses.Field) -> str:
+    """``--field-name``, or the flag the field's ``option`` names (``init_from`` -> ``--from``)."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
 def _fields(config: type[ConfigBase]) -> list[tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(config)
     return [(f, hints[f.name]) for f in dataclasses.fields(config) if f.metadata.get("cli", True)]  # type: ignore[arg-type]
@@ -75,7 +80,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser, recipe: type[ConfigBase]) 
             keywords = _flag_type(hint)
             if keywords is None:
                 continue
-            flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+            flag = _flag_name(field)
             if "metavar" in keywords:  # an optional setting: NAME|none
                 keywords["metavar"] = f"{flag.lstrip('-').upper().replace('-', '_')}|none"
             group = research if field.metadata.get("research") else main
@@ -107,7 +112,7 @@ def _flags(recipe: type[ConfigBase]) -> dict[str, str]:
     for config, prefix in ((recipe, ""), (nested, f"{NESTED}.")):
         for field, hint in _fields(config):
             if _flag_type(hint) is not None:
-                found[prefix + field.name] = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+                found[prefix + field.name] = _flag_name(field)
     return found
 
 
