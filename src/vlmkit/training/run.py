@@ -43,7 +43,9 @@ def run(
     under torchrun each process takes the GPU of its local rank). ``until`` stops after that step
     without exporting, as an interruption would."""
     out = Path(out)
-    recipe.validate(type(recipe).__name__)
+    name = type(recipe).__name__
+    recipe.validate(name)  # a recipe built in Python has not been through from_dict's checks
+    recipe.train.validate(f"{name}.train")
     context = init_distributed(device)
     try:
         # Everything that can be refused is refused before any data is read or model built.
