@@ -266,7 +266,7 @@ class Trainer:
                         "samples_per_s": rate,
                         **extras,
                     }
-                    bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
+                    bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}", refresh=False)  # the bar paces itself
                     self._write(record)
                     window_start, window_samples = time.perf_counter(), 0
                 if config.eval_every and self.step % config.eval_every == 0 and self.step < config.steps:
