@@ -21,12 +21,15 @@ The frozen tokens come from ``training.vision_cache``, so a model from the pipel
         --fresh-decoder
     .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --fresh-decoder \
         --text-scene
+    .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --text-scene \
+        --decoder-from vlmkit:minilm
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import random
 import time
 
@@ -114,7 +117,7 @@ def answer_accuracy(
         for start in range(0, len(rows), 128):
             ids, labels = pad_right(rows[start : start + 128], encoder.tokenizer.pad_id)
             batch_tokens = None if tokens is None else tokens[images[start : start + 128]]
-            logits = model(ids, vision_tokens=batch_tokens).logits
+            logits = model(ids, vision_tokens=batch_tokens, labels=labels).logits  # labels: a prefix-LM's blocks
             targets = labels[:, 1:]
             exact = ((logits[:, :-1].argmax(-1) == targets) | (targets == -100)).all(1)
             for kind, ok in zip(kinds[start : start + 128], exact.tolist(), strict=True):
@@ -130,6 +133,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="train on this question type only (color, shape, ...)")
     parser.add_argument("--single-object", action="store_true", help="train on single-object images only")
     parser.add_argument("--fresh-decoder", action="store_true", help="re-initialise the decoder and projector")
+    parser.add_argument("--decoder-from", default=None, help="a decoder to use instead (e.g. vlmkit:minilm)")
     parser.add_argument(
         "--text-scene", action="store_true", help="give the decoder the scene as text (its canonical caption)"
     )
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-images", type=int, default=150)
+    parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: half)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,6 +150,10 @@ def main() -> None:
     model = from_pretrained(args.model)
     if not isinstance(model, VisionLanguageModel) or model.tokenizer is None:
         raise SystemExit(f"{args.model}: expected a VLM with a tokenizer")
+    if args.decoder_from:
+        decoder = from_pretrained(args.decoder_from).train()
+        projector = dataclasses.replace(model.config.projector)
+        model = VisionLanguageModel.from_parts(model.vision, decoder, projector, image_processor=model.image_processor)
     tokenizer = model.tokenizer
     encoder = chat_encoder(model)
     train = split_tokens(model, f"{args.data}/train", None, args.text_scene)
@@ -176,13 +185,14 @@ def main() -> None:
             qas = [qa for qa in records[item].qa or [] if args.only in (None, qa.type)] or records[item].qa or []
             rows += question_rows(encoder, [rng.choice(qas)], text_scene(records[item], tokens))
         ids, labels = pad_right(rows, tokenizer.pad_id)
-        loss = model(ids, labels=labels, vision_tokens=None if tokens is None else tokens[items]).loss
+        batch_tokens = None if tokens is None else tokens[items]
+        loss = model(ids, labels=labels, vision_tokens=batch_tokens, return_logits=False).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        if step % max(1, args.steps // 2) == 0:
+        if step % max(1, args.eval_every or args.steps // 2) == 0:
             accuracy = answer_accuracy(model, encoder, *val)
             shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
             print(f"{reader} step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)

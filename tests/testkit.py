@@ -140,3 +140,36 @@ def tiny_conse(top_k: int = 3, with_tokenizer: bool = False):
     model.image_processor = ImagePreprocessor.clip(32)
     model.tokenizer = tokenizer
     return model
+
+
+BERT_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "star", "circle", "what", "color"]
+BERT_WORDS += ["is", "the", "?", ":", "user", "assistant", "small", "##s"]
+
+
+def tiny_bert_directory(path):
+    """A random tiny transformers ``BertModel`` with a WordPiece tokenizer.json, saved in ``path``."""
+    import pytest
+
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import WordPiece
+
+    tokenizer = Tokenizer(WordPiece({word: i for i, word in enumerate(BERT_WORDS)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path / "tokenizer.json"))
+    config = transformers.BertConfig(
+        vocab_size=len(BERT_WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_act="gelu",
+    )
+    torch.manual_seed(0)
+    reference = transformers.BertModel(config, add_pooling_layer=False).eval()
+    reference.save_pretrained(path)
+    return reference

@@ -8,8 +8,9 @@ import random
 import pytest
 import torch
 
-from testkit import TINY_EFFNET, tiny_conse
+from testkit import TINY_EFFNET, tiny_bert_directory, tiny_conse
 from vlmkit.checkpoints import from_pretrained, save_pretrained
+from vlmkit.checkpoints.bert import bert_decoder
 from vlmkit.data.records import RecordDataset
 from vlmkit.data.sampling import epoch_order, shard
 from vlmkit.errors import ConfigError
@@ -52,6 +53,22 @@ def test_align_can_train_the_decoder(shapes_dataset, parts):
     model = recipe.prepare().model
     assert all(p.requires_grad for p in model.decoder.parameters())
     assert not any(p.requires_grad for p in model.vision.parameters())
+
+
+def test_align_and_instruct_with_a_bert_prefix_decoder(shapes_dataset, parts, tmp_path):
+    """A BERT turned decoder (as vlmkit:minilm is) trains through align and instruct and answers."""
+    clip_dir, _ = parts
+    tiny_bert_directory(tmp_path / "bert")
+    save_pretrained(bert_decoder(tmp_path / "bert"), tmp_path / "decoder")
+    data = str(shapes_dataset / "train")
+    align = AlignRecipe(data=data, vision_from=clip_dir, decoder_from=str(tmp_path / "decoder"), train_decoder=True)
+    align = dataclasses.replace(align, train=STEPS)
+    _, align_dir = _train(align, tmp_path / "align")
+    instruct = InstructRecipe(data=data, init_from=str(align_dir), train=STEPS)
+    _, vlm_dir = _train(instruct, tmp_path / "vlm")
+    loaded = from_pretrained(vlm_dir)
+    assert (loaded.config.decoder.family, loaded.config.decoder.attention) == ("bert", "prefix")
+    assert isinstance(ask(loaded, shapes_dataset / "val" / "images" / "000000.png", "what color is the star?"), str)
 
 
 def test_align_fresh_decoder_keeps_the_tokenizer_and_reinitialises_the_weights(shapes_dataset, parts):

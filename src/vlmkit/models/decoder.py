@@ -1,11 +1,15 @@
-"""Causal language model of the Llama family (see ``DecoderConfig``), with a static KV cache.
+"""Language model of the Llama family, or a BERT turned decoder (see ``DecoderConfig``), with a static KV cache.
 
 One ``forward`` serves training (whole sequences, no cache), prefill (a prompt into an empty or
 partly filled cache) and decoding (one token per row into the cache). The attention mask is built
 once per call, never per layer, and in the common cases not at all: an unpadded prompt uses SDPA's
 own causal kernel, and an unpadded decoding step needs no mask (a new token may see every cached
 one). Padding (left, for batched generation) is remembered by the cache, so decoding steps read
-their mask as a view of it.
+their mask as a view of it. A prefix-LM decoder (``attention="prefix"``) reads each prefill
+bidirectionally; in training ``answer_blocks`` of the labels say which tokens form one block.
+
+Training computes the output head only where a label is (``answer_loss``): a BERT vocabulary has
+30,522 rows, and the head over every prompt position would cost as much as the blocks.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from torch.utils.checkpoint import checkpoint
 
 from vlmkit.config import DecoderConfig
 from vlmkit.errors import InputError
-from vlmkit.nn.block import DecoderBlock
+from vlmkit.nn.block import DecoderBlock, TransformerBlock
 from vlmkit.nn.kv_cache import KVCache
+from vlmkit.nn.mlp import activation
 from vlmkit.nn.norms import RMSNorm
 from vlmkit.nn.rope import RotaryEmbedding
 from vlmkit.processing.chat import IGNORE_INDEX
@@ -31,8 +36,21 @@ if TYPE_CHECKING:
     from vlmkit.processing.text import TextTokenizer
 
 
+class PredictionHeadTransform(nn.Module):
+    """BERT's ``dense -> act -> LayerNorm`` before the output matrix (its ``cls.predictions.transform``)."""
+
+    def __init__(self, width: int, act: str, norm_eps: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.act = activation(act)
+        self.norm = nn.LayerNorm(width, eps=norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.dense(x)))
+
+
 class Decoder(nn.Module):
-    """Token embedding, ``DecoderBlock``s, final RMSNorm and output head (tied or not).
+    """Token embedding, blocks, final norm and output head (tied or not), in the config's ``family``.
 
     ``tokenizer`` is set by ``from_pretrained`` when the directory has one; a bare model has None.
     """
@@ -41,8 +59,11 @@ class Decoder(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.width)
+        bert = config.family == "bert"
         self.blocks = nn.ModuleList(
-            DecoderBlock(
+            TransformerBlock(config.width, config.heads, config.mlp_dim, config.act, config.norm_eps, post_norm=True)
+            if bert
+            else DecoderBlock(
                 config.width,
                 config.heads,
                 config.kv_heads,
@@ -56,23 +77,36 @@ class Decoder(nn.Module):
             )
             for _ in range(config.layers)
         )
-        self.norm = RMSNorm(config.width, eps=config.norm_eps)
+        if bert:
+            self.position_embedding = nn.Parameter(torch.zeros(config.max_positions, config.width))
+            self.token_type_embedding = nn.Embedding(config.type_vocab_size, config.width)
+            self.embedding_norm = nn.LayerNorm(config.width, eps=config.norm_eps)
+            self.head_transform = PredictionHeadTransform(config.width, config.act, config.norm_eps)
+            self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        # A post-norm stack ends normalised; a pre-norm one needs its final RMSNorm.
+        self.norm: nn.Module = nn.Identity() if bert else RMSNorm(config.width, eps=config.norm_eps)
         # Tied: no second module, so the state dict holds the matrix once (safetensors refuses aliases).
         self.lm_head = None if config.tie_embeddings else nn.Linear(config.width, config.vocab_size, bias=False)
-        self.rope = RotaryEmbedding(config)
+        self.rope = None if bert else RotaryEmbedding(config)
         self.gradient_checkpointing = False
         self.tokenizer: TextTokenizer | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Normal(0, 0.02) weights, zero biases and unit norm scales, the Llama initialisation."""
+        """Normal(0, 0.02) weights, zero biases and unit norm scales: the Llama and BERT initialisation."""
         for module in self.modules():
             if isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
             elif isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
+        if self.config.family == "bert":
+            nn.init.normal_(self.position_embedding, std=0.02)
+            nn.init.zeros_(self.output_bias)
 
     @property
     def device(self) -> torch.device:
@@ -107,6 +141,7 @@ class Decoder(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        segments: torch.Tensor | None = None,
         last_only: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, L, vocab)`` (``(B, 1, vocab)`` with ``last_only``) for the new tokens.
@@ -115,7 +150,31 @@ class Decoder(nn.Module):
         (B, L) marks their real tokens with 1 and padding with 0 (a cache remembers earlier ones).
         ``position_ids`` default to each row's count of real tokens so far, so left padding does not
         shift positions. With ``cache`` the tokens are appended after its ``length`` positions.
+        ``segments`` (B, L, nondecreasing; see ``answer_blocks``) are a prefix-LM's attention blocks.
         """
+        hidden = self.hidden_states(
+            input_ids,
+            attention_mask,
+            inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
+            cache=cache,
+            segments=segments,
+            last_only=last_only,
+        )
+        return self.head(hidden)
+
+    def hidden_states(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        segments: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """What ``forward`` feeds the output head: the last block's states ``(B, L, width)``."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
@@ -130,19 +189,30 @@ class Decoder(nn.Module):
         if cache is not None:
             cache.reserve(length, limit=self.config.max_positions)
         positions = self._positions(attention_mask, cache, length) if position_ids is None else position_ids
-        rope = self.rope(positions, x.device, x.dtype)
+        extra = {}
+        if self.rope is not None:
+            extra["rope"] = self.rope(positions, x.device, x.dtype)
+        else:  # BERT: absolute positions and segment 0 added, then the embedding LayerNorm
+            x = self.embedding_norm(x + self.position_embedding[positions] + self.token_type_embedding.weight[0])
         if cache is not None:
             cache.append(attention_mask, length)  # layers write at ``start``; the mask reads the validity
-        mask, is_causal = self._mask(attention_mask, cache, start, length)
+        if self.config.attention == "prefix":
+            mask, is_causal = _prefix_mask(attention_mask, cache, start, length, segments), False
+        else:
+            mask, is_causal = self._mask(attention_mask, cache, start, length)
         for index, block in enumerate(self.blocks):
             layer_cache = cache.layer(index) if cache is not None else None
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, rope, mask, is_causal, use_reentrant=False)
+                x = checkpoint(block, x, mask=mask, is_causal=is_causal, use_reentrant=False, **extra)
             else:
-                x = block(x, rope, mask, is_causal, layer_cache, start)
-        if last_only:
-            x = x[:, -1:]
-        return F.linear(self.norm(x), self.output_weight)
+                x = block(x, mask=mask, is_causal=is_causal, cache=layer_cache, start=start, **extra)
+        return self.norm(x[:, -1:] if last_only else x)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits for final hidden states of any leading shape."""
+        if self.config.family == "bert":
+            return F.linear(self.head_transform(hidden), self.output_weight, self.output_bias)
+        return F.linear(hidden, self.output_weight)
 
     @staticmethod
     def _positions(attention_mask: torch.Tensor | None, cache: KVCache | None, length: int) -> torch.Tensor | slice:
@@ -198,3 +268,50 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """
     shifted = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
     return F.cross_entropy(shifted, labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+def answer_blocks(labels: torch.Tensor) -> torch.Tensor:
+    """Prefix-LM attention blocks (B, L) from training labels: every labelled token is a block of its own,
+    and each run of unlabelled tokens (a prompt) one block, so a prompt is read bidirectionally but never
+    sees the answer that follows it."""
+    labelled = labels != IGNORE_INDEX
+    starts = labelled.clone()
+    starts[:, 1:] |= labelled[:, :-1]
+    return starts.long().cumsum(-1)
+
+
+def _prefix_mask(
+    attention_mask: torch.Tensor | None,
+    cache: KVCache | None,
+    start: int,
+    length: int,
+    segments: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The boolean mask (B, 1, L, start + L) of a prefix-LM, or None where every key may be seen.
+
+    A token sees every cached position, and the new tokens of its own or an earlier segment (without
+    ``segments``, all new tokens are one segment: a prefill, or a decoding step). As in the causal mask,
+    each position may always see itself, so padding never attends to nothing.
+    """
+    end = start + length
+    keys = cache.valid[:, :end] if cache is not None else attention_mask
+    if segments is None:
+        if keys is None or bool(keys.all()):
+            return None
+        allowed = keys.bool()[:, None, :].expand(-1, length, -1)
+    else:
+        earlier = segments[:, None, :] <= segments[:, :, None]
+        allowed = torch.cat([earlier.new_ones(earlier.shape[0], length, start), earlier], dim=-1)
+        if keys is not None:
+            allowed = allowed & keys.bool()[:, None, :]
+    itself = torch.zeros(length, end, dtype=torch.bool, device=allowed.device)
+    itself[:, start:] = torch.eye(length, dtype=torch.bool, device=allowed.device)
+    return (allowed | itself)[:, None]
+
+
+def answer_loss(decoder: Decoder, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``causal_lm_loss`` from final hidden states, with the output head run only where a label is."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = decoder.head(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep])

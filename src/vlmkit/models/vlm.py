@@ -17,7 +17,7 @@ from torch import nn
 
 from vlmkit.config import ProjectorConfig, VlmConfig
 from vlmkit.errors import ConfigError, InputError
-from vlmkit.models.decoder import Decoder, causal_lm_loss
+from vlmkit.models.decoder import Decoder, answer_blocks, answer_loss
 from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.models.generation import GenerationConfig, generate, pad_left
 from vlmkit.models.projector import Projector
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class VlmOutput:
-    logits: torch.Tensor  # (B, L, vocab), or (B, 1, vocab) with last_only
+    logits: torch.Tensor | None  # (B, L, vocab), or (B, 1, vocab) with last_only; None unless return_logits
     loss: torch.Tensor | None = None  # mean next-token cross-entropy where labels != -100
 
 
@@ -148,20 +148,32 @@ class VisionLanguageModel(nn.Module):
         vision_tokens: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
+        return_logits: bool = True,
     ) -> VlmOutput:
         """Logits, and the loss when ``labels`` (B, L) are given (-100 where not predicted).
 
         ``pixels`` (N, C, H, W) hold the images of the whole batch in order of appearance. Instead,
         ``image_features`` (from ``encode_images``) reuse a whole encoding, and ``vision_tokens``
         (from ``vision_tokens``) reuse a frozen tower's output while the projector still trains.
+        ``labels`` also give a prefix-LM decoder its attention blocks (``answer_blocks``), so
+        teacher-forced logits never see the answer; ``return_logits=False`` (training) skips the
+        output head everywhere but at the labels.
         """
         if vision_tokens is not None and image_features is None:
             image_features = self.projector(vision_tokens.to(self.projector.fc1.weight.dtype))
         if pixels is not None and image_features is None:
             image_features = self.encode_images(pixels)
         embeds = self.embed(input_ids, image_features)
-        logits = self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, cache=cache, last_only=last_only)
-        return VlmOutput(logits, None if labels is None else causal_lm_loss(logits, labels))
+        prefix = labels is not None and self.decoder.config.attention == "prefix"
+        hidden = self.decoder.hidden_states(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            cache=cache,
+            segments=answer_blocks(labels) if prefix else None,
+            last_only=last_only,
+        )
+        loss = None if labels is None else answer_loss(self.decoder, hidden, labels)
+        return VlmOutput(self.decoder.head(hidden) if return_logits or labels is None else None, loss)
 
     def prepare(
         self, prompts: Sequence[Sequence[int]], pixels: torch.Tensor | None = None

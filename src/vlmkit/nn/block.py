@@ -25,11 +25,19 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(dim, mlp_dim, act)
         self.post_norm = post_norm
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
+        """``cache``/``start`` as in ``Attention``: a BERT-family decoder generates with a KV cache too."""
         if self.post_norm:
-            x = self.norm1(x + self.attn(x, mask=mask, is_causal=is_causal))
+            x = self.norm1(x + self.attn(x, mask=mask, is_causal=is_causal, cache=cache, start=start))
             return self.norm2(x + self.mlp(x))
-        x = x + self.attn(self.norm1(x), mask=mask, is_causal=is_causal)
+        x = x + self.attn(self.norm1(x), mask=mask, is_causal=is_causal, cache=cache, start=start)
         return x + self.mlp(self.norm2(x))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from vlmkit.models.decoder import causal_lm_loss
+from vlmkit.models.decoder import answer_blocks, causal_lm_loss
 from vlmkit.training.batches import ChatBatch, ImageTextBatch
 from vlmkit.training.caption_words import CaptionWordHead, caption_word_loss
 from vlmkit.training.losses import ClipLoss, SigLipLoss
@@ -51,6 +51,9 @@ class NextTokenObjective(Objective):
 
     def forward(self, model: nn.Module, batch: ChatBatch) -> ObjectiveOutput:
         if batch.pixels is None and batch.vision_tokens is None:
-            return ObjectiveOutput(causal_lm_loss(model(batch.input_ids), batch.labels))
-        out = model(batch.input_ids, batch.pixels, labels=batch.labels, vision_tokens=batch.vision_tokens)
+            logits = model(batch.input_ids, segments=answer_blocks(batch.labels))  # blocks: for a prefix-LM only
+            return ObjectiveOutput(causal_lm_loss(logits, batch.labels))
+        out = model(
+            batch.input_ids, batch.pixels, labels=batch.labels, vision_tokens=batch.vision_tokens, return_logits=False
+        )
         return ObjectiveOutput(out.loss)

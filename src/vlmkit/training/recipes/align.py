@@ -1,9 +1,11 @@
 """``align`` (LLaVA stage 1): a new projector between a vision tower and a decoder, trained on captions.
 
 The tower comes from a dual encoder (a ``train clip`` run) or is the ImageNet EfficientNet of
-``vlmkit:conse-effnet-minilm`` without its classifier; the decoder from ``train lm``. Both stay frozen
-unless ``train_vision`` / ``train_decoder`` say otherwise; a decoder too small to route information
-from its context learns only a caption prior when frozen (docs/results.md).
+``vlmkit:conse-effnet-minilm`` without its classifier; the decoder from ``train lm``, or ``vlmkit:minilm``
+(the pretrained MiniLM as a prefix-LM, which learns in-context lookup in a hundred steps where a decoder
+trained from scratch does not in thousands; docs/results.md). Both stay frozen unless ``train_vision`` /
+``train_decoder`` say otherwise; a decoder too small to route information from its context learns only a
+caption prior when frozen.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ class AlignRecipe(ChatRecipe):
     vision_from: str = option(
         "", "a dual encoder (a `train clip` run or model directory), or vlmkit:conse-effnet-minilm for its CNN"
     )
-    decoder_from: str = option("", "a decoder (a `train lm` model directory)")
+    decoder_from: str = option(
+        "", "a decoder: a `train lm` model directory, or vlmkit:minilm (pretrained MiniLM, prefix-LM)"
+    )
     train_decoder: bool = option(False, "train the decoder too, not only the projector")
     train_vision: bool = option(False, "unfreeze the vision tower")
     vision_layer: int = option(
@@ -108,7 +112,9 @@ class AlignRecipe(ChatRecipe):
         tower, processor = vision_tower(self.vision_from)
         decoder = from_pretrained(self.decoder_from)
         if not isinstance(decoder, Decoder) or decoder.tokenizer is None:
-            raise InputError(f"{self.decoder_from}: --decoder-from needs a decoder with a tokenizer (`train lm`)")
+            raise InputError(
+                f"{self.decoder_from}: --decoder-from needs a decoder with a tokenizer (`train lm`, or vlmkit:minilm)"
+            )
         if self.fresh_decoder:
             # A tiny decoder pretrained on the captions' text learns to read image tokens several times slower
             # than a random one (docs/results.md, "reading the image"); its tokenizer and shape are what is kept.

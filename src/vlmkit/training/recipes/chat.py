@@ -137,6 +137,9 @@ class ChatBatches:
         train_vision: bool = False,
     ) -> None:
         self.records, self.images, self.encoder, self.messages = records, images, encoder, messages
+        decoder = getattr(model.config, "decoder", model.config)
+        # A chat longer than the decoder's positions would fail in the forward pass: cut it here instead.
+        max_length = min(max_length, decoder.max_positions)  # type: ignore[union-attr]
         self.seed, self.max_length, self.model, self.train_vision = seed, max_length, model, train_vision
         self.draws = Draws(
             (lambda epoch: images.order(seed, epoch))
