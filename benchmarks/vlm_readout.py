@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--projector-lr", type=float, default=None, help="the projector's lr (default: --lr)")
     parser.add_argument("--eval-images", type=int, default=150)
     parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: half)")
     parser.add_argument("--threads", type=int, default=2)
@@ -172,7 +173,12 @@ def main() -> None:
         keep = single_object(records)
         records, tokens = [records[i] for i in keep], None if tokens is None else tokens[keep]
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
+    projector = list(model.projector.parameters())
+    groups = [
+        {"params": [p for p in params if all(p is not q for q in projector)]},
+        {"params": projector, "lr": args.projector_lr or args.lr},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     schedule = warmup_cosine_schedule(optimizer, args.steps // 10, args.steps)
     rng = random.Random(0)
     reader = "text scene" if args.text_scene else "VLM"

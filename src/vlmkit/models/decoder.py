@@ -134,34 +134,11 @@ class Decoder(nn.Module):
         )
 
     def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        *,
-        inputs_embeds: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-        segments: torch.Tensor | None = None,
-        last_only: bool = False,
+        self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **options: Any
     ) -> torch.Tensor:
-        """Logits ``(B, L, vocab)`` (``(B, 1, vocab)`` with ``last_only``) for the new tokens.
-
-        ``input_ids`` (B, L) or ``inputs_embeds`` (B, L, width) are the new tokens; ``attention_mask``
-        (B, L) marks their real tokens with 1 and padding with 0 (a cache remembers earlier ones).
-        ``position_ids`` default to each row's count of real tokens so far, so left padding does not
-        shift positions. With ``cache`` the tokens are appended after its ``length`` positions.
-        ``segments`` (B, L, nondecreasing; see ``answer_blocks``) are a prefix-LM's attention blocks.
-        """
-        hidden = self.hidden_states(
-            input_ids,
-            attention_mask,
-            inputs_embeds=inputs_embeds,
-            position_ids=position_ids,
-            cache=cache,
-            segments=segments,
-            last_only=last_only,
-        )
-        return self.head(hidden)
+        """Logits ``(B, L, vocab)`` (``(B, 1, vocab)`` with ``last_only``) for the new tokens; the arguments
+        are those of ``hidden_states``."""
+        return self.head(self.hidden_states(input_ids, attention_mask, **options))
 
     def hidden_states(
         self,
@@ -174,7 +151,14 @@ class Decoder(nn.Module):
         segments: torch.Tensor | None = None,
         last_only: bool = False,
     ) -> torch.Tensor:
-        """What ``forward`` feeds the output head: the last block's states ``(B, L, width)``."""
+        """What ``forward`` feeds the output head: the last block's states ``(B, L, width)``.
+
+        ``input_ids`` (B, L) or ``inputs_embeds`` (B, L, width) are the new tokens; ``attention_mask``
+        (B, L) marks their real tokens with 1 and padding with 0 (a cache remembers earlier ones).
+        ``position_ids`` default to each row's count of real tokens so far, so left padding does not
+        shift positions. With ``cache`` the tokens are appended after its ``length`` positions.
+        ``segments`` (B, L, nondecreasing; see ``answer_blocks``) are a prefix-LM's attention blocks.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
