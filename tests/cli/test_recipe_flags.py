@@ -35,6 +35,15 @@ def test_every_recipe_field_with_a_flag_form_has_one_and_round_trips():
     assert ClipRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
 
 
+def test_per_module_lr_takes_prefix_number_pairs(capsys):
+    args = _parse(["--per-module-lr", "projector=1e-3", "text=2e-5"])
+    settings = settings_from_flags(args, ClipRecipe, {})
+    assert settings["train"]["per_module_lr"] == {"projector": 1e-3, "text": 2e-5}
+    with pytest.raises(SystemExit):
+        _parse(["--per-module-lr", "projector"])
+    assert "expected PREFIX=NUMBER" in capsys.readouterr().err
+
+
 def test_a_resumed_run_refuses_other_settings(shapes_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "clip", "--data", str(shapes_dataset / "train"), "--out", str(out), "--image-size", "32"]

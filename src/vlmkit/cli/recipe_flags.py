@@ -2,7 +2,7 @@
 
 A field becomes ``--field-name`` (or the ``flag`` its ``option`` names), with its help text; a
 ``Literal`` becomes a choice, a ``bool`` a ``--flag / --no-flag`` pair, a ``list[str]`` takes several
-values, and ``X | None`` takes an ``X`` or ``none``. Fields marked ``research`` are listed apart in ``--help``. The
+values, a ``dict[str, float]`` ``PREFIX=NUMBER`` pairs, and ``X | None`` takes an ``X`` or ``none``. Fields marked ``research`` are listed apart in ``--help``. The
 ``TrainConfig`` of every recipe is flattened into the same parser. Every flag defaults to None, so
 only what the user typed overrides the defaults or a ``--config`` file.
 """
@@ -40,6 +40,17 @@ def _or_none(kind: type) -> Any:
     return parse
 
 
+def _prefix_value(text: str) -> tuple[str, float]:
+    """``PREFIX=NUMBER`` (``projector=1e-3``): one entry of a ``dict[str, float]`` setting."""
+    prefix, sep, number = text.partition("=")
+    try:
+        if not sep or not prefix:
+            raise ValueError
+        return prefix, float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PREFIX=NUMBER (e.g. projector=1e-3), got {text!r}") from None
+
+
 def _flag_type(hint: Any) -> dict[str, Any] | None:
     """argparse keywords for a field's type hint, or None when it has no flag form (a dict, a tuple)."""
     origin = typing.get_origin(hint)
@@ -53,6 +64,8 @@ def _flag_type(hint: Any) -> dict[str, Any] | None:
         return {"choices": typing.get_args(hint)}
     if origin is list:
         return {"nargs": "+", "type": typing.get_args(hint)[0]}
+    if origin is dict and typing.get_args(hint) == (str, float):
+        return {"nargs": "+", "type": _prefix_value, "metavar": "PREFIX=NUMBER"}
     if hint is bool:
         return {"action": argparse.BooleanOptionalAction}
     if hint in (int, float, str):
@@ -81,7 +94,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser, recipe: type[ConfigBase]) 
             if keywords is None:
                 continue
             flag = _flag_name(field)
-            if "metavar" in keywords:  # an optional setting: NAME|none
+            if "metavar" in keywords and "nargs" not in keywords:  # an optional setting: NAME|none
                 keywords["metavar"] = f"{flag.lstrip('-').upper().replace('-', '_')}|none"
             group = research if field.metadata.get("research") else main
             default = field.default if field.default is not dataclasses.MISSING else None
@@ -100,6 +113,8 @@ def settings_from_flags(args: argparse.Namespace, recipe: type[ConfigBase], base
         for field, _ in _fields(config):
             value = getattr(args, field.name, None)
             if value is not None:
+                if isinstance(value, list) and value and isinstance(value[0], tuple):
+                    value = dict(value)  # PREFIX=NUMBER pairs
                 target[field.name] = None if value is NONE else value
     settings[NESTED] = train
     return settings

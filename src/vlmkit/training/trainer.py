@@ -66,7 +66,9 @@ class TrainConfig(ConfigBase):
     save_every: int = option(250, "steps between checkpoints (0: only at the end and on Ctrl-C)")
     keep_last: int = option(2, "checkpoints kept")
     gradient_checkpointing: bool = option(False, "recompute activations in the backward pass to save memory")
-    per_module_lr: dict[str, float] | None = option(None, 'module prefix -> lr, e.g. {"projector": 1e-3}', cli=False)
+    per_module_lr: dict[str, float] | None = option(
+        None, "learning rates by module prefix, e.g. projector=1e-3 (a new projector before a pretrained decoder)"
+    )
 
     def validate(self, where: str) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last"):
