@@ -2,10 +2,10 @@
 
 A field becomes ``--field-name`` (or the ``flag`` its ``option`` names), with its help text; a
 ``Literal`` becomes a choice, a ``bool`` a ``--flag / --no-flag`` pair, a ``list[str]`` takes several
-values, a ``dict[str, float]`` ``PREFIX=NUMBER`` pairs, and ``X | None`` takes an ``X`` or ``none``. Fields marked ``research`` are listed apart in ``--help``. The
-``TrainConfig`` of every recipe is flattened into the same parser. Every flag defaults to None, so
-only what the user typed overrides the defaults or a ``--config`` file.
-"""
+values, a ``dict[str, float]`` ``PREFIX=NUMBER`` pairs, and ``X | None`` takes an ``X`` or ``none``.
+Fields marked ``research`` are listed apart in ``--help``. The ``TrainConfig`` of every recipe is
+flattened into the same parser. Every flag defaults to None, so only what the user typed overrides
+the defaults or a ``--config`` file."""
 
 from __future__ import annotations
 
