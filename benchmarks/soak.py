@@ -236,6 +236,15 @@ def raw_connection(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=30)
 
 
+def settle(port: int, sockets: list[socket.socket]) -> Outcome:
+    """After the server's deadline: which of ``sockets`` it still holds open, what each got, then close them."""
+    still_open = open_server_ends(port, {sock.getsockname()[1] for sock in sockets})
+    statuses = Counter(first_status(sock) for sock in sockets)
+    for sock in sockets:
+        sock.close()
+    return Outcome(statuses, still_open)
+
+
 def first_status(sock: socket.socket) -> str:
     """The labelled status of what the server sent on a raw connection before closing it; 'closed
     unanswered' if nothing, 'reset' or 'still open' (nothing within 2 s) otherwise."""
@@ -276,22 +285,14 @@ def stalled_bodies(port: int, args: argparse.Namespace) -> Outcome:
     for thread in senders:
         thread.join(120)
     time.sleep(args.body_timeout_s + 2)
-    still_open = open_server_ends(port, {sock.getsockname()[1] for sock in sockets})
-    statuses = Counter(first_status(sock) for sock in sockets)
-    for sock in sockets:
-        sock.close()
-    return Outcome(statuses, still_open)
+    return settle(port, sockets)
 
 
 def silent_connections(port: int, args: argparse.Namespace) -> Outcome:
     """Connections that send no headers at all: the header deadline must close every one."""
     sockets = [raw_connection(port) for _ in range(args.silent)]
     time.sleep(args.header_timeout_s + 2)
-    still_open = open_server_ends(port, {sock.getsockname()[1] for sock in sockets})
-    statuses = Counter(first_status(sock) for sock in sockets)
-    for sock in sockets:
-        sock.close()
-    return Outcome(statuses, still_open)
+    return settle(port, sockets)
 
 
 def chat_flood(url: str, image: str, count: int) -> Outcome:

@@ -174,8 +174,9 @@ def main() -> None:
         records, tokens = [records[i] for i in keep], None if tokens is None else tokens[keep]
     params = [p for p in model.parameters() if p.requires_grad]
     projector = list(model.projector.parameters())
+    in_projector = {id(p) for p in projector}
     groups = [
-        {"params": [p for p in params if all(p is not q for q in projector)]},
+        {"params": [p for p in params if id(p) not in in_projector]},
         {"params": projector, "lr": args.projector_lr or args.lr},
     ]
     optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)

@@ -115,15 +115,15 @@ def bert_decoder(directory: Path, extra_tokens: tuple[str, ...] = (IMAGE_TOKEN,)
         raise CheckpointError(f"{directory / 'config.json'}: not a BERT config ({error})") from None
     config.validate(f"{directory}")
     decoder = Decoder(config)
-    expected = decoder.state_dict()
     rules = bert_rules(config.layers, word_embedding="embed.weight", blocks="blocks")
     mapped = {rule.target for rule in rules}
-    fresh = {key: value for key, value in expected.items() if key not in mapped}
-    words = expected["embed.weight"].clone()
-    expected["embed.weight"] = words[:base_vocab]
-    tensors = read_bert(directory / "model.safetensors", rules, {k: v for k, v in expected.items() if k in mapped})
-    words[:base_vocab] = tensors["embed.weight"]
-    words[base_vocab:] = tensors["embed.weight"].mean(0)
-    decoder.load_state_dict({**fresh, **tensors, "embed.weight": words}, strict=True)
+    expected = {key: value for key, value in decoder.state_dict().items() if key in mapped}
+    expected["embed.weight"] = expected["embed.weight"][:base_vocab]  # the file has no rows for extra_tokens
+    tensors = read_bert(directory / "model.safetensors", rules, expected)
+    words = tensors.pop("embed.weight")
+    with torch.no_grad():
+        decoder.embed.weight[:base_vocab] = words
+        decoder.embed.weight[base_vocab:] = words.mean(0)
+    decoder.load_state_dict(tensors, strict=False)  # read_bert checked every mapped key; the head stays fresh
     decoder.tokenizer = tokenizer
     return decoder

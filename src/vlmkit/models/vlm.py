@@ -164,12 +164,11 @@ class VisionLanguageModel(nn.Module):
         if pixels is not None and image_features is None:
             image_features = self.encode_images(pixels)
         embeds = self.embed(input_ids, image_features)
-        prefix = labels is not None and self.decoder.config.attention == "prefix"
         hidden = self.decoder.hidden_states(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             cache=cache,
-            segments=answer_blocks(labels) if prefix else None,
+            segments=None if labels is None else answer_blocks(labels),  # read by a prefix-LM only
             last_only=last_only,
         )
         loss = None if labels is None else answer_loss(self.decoder, hidden, labels)
