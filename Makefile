@@ -7,7 +7,7 @@ TORCH_STAMP := $(VENV)/.torch-installed
 DEMO_STAMP := $(VENV)/.demo-installed
 TEST_STAMP := $(VENV)/.test-installed
 DEMO_EXTRAS := plot
-TEST_EXTRAS := dev,plot,search,serve,offline,video
+TEST_EXTRAS := dev,plot,search,serve,offline,video,docs
 CHECK_TORCH := $(BIN)/python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 .PHONY: demo test lint venv clean

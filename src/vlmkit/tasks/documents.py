@@ -1,0 +1,71 @@
+"""Reading documents: a file in, its text in reading order out, with a box for every word.
+
+``read(path)`` takes images (multi-page TIFF too) and PDFs. A PDF page with a text layer is taken as it is
+(exact, no OCR); any other page goes through ``documents.enhance`` (flat lighting, deskew) and an OCR engine,
+and is read a second time, upscaled, when its text lines come out smaller than a recogniser reads well.
+Boxes are always in the pixels of the page as given (a PDF page as rendered at ``documents.pages.PDF_DPI``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from vlmkit.documents.engines import DEFAULT_ENGINE, get_engine
+from vlmkit.documents.enhance import PageGeometry, flatten_lighting, resize, straighten, upscale_for
+from vlmkit.documents.layout import reading_order
+from vlmkit.documents.pages import DEFAULT_MAX_PAGES, open_pages
+from vlmkit.documents.types import Document, Page
+from vlmkit.processing.images import DEFAULT_MAX_PIXELS
+
+
+def read(
+    path: str | Path,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    enhance: bool = True,
+    use_text_layer: bool = True,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Document:
+    """Every page of ``path`` read; ``use_text_layer=False`` OCRs born-digital PDF pages too."""
+    options = {"engine": engine, "enhance": enhance, "use_text_layer": use_text_layer}
+    pages = read_pages(path, max_pages=max_pages, max_pixels=max_pixels, **options)
+    return Document(str(path), tuple(page for _, page in pages))
+
+
+def read_pages(
+    path: str | Path,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    enhance: bool = True,
+    use_text_layer: bool = True,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[Image.Image, Page]]:
+    """``read`` one page at a time, each with the image its boxes refer to (to draw on, or to index)."""
+    for source in open_pages(path, max_pages=max_pages, max_pixels=max_pixels):
+        if use_text_layer and source.text_layer:
+            width, height = source.image.size
+            yield source.image, Page(width, height, tuple(reading_order(source.text_layer)), "text-layer")
+        else:
+            yield source.image, read_image(source.image, engine=engine, enhance=enhance)
+
+
+def read_image(image: Image.Image, *, engine: str = DEFAULT_ENGINE, enhance: bool = True) -> Page:
+    """One page image read by ``engine``; boxes in ``image``'s pixels."""
+    ocr = get_engine(engine)
+    work: Image.Image = image
+    geometry = PageGeometry(image.size, image.size)
+    if enhance:
+        work, geometry = straighten(flatten_lighting(image), image.size)
+    lines = ocr.read(work)
+    scale = upscale_for(lines) if enhance else 1.0
+    if scale > 1.0:
+        lines = ocr.read(resize(work, scale))
+        geometry = dataclasses.replace(geometry, scale=scale)
+    lines = geometry.lines_to_page(lines)
+    return Page(image.width, image.height, tuple(reading_order(lines)), ocr.name)
