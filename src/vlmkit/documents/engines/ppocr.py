@@ -2,10 +2,10 @@
 
 Detection uses ``rapidocr-onnxruntime``'s detector (its pre- and post-processing of the DB probability map
 are the reference ones). Recognition is run here on the same ONNX model because the words need what
-rapidocr's output drops: the CTC frame of every character. From the frames come the word boxes and the
-spaces the model leaves out on small English text (PP-OCRv4's dictionary is mostly Chinese; it often
-emits "ofgrey" for "of grey"): a gap between two characters much wider than the line's usual character
-pitch is a space. Facts used: the recogniser takes BGR crops 48 px high, normalised to [-1, 1], width
+rapidocr's output drops: the CTC frame of every character. The frames place each character in the line's
+crop; the crop's ink shows the gaps between them, so the words get tight boxes and the spaces the model
+leaves out come back (PP-OCRv4's dictionary is mostly Chinese; it reads "Invoicenumber4471" and
+"ofgrey" as often as not). Facts used: the recogniser takes BGR crops 48 px high, normalised to [-1, 1], width
 padded to at least 320; its output has one frame per 8 input columns, class 0 is the CTC blank, then the
 dictionary stored in the model's ``character`` metadata, then a space.
 """
@@ -26,9 +26,12 @@ REC_HEIGHT = 48
 REC_MIN_WIDTH = 320
 FRAME_COLUMNS = 8  # input columns per output frame
 BATCH = 8
-# a character gap this many times the line's median pitch (and at least MIN_SPACE_FRAMES) is a space
-SPACE_PITCH = 1.9
-MIN_SPACE_FRAMES = 4
+# A line's gaps in the ink between letters fall in two groups, letter gaps and word gaps, whose sizes depend
+# on the font (DejaVu leaves ~0.15 crop heights between letters, a book face ~0.05; a word space is
+# ~0.2-0.5). The split is the widest jump in the sorted gaps, if it is a jump of SPACE_JUMP or more to a gap of
+# at least SPACE_HEIGHTS crop heights; a line whose model emitted all its spaces has no such jump.
+SPACE_HEIGHTS = 0.17
+SPACE_JUMP = 1.45
 
 
 def _rapidocr_root() -> Path:
@@ -55,29 +58,73 @@ def _quad_crop(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     )
 
 
-def _is_space(previous: tuple[str, int, float], char: tuple[str, int, float], pitch: float) -> bool:
-    """A space the recogniser left out between two letters: a gap much wider than the line's pitch, or a
-    sentence break (``background.These``) or a comma before a word (``Here,the``); ``np.zeros`` and ``1,000``
-    stay whole."""
-    gap = char[1] - previous[1]
-    if gap >= MIN_SPACE_FRAMES and gap > SPACE_PITCH * pitch:
-        return True
+Char = tuple[str, float, float]  # text, column in the crop, probability
+
+
+def ink_columns(crop: np.ndarray) -> np.ndarray:
+    """Which columns of a line crop hold ink: a pixel darker than halfway between ink and paper."""
+    grey = crop.mean(axis=2) if crop.ndim == 3 else crop.astype(np.float32)
+    ink, paper = np.percentile(grey, 5), np.percentile(grey, 95)
+    if paper - ink < 30:  # no contrast: nothing to separate
+        return np.ones(grey.shape[1], bool)
+    return (grey < (ink + paper) / 2).any(axis=0)
+
+
+def _blank_run(inked: np.ndarray, start: float, stop: float) -> tuple[int, float]:
+    """The longest run of ink-free columns strictly between two character centres: (length, its middle)."""
+    best, middle, run = 0, (start + stop) / 2, 0
+    for column in range(int(start) + 1, min(int(stop), len(inked))):
+        run = 0 if inked[column] else run + 1
+        if run > best:
+            best, middle = run, column - (run - 1) / 2
+    return best, middle
+
+
+def _is_break(previous: Char, char: Char) -> bool:
+    """A sentence break (``background.These``) or a comma before a word (``Here,the``); ``np.zeros`` and
+    ``1,000`` stay whole."""
     after_stop = previous[0] in ".!?;:" and char[0].isupper()
     return after_stop or (previous[0] == "," and char[0].isalpha())
 
 
-def _split_words(chars: list[tuple[str, int, float]]) -> list[list[tuple[str, int, float]]]:
-    """Characters (text, frame, probability) grouped into words at emitted spaces and at missing ones."""
-    pitch = _pitch(chars)
-    words: list[list[tuple[str, int, float]]] = [[]]
-    for previous, char in zip([None, *chars], chars, strict=False):
-        if char[0] == " ":
-            words.append([])
-            continue
-        if previous is not None and previous[0] != " " and _is_space(previous, char, pitch):
-            words.append([])
-        words[-1].append(char)
-    return [word for word in words if word]
+def _split_words(chars: list[Char], inked: np.ndarray, height: float) -> list[tuple[list[Char], float, float]]:
+    """Characters grouped into words, each with its column span. A word ends at an emitted space, at a
+    sentence break, or where the ink between two letters leaves a gap wide for this line (the recogniser
+    often drops spaces: PP-OCRv4's dictionary is mostly Chinese)."""
+    letters = [char for char in chars if char[0] != " "]
+    spaced = [index > 0 and chars[index - 1][0] == " " for index, char in enumerate(chars) if char[0] != " "]
+    gaps = [_blank_run(inked, a[1], b[1]) for a, b in itertools.pairwise(letters)]
+    space = _space_width(sorted(gap for gap, _ in gaps), height)
+    words: list[tuple[list[Char], float, float]] = []
+    current, left = letters[:1], 0.0
+    for index, char in enumerate(letters[1:], start=1):
+        gap, middle = gaps[index - 1]
+        if spaced[index] or gap >= space or _is_break(letters[index - 1], char):
+            words.append((current, left, middle))
+            current, left = [], middle
+        current.append(char)
+    if current:
+        words.append((current, left, float(len(inked))))
+    return words
+
+
+def _space_width(gaps: list[int], height: float) -> float:
+    """The narrowest gap that is a space in this line (``inf``: none is), from its sorted letter gaps."""
+    best, width = SPACE_JUMP, math.inf
+    for below, gap in itertools.pairwise(gaps):
+        jump = gap / max(below, 0.5)
+        if gap >= SPACE_HEIGHTS * height and jump >= best:
+            best, width = jump, float(gap)
+    return width
+
+
+def _ink_span(inked: np.ndarray, left: float, right: float) -> tuple[float, float]:
+    """The first and last inked column in [left, right) (the span itself when it has no ink)."""
+    low = int(left)
+    columns = np.flatnonzero(inked[low : max(low + 1, math.ceil(right))])
+    if columns.size == 0:
+        return left, right
+    return float(low + columns[0]), float(low + columns[-1] + 1)
 
 
 class PPOCREngine:
@@ -152,27 +199,22 @@ class PPOCREngine:
         keep[1:] &= best[1:] != best[:-1]
         return [(self.classes[best[t]], int(t), float(frames[t, best[t]])) for t in np.flatnonzero(keep)]
 
-    def _line(self, quad: np.ndarray, crop: np.ndarray, chars: list[tuple[str, int, float]]) -> Line | None:
-        """A Line whose word boxes are the characters' column spans mapped onto the quad's axis-aligned box."""
-        if not chars:
+    def _line(self, quad: np.ndarray, crop: np.ndarray, frames: list[tuple[str, int, float]]) -> Line | None:
+        """A Line of words whose boxes are their inked column spans, mapped onto the quad's axis-aligned box."""
+        if not frames:
             return None
+        height, width = crop.shape[:2]
+        resized_width = max(1, math.ceil(REC_HEIGHT * width / max(height, 1)))
+        per_frame = FRAME_COLUMNS * width / resized_width  # crop columns per CTC frame
+        chars = [(text, (t + 0.5) * per_frame, p) for text, t, p in frames]
+        inked = ink_columns(crop)
         x0, y0 = float(quad[:, 0].min()), float(quad[:, 1].min())
         x1, y1 = float(quad[:, 0].max()), float(quad[:, 1].max())
-        resized_width = max(1, math.ceil(REC_HEIGHT * crop.shape[1] / max(crop.shape[0], 1)))
-        # page pixels per frame: frames -> resized columns -> crop columns -> the quad's horizontal extent
-        per_frame = FRAME_COLUMNS * (crop.shape[1] / resized_width) * ((x1 - x0) / max(crop.shape[1], 1))
-        half = _pitch(chars) * per_frame / 2
-        result = []
-        for word in _split_words(chars):
-            left = max(x0, x0 + (word[0][1] + 0.5) * per_frame - half)
-            right = min(x1, x0 + (word[-1][1] + 0.5) * per_frame + half)
-            text = "".join(c for c, _, _ in word)
-            confidence = float(np.mean([p for _, _, p in word]))
-            result.append(Word(text, (left, y0, right, y1), confidence))
-        return Line(tuple(result))
-
-
-def _pitch(chars: list[tuple[str, int, float]]) -> float:
-    """The line's median distance between neighbouring letters in frames (about a character's width)."""
-    steps = [b[1] - a[1] for a, b in itertools.pairwise(chars) if a[0] != " " and b[0] != " "]
-    return float(np.median(steps)) if steps else 2.0
+        along = (x1 - x0) / max(width, 1)  # page pixels per crop column
+        words = []
+        for letters, left, right in _split_words(chars, inked, height):
+            start, stop = _ink_span(inked, left, right)
+            text = "".join(c for c, _, _ in letters)
+            confidence = float(np.mean([p for _, _, p in letters]))
+            words.append(Word(text, (x0 + start * along, y0, x0 + stop * along, y1), confidence))
+        return Line(tuple(words))
