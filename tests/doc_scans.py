@@ -1,4 +1,5 @@
-"""Test pages made here: a paragraph rendered with a real font, optionally turned, blurred, noised and JPEG'd."""
+"""Test pages made here: a paragraph rendered with a real font, optionally turned, blurred, noised and JPEG'd;
+a born-digital PDF with a text layer."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def scanned_page(text: str = PARAGRAPH, angle: float = 2.5, seed: int = 0) -> Im
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=70)
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+LINES = ["Quarterly report 2026", "Revenue grew by 12 percent"]
+
+
+def write_text_pdf(path, lines=LINES, pages: int = 1) -> None:
+    """A born-digital PDF (matplotlib, TrueType fonts embedded: a real text layer) of ``lines`` per page."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(path) as pdf:
+        for _ in range(pages):
+            figure = plt.figure(figsize=(4, 3))
+            for index, line in enumerate(lines):
+                figure.text(0.1, 0.8 - 0.2 * index, line, fontsize=14)
+            pdf.savefig(figure)
+            plt.close(figure)
