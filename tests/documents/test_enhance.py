@@ -53,5 +53,6 @@ def test_small_text_is_scaled_up_and_large_text_left_alone():
 
     assert upscale_for(lines(14)) == pytest.approx(2.0)
     assert upscale_for(lines(40)) == 1.0
+    assert upscale_for(lines(24)) == 1.0  # x1.17: not worth a second reading
     assert upscale_for(lines(2)) == 4.0
     assert upscale_for([]) == 1.0

@@ -1,4 +1,4 @@
-"""``vlmkit data shapes|show|mmbench|shards``: generate, inspect, export and pack datasets."""
+"""``vlmkit data shapes|docs|show|mmbench|shards``: generate, inspect, export and pack datasets."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from vlmkit.cli import HelpFormatter
+from vlmkit.cli import HelpFormatter, require
 from vlmkit.errors import ConfigError
 
 SPLIT_CHOICES = ("train", "val", "test", "compositional", "all")
+DOC_SPLIT_CHOICES = ("train", "val", "test", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
     shapes.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     shapes.set_defaults(handler=run_shapes)
+
+    docs = commands.add_parser(
+        "docs", help="generate a DocWorld dataset of synthetic document pages", formatter_class=HelpFormatter
+    )
+    docs.add_argument("--out", required=True, help="output folder (with --split all: one subfolder per split)")
+    docs.add_argument("--n", type=int, default=1000, help="pages (train pages with --split all)")
+    docs.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives identical data)")
+    docs.add_argument("--split", choices=DOC_SPLIT_CHOICES, default="train", help="split to generate")
+    docs.add_argument("--clean", action="store_true", help="no scan degradation: pages saved exactly as drawn, as PNG")
+    docs.add_argument("--width", type=int, default=800, help="page width in pixels (receipts are 0.6 of it)")
+    docs.add_argument(
+        "--kinds",
+        default=None,
+        metavar="KINDS",
+        help="comma-separated: receipt,invoice,form,letter,table (default: all)",
+    )
+    for split in ("val", "test"):
+        docs.add_argument(
+            f"--n-{split}", type=int, default=None, metavar="N", help=f"{split} pages with --split all (default: n/10)"
+        )
+    docs.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    docs.set_defaults(handler=run_docs)
 
     show = commands.add_parser(
         "show",
@@ -94,6 +117,26 @@ def run_shapes(args: argparse.Namespace) -> int:
         total = args.n
     seconds = time.perf_counter() - start
     print(f"wrote {total} images to {args.out} in {seconds:.1f} s ({total / seconds:.0f} images/s)")
+    return 0
+
+
+def run_docs(args: argparse.Namespace) -> int:
+    require("matplotlib", "docs")  # the fonts come with it
+    from vlmkit.data.docworld import KINDS, DocWorldConfig, generate_all, generate_split
+
+    kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
+    config = DocWorldConfig(page_width=args.width, kinds=kinds, clean=args.clean)
+    start = time.perf_counter()
+    if args.split == "all":
+        default = max(1, args.n // 10)
+        counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in ("val", "test")}}
+        generate_all(args.out, config, counts, args.seed, args.workers)
+        total = sum(counts.values())
+    else:
+        generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
+        total = args.n
+    seconds = time.perf_counter() - start
+    print(f"wrote {total} pages to {args.out} in {seconds:.1f} s ({total / seconds:.0f} pages/s)")
     return 0
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from vlmkit.cli import DUAL_ENCODER, VLM, HelpFormatter, add_device_option, load_model
+from vlmkit.documents.engines import ENGINES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,11 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a model on a dataset split (report.json + report.md)",
         description="Run every task the model supports (dual encoders: zero-shot classification and retrieval; "
-        "vision-language models: VQA, multiple choice, captioning, image reliance), print a summary and write "
-        "the full report to report.json and report.md.",
+        "vision-language models: VQA, multiple choice, captioning, image reliance), or measure an OCR engine's "
+        "reading (--engine: CER, WER, word recall on pages with ground-truth text, e.g. DocWorld), print a "
+        "summary and write the full report to report.json and report.md.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="dual encoder or vision-language model directory or hub id")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="dual encoder or vision-language model directory or hub id")
+    which.add_argument("--engine", choices=sorted(ENGINES), help="an OCR engine to measure instead of a model")
     parser.add_argument("--data", required=True, help="dataset folder (records.jsonl + images)")
     parser.add_argument(
         "--out",
@@ -47,9 +51,15 @@ def default_out(model: str, data: str) -> Path:
 def run_eval(args: argparse.Namespace) -> int:
     from vlmkit.evaluation.runner import evaluate, summary_table
 
-    model = load_model(args.model, args.device, "eval", [DUAL_ENCODER, VLM])
-    out = args.out or default_out(args.model, args.data)
-    report = evaluate(model, args.data, out, limit=args.limit, batch_size=args.batch_size, label_key=args.label_key)
+    if args.engine:
+        from vlmkit.evaluation.reading import evaluate_reading
+
+        out = args.out or default_out(f"ocr-{args.engine}", args.data)
+        report = evaluate_reading(args.engine, args.data, out, limit=args.limit)
+    else:
+        model = load_model(args.model, args.device, "eval", [DUAL_ENCODER, VLM])
+        out = args.out or default_out(args.model, args.data)
+        report = evaluate(model, args.data, out, limit=args.limit, batch_size=args.batch_size, label_key=args.label_key)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -146,9 +146,13 @@ def evaluate(
     model.eval()
     results = {name: cache.get_or_run(name, run) for name, run in tasks.items()}
     report = {"model_type": type(model).__name__, "data": str(data), "records": len(records), "tasks": results}
+    write_report(out_dir, report)
+    return report
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> None:
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.md", markdown_report(report))
-    return report
 
 
 def markdown_report(report: dict[str, Any]) -> str:

@@ -67,5 +67,6 @@ def read_image(image: Image.Image, *, engine: str = DEFAULT_ENGINE, enhance: boo
     if scale > 1.0:
         lines = ocr.read(resize(work, scale))
         geometry = dataclasses.replace(geometry, scale=scale)
-    lines = geometry.lines_to_page(lines)
-    return Page(image.width, image.height, tuple(reading_order(lines)), ocr.name)
+    # ordered while upright: on a skewed page the rows of a table slope and would not group
+    lines = geometry.lines_to_page(reading_order(lines))
+    return Page(image.width, image.height, tuple(lines), ocr.name)
