@@ -2,6 +2,7 @@
 noisy rotated paragraph made here, and a born-digital PDF read exactly from its text layer."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +13,7 @@ from vlmkit.evaluation.documents import word_recall
 from vlmkit.tasks.documents import read, read_image
 
 # scikit-image's data.page(): a photographed textbook page under uneven light (the last, cut-off line left out)
-BOOK_PAGE = """Region-based segmentation
-Let us first determine markers of the coins and the
-background. These markers are pixels that we can label
-unambiguously as either object or background. Here,
-the markers are found at the two extreme parts of the
-histogram of grey values:
->>> markers = np.zeros_like(coins)"""
+BOOK_PAGE = (Path(__file__).parent / "book_page.txt").read_text(encoding="utf-8")
 
 ENGINES = [
     "ppocr",
