@@ -43,7 +43,7 @@ def test_a_record_without_ground_truth_text_is_one_line(clean_pages, tmp_path):
     del records[0]["document"]
     write_records(tmp_path, records)
     dataset = RecordDataset(tmp_path)
-    with pytest.raises(InputError, match="record 0: record has no 'document'"):
+    with pytest.raises(InputError, match=r"000000\.png: the record has no `document`"):
         reading_scores(dataset, dataset.records, "ppocr", show_progress=False)
 
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from doc_scans import LINES, PARAGRAPH, scanned_page, write_text_pdf
+from vlmkit.errors import InputError
 from vlmkit.evaluation.documents import word_recall
 from vlmkit.tasks.documents import read, read_image
 
@@ -63,3 +64,18 @@ def test_a_pdf_text_layer_is_exact_and_needs_no_engine(tmp_path):
     document = read(path, engine="no-such-engine")  # never built: both pages have text
     assert [page.source for page in document.pages] == ["text-layer", "text-layer"]
     assert document.text == "\n".join(LINES) + "\f" + "\n".join(LINES)
+
+
+def test_ask_document_puts_the_page_text_before_the_question(tmp_path, monkeypatch):
+    import vlmkit.tasks.documents as documents
+
+    path = tmp_path / "report.pdf"
+    write_text_pdf(path, pages=2)
+    asked = []
+    monkeypatch.setattr(documents, "ask", lambda model, image, prompt, config: asked.append((image, prompt)) or "ok")
+    assert documents.ask_document(None, path, "How much did revenue grow?", page=2) == "ok"
+    ((image, prompt),) = asked
+    assert prompt == "Page text: " + " | ".join(LINES) + "\nQuestion: How much did revenue grow?"
+    assert image.size[0] > 100
+    with pytest.raises(InputError, match="has no page 3"):
+        documents.ask_document(None, path, "?", page=3)

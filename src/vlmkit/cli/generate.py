@@ -50,9 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _generation_options(caption, 32)
     caption.set_defaults(handler=run_caption)
 
-    ask = subparsers.add_parser("ask", help="ask one question about an image", formatter_class=HelpFormatter)
-    ask.add_argument("image", help="image file")
+    ask = subparsers.add_parser(
+        "ask", help="ask one question about an image or a document page", formatter_class=HelpFormatter
+    )
+    ask.add_argument("image", help="image file, or a PDF (its page's text goes into the prompt, as with --page-text)")
     ask.add_argument("question", help="the question, e.g. 'what colour is the star?'")
+    ask.add_argument(
+        "--page-text",
+        action="store_true",
+        help="OCR-augmented: put the page's text (OCR, or a PDF's text layer) before the question; for models "
+        "trained with `instruct --page-text`",
+    )
+    ask.add_argument("--page", type=int, default=1, help="which page of a PDF or multi-page TIFF")
     _generation_options(ask, 64)
     ask.set_defaults(handler=run_ask)
 
@@ -92,9 +101,13 @@ def run_caption(args: argparse.Namespace) -> int:
 
 def run_ask(args: argparse.Namespace) -> int:
     from vlmkit.tasks.chat import ask
+    from vlmkit.tasks.documents import ask_document
 
     model, config = _load(args)
-    print(ask(model, args.image, args.question, config))
+    if args.page_text or args.page != 1 or args.image.lower().endswith(".pdf"):
+        print(ask_document(model, args.image, args.question, page=args.page, config=config))
+    else:
+        print(ask(model, args.image, args.question, config))
     return 0
 
 

@@ -182,12 +182,17 @@ def generative_tasks(
             batch_size,  # type: ignore[index]
         )
 
-    return {
+    tasks = {
         "vqa": vqa,
         "multiple_choice": multiple_choice,
         "captioning": captioning,
         "image_reliance": image_reliance,
     }
+    if any("document" in r.extra for r in records):  # pages with known text: document questions, OCR-augmented
+        from vlmkit.evaluation.docvqa import docvqa_scores
+
+        tasks["docvqa"] = lambda: docvqa_scores(model, dataset, records, batch_size)
+    return tasks
 
 
 def _object_check(

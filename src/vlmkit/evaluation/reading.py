@@ -12,8 +12,8 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
+from vlmkit.data.pages import page_lines
 from vlmkit.data.records import Record, RecordDataset
-from vlmkit.documents.types import Document
 from vlmkit.errors import InputError
 from vlmkit.evaluation.documents import collapse, word_recall
 from vlmkit.evaluation.runner import ResultCache, write_report
@@ -24,11 +24,8 @@ from vlmkit.tasks.documents import read_image
 WORST_EXAMPLES = 3
 
 
-def truth_text(record: Record, where: str) -> str:
-    document = record.extra.get("document")
-    if not isinstance(document, dict):
-        raise InputError(f"{where}: record has no 'document' (the page's ground-truth text)")
-    return Document.from_dict(document, f"{where}.document").text
+def truth_text(record: Record) -> str:
+    return "\n".join(page_lines(record))
 
 
 class _Tally:
@@ -63,8 +60,8 @@ def reading_scores(
     worst: list[tuple[float, str, str, str]] = []
     seconds = 0.0
     pages = progress(records, desc=f"reading ({engine})", unit="page", disable=not show_progress)
-    for index, record in enumerate(pages):
-        truth = truth_text(record, f"{dataset.root}/records.jsonl record {index}")
+    for record in pages:
+        truth = truth_text(record)
         image = load_image(dataset.image_path(record))
         start = time.perf_counter()
         prediction = read_image(image, engine=engine, enhance=enhance).text

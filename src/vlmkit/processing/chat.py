@@ -42,6 +42,7 @@ CAPTION_PROMPT = "Describe the image."
 ROLES = ("system", "user", "assistant")
 LETTERS = string.ascii_uppercase  # option letters: A, B, ... (at most 26 choices)
 MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."
+PAGE_LINE_SEPARATOR = " | "
 
 
 def with_image(text: str) -> str:
@@ -50,6 +51,13 @@ def with_image(text: str) -> str:
     Text that already holds ``IMAGE_TOKEN`` is returned as it is: the caller has placed the image.
     """
     return text if IMAGE_TOKEN in text else f"{IMAGE_TOKEN}\n{text}"
+
+
+def with_page_text(question: str, lines: Sequence[str]) -> str:
+    """OCR-augmented prompting: a page's text lines in reading order, then the question; one format for
+    training, evaluation and ``ask``. Lines are joined by ``PAGE_LINE_SEPARATOR`` rather than newlines, which
+    WordPiece tokenizers drop: a label and its value ("Total due | 11,805.67") stay told apart."""
+    return f"Page text: {PAGE_LINE_SEPARATOR.join(lines)}\nQuestion: {question}"
 
 
 def lettered_options(choices: Sequence[str]) -> str:

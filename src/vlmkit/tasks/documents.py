@@ -19,7 +19,12 @@ from vlmkit.documents.enhance import PageGeometry, flatten_lighting, resize, str
 from vlmkit.documents.layout import reading_order
 from vlmkit.documents.pages import DEFAULT_MAX_PAGES, open_pages
 from vlmkit.documents.types import Document, Page
+from vlmkit.errors import InputError
+from vlmkit.models import VisionLanguageModel
+from vlmkit.models.generation import GenerationConfig
+from vlmkit.processing.chat import with_page_text
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS
+from vlmkit.tasks.chat import ask
 
 
 def read(
@@ -70,3 +75,21 @@ def read_image(image: Image.Image, *, engine: str = DEFAULT_ENGINE, enhance: boo
     # ordered while upright: on a skewed page the rows of a table slope and would not group
     lines = geometry.lines_to_page(reading_order(lines))
     return Page(image.width, image.height, tuple(lines), ocr.name)
+
+
+def ask_document(
+    model: VisionLanguageModel,
+    path: str | Path,
+    question: str,
+    *,
+    page: int = 1,
+    engine: str = DEFAULT_ENGINE,
+    config: GenerationConfig | None = None,
+) -> str:
+    """A VLM's answer about page ``page`` of a document, OCR-augmented: the page image and its text (text
+    layer or OCR) in the prompt, in the format ``instruct --page-text`` trains with."""
+    for number, (image, read_page) in enumerate(read_pages(path, engine=engine, max_pages=DEFAULT_MAX_PAGES), 1):
+        if number == page:
+            prompt = with_page_text(question, [line.text for line in read_page.lines])
+            return ask(model, image, prompt, config)
+    raise InputError(f"{path}: has no page {page}")

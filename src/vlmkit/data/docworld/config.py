@@ -13,7 +13,7 @@ from typing import Any
 
 from vlmkit.errors import ConfigError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: records carry a caption
 GENERATOR = f"docworld-{GENERATOR_VERSION}"
 """What ``meta.generator`` says: the name and the version that made a page."""
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from vlmkit.data.docworld import form, invoice, letter, receipt, table
 from vlmkit.data.docworld.canvas import Overflow, Table
+from vlmkit.data.docworld.captions import caption
 from vlmkit.data.docworld.config import GENERATOR, SPLITS, DocWorldConfig
 from vlmkit.data.docworld.degrade import degrade, encode, sample_scan
 from vlmkit.data.docworld.layout import Drawn, Style, sample_style
@@ -85,6 +86,7 @@ def make_page(config: DocWorldConfig, seed: int, split: str, index: int, image: 
     record = {
         "image": image,
         "document": Document(image, (page,)).to_dict(),
+        "captions": [caption(kind, drawn.fields)],
         "fields": drawn.fields,
         "tables": _tables(drawn.tables, lines),
         "qa": [{"question": q, "answer": a, "type": t} for q, a, t in (drawn.questions[i] for i in chosen)],

@@ -14,9 +14,11 @@ from torch import nn
 
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config.base import option
+from vlmkit.data.pages import page_lines
 from vlmkit.data.records import Record
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
+from vlmkit.processing.chat import with_page_text
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
@@ -41,6 +43,9 @@ class InstructRecipe(ConversationRecipe):
     lora_rank: int = option(0, "train LoRA adapters of this rank (0: the whole decoder)")
     lora_alpha: float = option(16.0, "LoRA scale numerator (the update is scaled by alpha / rank)")
     train_vision: bool = option(False, "unfreeze the vision tower")
+    page_text: bool = option(
+        False, "OCR-augmented document QA: a record's page text (its `document`) comes before its first question"
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)
@@ -48,7 +53,10 @@ class InstructRecipe(ConversationRecipe):
             raise ConfigError(f"{where}.init_from: the instruct recipe needs the VLM from align (--from)")
 
     def messages(self, record: Record, rng: random.Random) -> Messages:
-        return image_first(super().messages(record, rng))
+        messages = super().messages(record, rng)
+        if self.page_text:
+            messages[0] = dict(messages[0], content=with_page_text(messages[0]["content"], page_lines(record)))
+        return image_first(messages)
 
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)
