@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, require
@@ -99,6 +100,29 @@ def _held_out(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _generate(
+    args: argparse.Namespace,
+    held_out_splits: tuple[str, ...],
+    unit: str,
+    generate_all: Callable[..., object],
+    generate_split: Callable[..., object],
+    config: object,
+) -> int:
+    """Write ``--split`` (or every split: train ``--n``, the others ``--n-SPLIT`` or n/10) and say how fast."""
+    start = time.perf_counter()
+    if args.split == "all":
+        default = max(1, args.n // 10)
+        counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in held_out_splits}}
+        generate_all(args.out, config, counts, args.seed, args.workers)
+        total = sum(counts.values())
+    else:
+        generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
+        total = args.n
+    seconds = time.perf_counter() - start
+    print(f"wrote {total} {unit} to {args.out} in {seconds:.1f} s ({total / seconds:.0f} {unit}/s)")
+    return 0
+
+
 def run_shapes(args: argparse.Namespace) -> int:
     from vlmkit.data.shapesworld import ShapesWorldConfig, generate_all, generate_split
 
@@ -106,18 +130,7 @@ def run_shapes(args: argparse.Namespace) -> int:
     if args.held_out is not None:
         fields["held_out"] = _held_out(args.held_out)
     config = ShapesWorldConfig(**fields)
-    start = time.perf_counter()
-    if args.split == "all":
-        default = max(1, args.n // 10)
-        counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in ("val", "test", "compositional")}}
-        generate_all(args.out, config, counts, args.seed, args.workers)
-        total = sum(counts.values())
-    else:
-        generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
-        total = args.n
-    seconds = time.perf_counter() - start
-    print(f"wrote {total} images to {args.out} in {seconds:.1f} s ({total / seconds:.0f} images/s)")
-    return 0
+    return _generate(args, ("val", "test", "compositional"), "images", generate_all, generate_split, config)
 
 
 def run_docs(args: argparse.Namespace) -> int:
@@ -126,18 +139,7 @@ def run_docs(args: argparse.Namespace) -> int:
 
     kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
     config = DocWorldConfig(page_width=args.width, kinds=kinds, clean=args.clean)
-    start = time.perf_counter()
-    if args.split == "all":
-        default = max(1, args.n // 10)
-        counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in ("val", "test")}}
-        generate_all(args.out, config, counts, args.seed, args.workers)
-        total = sum(counts.values())
-    else:
-        generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
-        total = args.n
-    seconds = time.perf_counter() - start
-    print(f"wrote {total} pages to {args.out} in {seconds:.1f} s ({total / seconds:.0f} pages/s)")
-    return 0
+    return _generate(args, ("val", "test"), "pages", generate_all, generate_split, config)
 
 
 def run_show(args: argparse.Namespace) -> int:

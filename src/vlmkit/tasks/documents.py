@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -27,19 +28,9 @@ from vlmkit.processing.images import DEFAULT_MAX_PIXELS
 from vlmkit.tasks.chat import ask
 
 
-def read(
-    path: str | Path,
-    *,
-    engine: str = DEFAULT_ENGINE,
-    enhance: bool = True,
-    use_text_layer: bool = True,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Document:
-    """Every page of ``path`` read; ``use_text_layer=False`` OCRs born-digital PDF pages too."""
-    options = {"engine": engine, "enhance": enhance, "use_text_layer": use_text_layer}
-    pages = read_pages(path, max_pages=max_pages, max_pixels=max_pixels, **options)
-    return Document(str(path), tuple(page for _, page in pages))
+def read(path: str | Path, **options: Any) -> Document:
+    """Every page of ``path`` read (``options`` as ``read_pages``: engine, enhance, use_text_layer, limits)."""
+    return Document(str(path), tuple(page for _, page in read_pages(path, **options)))
 
 
 def read_pages(
@@ -51,7 +42,8 @@ def read_pages(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[tuple[Image.Image, Page]]:
-    """``read`` one page at a time, each with the image its boxes refer to (to draw on, or to index)."""
+    """The pages of ``path`` one at a time, each with the image its boxes refer to (to draw on, or to index);
+    ``use_text_layer=False`` OCRs born-digital PDF pages too."""
     for source in open_pages(path, max_pages=max_pages, max_pixels=max_pixels):
         if use_text_layer and source.text_layer:
             width, height = source.image.size

@@ -11,13 +11,12 @@ anything else is refused. A lock on the folder keeps two runs from writing it at
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vlmkit.data.chunks import chunked
 from vlmkit.data.docworld.config import GENERATOR_VERSION, SPLITS, DocWorldConfig
 from vlmkit.data.docworld.fonts import font_dir
 from vlmkit.data.docworld.page import make_page
@@ -102,18 +101,9 @@ def generate_split(
         remove_stale_temps(folder / "images")
         atomic_write_json(folder / CONFIG_FILE, spec)
         (folder / "images").mkdir(exist_ok=True)
-        workers = workers or os.cpu_count() or 1
-        size = max(1, min(chunk_size, math.ceil(n / workers)))
-        chunks = [(start, min(start + size, n)) for start in range(0, n, size)]
-        workers = min(workers, len(chunks))
         job = (str(folder), config.to_dict(), seed, split)
         bar = progress_bar(total=n, desc=f"docworld {split}", unit="page", disable=not progress)
-        if workers == 1:
-            write_records(folder, _drain((_write_chunk(*job, a, b, n) for a, b in chunks), bar))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_write_chunk, *job, a, b, n) for a, b in chunks]
-                write_records(folder, _drain((f.result() for f in futures), bar))
+        write_records(folder, _drain(chunked(_write_chunk, job, n, chunk_size, workers), bar))
         bar.close()
     finally:
         lock.release()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from vlmkit.data.chunks import chunked
 from vlmkit.data.records import RECORDS_FILE
 from vlmkit.data.shapesworld.config import GENERATOR_VERSION, SPLITS, ShapesWorldConfig
 from vlmkit.data.shapesworld.example import make_example
@@ -44,11 +44,6 @@ def _write_chunk(
     return lines
 
 
-def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n, size):
-        yield start, min(start + size, n)
-
-
 def generate_split(
     out_dir: str | os.PathLike[str],
     config: ShapesWorldConfig,
@@ -74,18 +69,10 @@ def generate_split(
     if (folder / RECORDS_FILE).exists() or (folder / "images").exists():
         raise InputError(f"{folder}: already holds a dataset; choose an empty or new folder")
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    chunks = list(_chunks(n, chunk_size))
-    workers = min(workers or os.cpu_count() or 1, len(chunks))
     job = (str(folder), config.to_dict(), seed, split)
     bar = progress_bar(total=n, desc=f"shapesworld {split}", unit="img", disable=not progress)
     with atomic_open(folder / RECORDS_FILE, "w") as records:
-        if workers == 1:
-            results: Iterator[list[str]] = (_write_chunk(*job, a, b, n) for a, b in chunks)
-            _drain(results, records, bar)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_write_chunk, *job, a, b, n) for a, b in chunks]
-                _drain((f.result() for f in futures), records, bar)
+        _drain(chunked(_write_chunk, job, n, chunk_size, workers), records, bar)
     bar.close()
     atomic_write_json(
         folder / CONFIG_FILE,
