@@ -7,8 +7,11 @@ monkeypatched to fixed directions, so the tests check the tagging rule rather th
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -222,6 +225,42 @@ def test_expected_scores_follow_the_softmax_rule():
     """The helper above is the documented rule: a cat-direction photo leaves ~nothing to the background."""
     assert expected_cat_score(PHOTOS["chelsea"], ("cat", "dog")) == pytest.approx(1.0, abs=1e-6)
     assert expected_cat_score(PHOTOS["coffee"], ("cat", "dog")) < math.exp(-50)
+
+
+def test_documents_are_found_by_their_words_with_page_line_and_a_highlight(conse_dir, tmp_path, capsys):
+    pytest.importorskip("pypdfium2")
+    from doc_scans import write_text_pdf
+
+    folder, index_dir, page = tmp_path / "docs", tmp_path / "index", tmp_path / "found.html"
+    folder.mkdir()
+    write_text_pdf(folder / "memo.pdf", ["Staff meeting on Friday", "Bring the invoice 4471"])
+    write_text_pdf(folder / "report.pdf")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 and then nothing")
+    argv = ["index", str(folder), "--index", str(index_dir), "--model", str(conse_dir), "--workers", "0"]
+    code, lines, _ = run(capsys, *argv, "--no-progress")
+    assert code == 0 and lines[0].startswith("3 files scanned: 2 added") and "1 failed" in lines[0]
+    assert lines[1].startswith(f"  skipped {(folder / 'broken.pdf').resolve()}: ") and "not a readable PDF" in lines[1]
+
+    code, lines, _ = run(capsys, "search", str(index_dir), "the invoice 4471", "-k", "2", "--html", str(page))
+    assert code == 0 and lines[0].endswith('memo.pdf  page 1  "Bring the invoice 4471"')
+    assert lines[1].endswith("report.pdf  page 1")  # found by its look alone: no line of it matches
+    _, lines, _ = run(capsys, "search", str(index_dir), "revenue", "--mode", "text")
+    assert len(lines) == 1 and lines[0].endswith('report.pdf  page 1  "Revenue grew by 12 percent"')
+
+    report = page.read_text()
+    assert "<mark>Bring the invoice 4471</mark>" in report and "memo.pdf page 1" in report
+    thumbs = [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=int)
+        for data in re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", report)
+    ]
+    yellow = [(t[..., 0] > 200) & (t[..., 1] > 140) & (t[..., 2] < 110) for t in thumbs]
+    assert thumbs[0].shape == (144, 192, 3) and not yellow[1].any()  # the page, fitted; no match, no mark
+    rows, columns = np.nonzero(yellow[0])
+    scale = 192 / 800  # the page renders at 800 x 600 px (4 x 3 in at 200 dpi)
+    box = query.search_text(index_dir, "the invoice 4471", k=1)[0].box
+    assert len(rows) > 200  # the outline of the matching line, a few pixels thick
+    assert box[0] * scale - 8 < columns.min() < box[0] * scale and box[2] * scale < columns.max() < box[2] * scale + 8
+    assert box[1] * scale - 8 < rows.min() < box[1] * scale and box[3] * scale < rows.max() < box[3] * scale + 8
 
 
 COMMANDS = [["index", "PHOTOS"], ["search", "IDX", "a cat"], ["tag", "IDX", "--labels", "cat"]]

@@ -194,12 +194,12 @@ def test_a_file_pillow_chokes_on_is_skipped_not_fatal(tmp_path, model_dir, capsy
     with SearchStore.open(index_dir) as store:
         assert sorted(Path(p).name for p in store.known_files()) == ["chelsea.jpg", "coffee.jpg"]
 
-    import vlmkit.search.indexer as indexer
+    import vlmkit.search.reader as reader
 
     def broken_plugin(*args, **kwargs):
         raise SyntaxError("broken PNG file")  # what some Pillow plugins raise for a bad header
 
-    monkeypatch.setattr(indexer, "load_image", broken_plugin)
+    monkeypatch.setattr(reader, "load_image", broken_plugin)
     (folder / "late.jpg").write_bytes((folder / "chelsea.jpg").read_bytes()[::-1])
     report = index_folder(folder, index_dir, str(model_dir), workers=0, progress=False)
     reasons = dict(report.failed)

@@ -1,9 +1,10 @@
-"""A SIGKILL at any moment leaves an openable store holding exactly the committed batches."""
+"""A SIGKILL at any moment leaves an openable store holding exactly the committed batches, texts included."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,12 +19,14 @@ WRITER = """
 import sys
 import numpy as np
 from vlmkit.search.store import IndexOptions, ItemMeta, SearchStore
+from vlmkit.search.texts import TextLine
 
 directory, kind, save_every = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = SearchStore.create(directory, "m", 16, IndexOptions(kind=kind))
 for b in range(100_000):
     vectors = np.random.default_rng(b).standard_normal((BATCH, 16))
-    store.add([ItemMeta(f"batch{b}/{i}.jpg", f"h{b}", i, 0.0) for i in range(BATCH)], vectors)
+    texts = [(TextLine(f"batch {b} item {i}"),) for i in range(BATCH)]
+    store.add([ItemMeta(f"batch{b}/{i}.jpg", f"h{b}", i, 0.0, lines=texts[i]) for i in range(BATCH)], vectors)
     store.remove([f"batch{b - 3}/0.jpg"])  # updates remove too, so a kill can land mid-removal
     store.commit(save_index=b % save_every == 0)
     print(b, flush=True)
@@ -60,6 +63,11 @@ def test_sigkill_mid_write_leaves_committed_batches(tmp_path, kind, save_every, 
     expected_rows = BATCH * (last + 1) - max(0, last - 2)  # each batch b >= 3 removed one row of b - 3
     assert len(store) == expected_rows
     assert store._index.ntotal == expected_rows  # the faiss cache agrees with SQLite
+    with sqlite3.connect(tmp_path / "items.sqlite") as db:  # and so do the texts: one per item, none orphaned
+        texts = dict(db.execute("SELECT rowid, text FROM texts"))
+        items = dict(db.execute("SELECT id, path FROM items"))
+    assert texts.keys() == items.keys()
+    assert all(texts[i] == "batch {} item {}".format(*path[5:-4].split("/")) for i, path in items.items())
     hit = store.search(batch_vector(last, 5), k=1)[0][0]
     assert (hit.path, round(hit.score, 4)) == (f"batch{last}/5.jpg", 1.0)
     store.close()

@@ -1,4 +1,4 @@
-"""``vlmkit index | search | tag``: search a photo (and video) collection from the command line."""
+"""``vlmkit index | search | tag``: search a photo, document (and video) collection from the command line."""
 
 from __future__ import annotations
 
@@ -8,21 +8,36 @@ import os
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, add_device_option, require, resolve_device
+from vlmkit.documents.pages import DEFAULT_MAX_PAGES
 from vlmkit.errors import InputError
+from vlmkit.search.fusion import MODES
+from vlmkit.search.hits import Hit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     index = subparsers.add_parser(
         "index", help="embed a folder (or dataset) into a search index, incrementally", formatter_class=HelpFormatter
     )
-    index.add_argument("path", type=Path, help="folder of images/videos, or a dataset's records.jsonl")
+    index.add_argument("path", type=Path, help="folder of images/PDFs/videos, or a dataset's records.jsonl")
     index.add_argument("--index", required=True, type=Path, help="index directory (created when missing)")
     index.add_argument(
         "--model", help="model directory, hub id or vlmkit:NAME (default: the index's own, else the offline model)"
     )
     index.add_argument("--batch-size", type=int, default=32, help="frames per model call and per committed batch")
-    index.add_argument("--workers", type=int, help="decoding processes (default: CPU count - 1, at most 8)")
+    index.add_argument(
+        "--workers",
+        type=int,
+        help="reading processes: decoding, PDF rendering, OCR (default: CPU count - 1, at most 8)",
+    )
     index.add_argument("--video-every", type=float, default=2.0, help="seconds between sampled video frames")
+    index.add_argument(
+        "--ocr",
+        action="store_true",
+        help="also read the text in images (OCR: 1-4 s of CPU each), to find them by words; PDFs are always read",
+    )
+    index.add_argument(
+        "--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="a document with more pages is skipped (listed)"
+    )
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_device_option(index)
     index.set_defaults(handler=run_index)
@@ -33,11 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     search.add_argument("index", type=Path, help="index directory")
-    search.add_argument("query", nargs="?", help="text query, e.g. 'a dog on a beach'")
+    search.add_argument("query", nargs="?", help="text query, e.g. 'a dog on a beach' or 'invoice 4471'")
     search.add_argument("--image", type=Path, help="query by this image instead (near duplicates score ~1)")
     search.add_argument("-k", type=int, default=10, help="number of results")
     search.add_argument(
-        "--min-score", type=float, help="drop results with a lower cosine similarity (with --tag alone: tag score)"
+        "--mode",
+        choices=MODES,
+        default="hybrid",
+        help="how a text query ranks where the index holds texts (PDF pages, OCR'd images): hybrid fuses the "
+        "words' BM25 ranking with the embedding ranking (reciprocal rank); text: words only (the exact phrase where a "
+        "text prints it, else all the words); image: embeddings only",
+    )
+    search.add_argument(
+        "--min-score",
+        type=float,
+        help="drop results scoring lower: cosine similarity; a hybrid search over texts: the fused score "
+        "(at most 2/61); --mode text: BM25; --tag alone: tag score",
     )
     search.add_argument("--folder", type=Path, help="only results under this folder")
     search.add_argument("--after", help="only files modified on or after this date (YYYY-MM-DD)")
@@ -51,7 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only items with this tag (repeatable: all of them); without a query, lists them best first by tag score",
     )
     search.add_argument("--model", help="model to embed the query (must be the one that built the index)")
-    search.add_argument("--html", type=Path, help="also write a self-contained HTML page of thumbnails")
+    search.add_argument(
+        "--html",
+        type=Path,
+        help="also write a self-contained HTML page of thumbnails (pages with the matching line marked)",
+    )
     search.add_argument("--png", type=Path, help="also write a PNG grid of thumbnails")
     add_device_option(search)
     search.set_defaults(handler=run_search)
@@ -82,6 +112,8 @@ def run_index(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "workers": args.workers,
         "video_every": args.video_every,
+        "ocr": args.ocr,
+        "max_pages": args.max_pages,
         "progress": not args.no_progress,
         "device": resolve_device(args.device),
     }
@@ -116,6 +148,13 @@ def _query_title(args: argparse.Namespace) -> str:
     return " · ".join(part for part in parts if part)
 
 
+def _where(hit: Hit) -> str:
+    """Where in the file the hit is: a video frame's time, a document's page, the line of text that matched."""
+    at = f"  @ {hit.frame_time:.1f}s" if hit.frame_time is not None else ""
+    at += f"  page {hit.page}" if hit.page is not None else ""
+    return at + (f'  "{hit.line}"' if hit.line is not None else "")
+
+
 def run_search(args: argparse.Namespace) -> int:
     require("faiss", "search")
     from vlmkit.search.metadata import Filters
@@ -143,10 +182,10 @@ def run_search(args: argparse.Namespace) -> int:
             if args.image is not None:
                 hits = searcher.image([args.image], args.k, min_score=args.min_score, filters=filters)[0]
             else:
-                hits = searcher.text(args.query, args.k, min_score=args.min_score, filters=filters)[0]
+                options = {"min_score": args.min_score, "filters": filters, "mode": args.mode}
+                hits = searcher.text(args.query, args.k, **options)[0]
     for rank, hit in enumerate(hits, start=1):
-        when = f"  @ {hit.frame_time:.1f}s" if hit.frame_time is not None else ""
-        print(f"{rank:3d}  {hit.score:.4f}  {hit.path}{when}")
+        print(f"{rank:3d}  {hit.score:.4f}  {hit.path}{_where(hit)}")
     if not hits:
         print("no results")
     title = f"vlmkit search: {_query_title(args)}"

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmkit.search.metadata import Row
+from vlmkit.search.texts import Box
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; ``score`` is the cosine similarity to the query."""
+    """One search result. ``score`` is what the hits were ranked by: the cosine similarity to the query,
+    or for a text query over page texts the fused score (``fusion``). ``page`` is a document's page (1-based);
+    ``line`` the line of the item's text that best matches a text query, ``box`` where it is on the page."""
 
     id: int
     score: float
@@ -20,6 +23,9 @@ class Hit:
     width: int | None
     height: int | None
     tags: dict[str, float]
+    page: int | None = None
+    line: str | None = None
+    box: Box | None = None
 
 
 def hits_of(
@@ -27,7 +33,7 @@ def hits_of(
 ) -> list[Hit]:
     """Best-first hits from (id, score) pairs, keeping only ids with a row and scores >= min_score."""
     hits = [
-        Hit(int(i), float(s), r.path, r.frame_time, r.width, r.height, r.tags)
+        Hit(int(i), float(s), r.path, r.frame_time, r.width, r.height, r.tags, r.page)
         for i, s in candidates
         if (r := rows.get(int(i))) is not None and (min_score is None or s >= min_score)
     ]

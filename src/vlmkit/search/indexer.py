@@ -1,11 +1,12 @@
-"""Embed a collection of images and videos into a ``SearchStore``: reader -> mapper -> writer.
+"""Embed a collection of images, documents and videos into a ``SearchStore``: reader -> mapper -> writer.
 
-- **Reader** (worker processes of a torch ``DataLoader``): hash each file, decode it (a video into
-  frames sampled every ``video_every`` seconds) and preprocess it into pixels. Decoding runs ahead of
-  the model by ``prefetch`` files per worker, so it hides behind inference instead of adding to it.
-- **Mapper** (this process): run the model on batches of frames from many files.
-- **Writer**: add each batch to the store and commit it. A commit is all-or-nothing (SQLite), so a
-  crash or Ctrl-C loses at most the batch in flight and never corrupts the index.
+- **Reader** (``reader``, in worker processes of a torch ``DataLoader``): hash each file, decode it (a
+  video into sampled frames, a PDF into pages with their text, from its text layer or by OCR) and
+  preprocess it into pixels. Reading runs ahead of the model by ``prefetch`` files per worker, so it
+  hides behind inference instead of adding to it.
+- **Mapper** (this process): run the model on batches of frames and pages from many files.
+- **Writer**: add each batch, vectors and texts, to the store and commit it. A commit is all-or-nothing
+  (SQLite), so a crash or Ctrl-C loses at most the batch in flight and never corrupts the index.
 
 Incremental: ``plan_update`` compares a scan with what the store knows. A file whose size and mtime
 match its stored row is skipped without being read; otherwise it is hashed and decoded, and when
@@ -14,14 +15,14 @@ reused instead of running the model. Indexed files under the scanned root that a
 A re-run after a crash therefore redoes only files that were not committed.
 
 Unreadable files never stop a run: whatever a decoder raises on one file (Pillow's ``ValueError`` for
-an oversized text chunk, ``SyntaxError`` for a broken header, PyAV's errors, ...) is that file's failure,
-counted and listed in the ``IndexReport`` (and a formerly indexed file that became unreadable is dropped
-from the index).
+an oversized text chunk, ``SyntaxError`` for a broken header, PyAV's errors, an encrypted PDF, ...) is
+that file's failure, counted and listed in the ``IndexReport`` (and a formerly indexed file that became
+unreadable is dropped from the index).
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,19 +32,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from vlmkit.errors import InputError
-from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, load_image
+from vlmkit.documents.pages import DEFAULT_MAX_PAGES
+from vlmkit.errors import ConfigError, InputError
+from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
 from vlmkit.progress import progress as progress_bar
 from vlmkit.search.manifest import read_manifest
-from vlmkit.search.metadata import FileState, ItemMeta
+from vlmkit.search.metadata import FileState
 from vlmkit.search.models import load_search_model
+from vlmkit.search.reader import MISSING_OCR, MISSING_PDFIUM, Decoded, FileReader, ReadOptions, is_pdf
 from vlmkit.search.scan import SourceFile, plan_update, scan_folder, scan_records
 from vlmkit.search.store import SearchStore
-from vlmkit.search.video import MISSING_PYAV, is_video, sample_frames
-
-_HASH_CHUNK = 1 << 20
+from vlmkit.search.video import MISSING_PYAV, is_video
 
 
 @dataclass
@@ -56,7 +57,7 @@ class IndexReport:
     updated: int = 0
     reused: int = 0  # changed mtime, same content: stored vectors kept, model not run
     removed: int = 0
-    items: int = 0  # rows written: one per image, one per sampled video frame
+    items: int = 0  # rows written: one per image, one per sampled video frame, one per document page
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -67,82 +68,6 @@ class IndexReport:
             f"{self.removed} removed, {self.unchanged} unchanged, {len(self.failed)} failed; "
             f"{self.items} items written in {self.seconds:.1f} s ({rate:.1f} files/s)"
         )
-
-
-# ------------------------------------------------------------------------------------------- reader
-
-
-@dataclass
-class Decoded:
-    """One file after the reader: its hash and frames, or why it could not be read."""
-
-    file: SourceFile
-    sha256: str = ""
-    pixels: torch.Tensor | None = None  # (frames, 3, H, W)
-    times: list[float | None] = field(default_factory=list)
-    width: int | None = None
-    height: int | None = None
-    error: str | None = None
-
-
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class FileReader(Dataset[Decoded]):
-    """Decodes one file per item; runs inside DataLoader workers."""
-
-    def __init__(
-        self,
-        files: Sequence[SourceFile],
-        processor: ImagePreprocessor,
-        video_every: float,
-        max_frames: int | None,
-        max_pixels: int | None,
-    ) -> None:
-        self.files = list(files)
-        self.processor = processor
-        self.video_every = video_every
-        self.max_frames = max_frames
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> Decoded:
-        file = self.files[index]
-        try:
-            return self._video(file) if is_video(file.path) else self._image(file)
-        except InputError as error:
-            return Decoded(file, error=str(error))
-        except OSError as error:
-            return Decoded(file, error=f"{file.path}: cannot read ({error.strerror or error})")
-        except Exception as error:  # a decoder's own error on this one file; never the run's
-            reason = " ".join(str(error).split())[:200] or "no details"
-            return Decoded(file, error=f"{file.path}: cannot decode ({type(error).__name__}: {reason})")
-
-    def _image(self, file: SourceFile) -> Decoded:
-        data = Path(file.path).read_bytes()
-        try:
-            image = load_image(data, max_pixels=self.max_pixels)
-        except InputError as error:  # its message names "image bytes (N B)"; name the file instead
-            raise InputError(f"{file.path}: {str(error).split(': ', 1)[-1]}") from None
-        pixels = self.processor([image], max_pixels=None)
-        return Decoded(file, hashlib.sha256(data).hexdigest(), pixels, [None], image.width, image.height)
-
-    def _video(self, file: SourceFile) -> Decoded:
-        sha = _sha256_file(file.path)
-        frames = list(sample_frames(file.path, self.video_every, self.max_frames))
-        if not frames:
-            return Decoded(file, error=f"{file.path}: no frames could be decoded")
-        times = [t for t, _ in frames]
-        pixels = self.processor([image for _, image in frames], max_pixels=None)
-        width, height = frames[0][1].size
-        return Decoded(file, sha, pixels, times, width, height)
 
 
 def _single_thread_worker(_: int) -> None:
@@ -182,7 +107,7 @@ class _Writer:
                 self.report.removed += 1
             return
         self.pending.append(item)
-        self.frames += len(item.times)
+        self.frames += len(item.items)
         if self.frames >= self.batch_size:
             self.flush()
 
@@ -198,7 +123,7 @@ class _Writer:
                 for chunk in pixels.split(self.batch_size)
             ]
         ).numpy()
-        return list(np.split(vectors, np.cumsum([len(item.times) for item in items])[:-1]))
+        return list(np.split(vectors, np.cumsum([len(item.items) for item in items])[:-1]))
 
     def flush(self) -> None:
         reuse: dict[str, np.ndarray] = {}
@@ -206,7 +131,7 @@ class _Writer:
             state = self.known.get(item.file.path)
             if state is not None and state.sha256 == item.sha256:
                 stored = self.store.vectors_for([item.file.path])[item.file.path]
-                if len(stored) == len(item.times):
+                if len(stored) == len(item.items):
                     reuse[item.file.path] = stored
         fresh = [item for item in self.pending if item.file.path not in reuse]
         vectors = dict(zip((item.file.path for item in fresh), self._embed(fresh), strict=True))
@@ -217,13 +142,9 @@ class _Writer:
                 self.report.updated += 1
             else:
                 self.report.added += 1
-            self.report.reused += path in reuse
-            rows = [
-                ItemMeta(path, item.sha256, item.file.size, item.file.mtime, item.width, item.height, t)
-                for t in item.times
-            ]
-            self.store.add(rows, reuse[path] if path in reuse else vectors[path])
-            self.report.items += len(rows)
+            self.report.reused += path in reuse  # vectors kept; a text was read afresh all the same
+            self.store.add(item.items, reuse[path] if path in reuse else vectors[path])
+            self.report.items += len(item.items)
         self.store.commit(save_index=False)  # SQLite is the truth; the faiss file is saved at the end
         self.pending, self.frames = [], 0
         if self.on_commit is not None:
@@ -250,6 +171,8 @@ def index_files(
     video_every: float = 2.0,
     max_frames: int | None = 600,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ocr: bool = False,
+    max_pages: int = DEFAULT_MAX_PAGES,
     progress: bool = True,
     on_commit: Callable[[IndexReport], None] | None = None,
     failed: Iterable[tuple[str, str]] = (),
@@ -260,10 +183,14 @@ def index_files(
     ``model`` is a model id (a directory, hub id or ``vlmkit:NAME``; default: the one the index was
     built with, or the offline default for a new index) or a loaded model, which then needs
     ``model_id`` naming it for the manifest. ``scope`` is the folder the scan covered: indexed files
-    under it that the scan did not find are removed. ``on_commit`` is called after every committed
+    under it that the scan did not find are removed. ``ocr`` reads the text of images too (documents are
+    always read); ``max_pages`` caps a document's pages. ``on_commit`` is called after every committed
     batch with the report so far.
     """
     started = time.perf_counter()
+    options = ReadOptions(video_every, max_frames, max_pixels, ocr, max_pages)
+    if ocr and not _installed("rapidocr_onnxruntime"):
+        raise ConfigError(MISSING_OCR)
     index_dir = Path(index_dir)
     existing = read_manifest(index_dir)["model_id"] if (index_dir / "manifest.json").exists() else None
     model, model_id = load_search_model(model, model_id, default=existing, device=device)
@@ -283,25 +210,11 @@ def index_files(
         store.remove(gone)
         report.removed = len(gone)
         store.commit(save_index=False)
-        if not _has_pyav() and any(is_video(f.path) for f in todo):
-            report.failed += [(f.path, MISSING_PYAV) for f in todo if is_video(f.path)]
-            todo = [f for f in todo if not is_video(f.path)]
-        _run(
-            todo,
-            store,
-            model,
-            processor,
-            known,
-            report,
-            batch_size,
-            workers,
-            prefetch,
-            video_every,
-            max_frames,
-            max_pixels,
-            progress,
-            on_commit,
-        )
+        for needs, module, reason in ((is_video, "av", MISSING_PYAV), (is_pdf, "pypdfium2", MISSING_PDFIUM)):
+            if not _installed(module) and any(needs(f.path) for f in todo):
+                report.failed += [(f.path, reason) for f in todo if needs(f.path)]
+                todo = [f for f in todo if not needs(f.path)]
+        _run(todo, store, model, processor, known, report, batch_size, workers, prefetch, options, progress, on_commit)
         store.commit()
     finally:
         store.close()
@@ -319,16 +232,14 @@ def _run(
     batch_size: int,
     workers: int | None,
     prefetch: int,
-    video_every: float,
-    max_frames: int | None,
-    max_pixels: int | None,
+    options: ReadOptions,
     progress: bool,
     on_commit: Callable[[IndexReport], None] | None,
 ) -> None:
     if not todo:
         return
     workers = default_workers() if workers is None else workers
-    reader = FileReader(todo, processor, video_every, max_frames, max_pixels)
+    reader = FileReader(todo, processor, options)
     loader = DataLoader(
         reader,
         batch_size=None,
@@ -347,18 +258,14 @@ def _run(
         writer.flush()
 
 
-def _has_pyav() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def index_folder(
     folder: str | os.PathLike[str], index_dir: str | os.PathLike[str], model: str | nn.Module | None = None, **options
 ) -> IndexReport:
-    """Index every image and video under ``folder`` (incrementally); options as ``index_files``."""
+    """Index every image, document and video under ``folder`` (incrementally); options as ``index_files``."""
     root = Path(folder).resolve()
     return index_files(scan_folder(root), index_dir, model, scope=root.as_posix(), **options)
 

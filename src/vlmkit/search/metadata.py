@@ -1,12 +1,14 @@
 """The SQLite side of a search index: one row per embedded item, the source of truth.
 
 Each row holds the item's file facts (path, sha256, size, mtime, pixel size, frame time for video
-frames), its tags and its vector as a float32 BLOB, so the faiss index can always be rebuilt from this
-database alone. Row ids are faiss ids; ``AUTOINCREMENT`` guarantees an id is never reused, so a
-vector still cached in faiss after its row was deleted can never be mistaken for a newer item.
+frames, page for documents), its tags and its vector as a float32 BLOB, so the faiss index can always be
+rebuilt from this database alone; an item's text, when it has one, is in ``texts`` under the same id.
+Row ids are faiss ids; ``AUTOINCREMENT`` guarantees an id is never reused, so a vector still cached in
+faiss (or a text) after its row was deleted can never be mistaken for a newer item.
 
 Writes happen in one open transaction that the store commits as a batch; SQLite's journal makes that
-batch all-or-nothing across crashes.
+batch all-or-nothing across crashes, texts included. The tables are ``schema``'s; opening a database an
+older vlmkit made upgrades it in place.
 """
 
 from __future__ import annotations
@@ -22,32 +24,18 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vlmkit.errors import InputError
+from vlmkit.search import schema, texts
+from vlmkit.search.texts import TextLine
 
-_SCHEMA = """
-CREATE TABLE items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    width INTEGER,
-    height INTEGER,
-    frame_time REAL,
-    tags TEXT NOT NULL DEFAULT '{}',
-    added_at REAL NOT NULL,
-    vector BLOB NOT NULL
-);
-CREATE UNIQUE INDEX items_path_frame ON items (path, COALESCE(frame_time, -1.0));
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta (key, value) VALUES ('generation', '0');
-"""
-_COLUMNS = "id, path, sha256, size, mtime, width, height, frame_time, tags, added_at"
+_COLUMNS = "id, path, sha256, size, mtime, width, height, frame_time, tags, added_at, page"
+_FIELDS = "path, sha256, size, mtime, width, height, frame_time, tags, added_at, vector, page"  # all but id
 _CHUNK = 4096  # ids per IN (...) list: far below SQLite's limit on bound variables
 
 
 @dataclass(frozen=True)
 class ItemMeta:
-    """What the indexer knows about one embedded item (an image, or one frame of a video)."""
+    """What the indexer knows about one embedded item (an image, one frame of a video, one page of a
+    document), with the lines of its text when it was read (a page, an OCR'd image)."""
 
     path: str
     sha256: str
@@ -57,6 +45,8 @@ class ItemMeta:
     height: int | None = None
     frame_time: float | None = None
     tags: Mapping[str, float] = field(default_factory=dict)
+    page: int | None = None
+    lines: tuple[TextLine, ...] = ()
 
 
 class FileState(NamedTuple):
@@ -78,6 +68,7 @@ class Row(NamedTuple):
     frame_time: float | None
     tags: dict[str, float]
     added_at: float
+    page: int | None
 
 
 @dataclass(frozen=True)
@@ -138,6 +129,8 @@ def _check(item: ItemMeta) -> None:
         raise InputError(f"{item.path}: frame_time must be >= 0 seconds; got {item.frame_time}")
     if item.size < 0:
         raise InputError(f"{item.path}: size must be >= 0 bytes; got {item.size}")
+    if item.page is not None and item.page < 1:
+        raise InputError(f"{item.path}: page must be >= 1; got {item.page}")
 
 
 class Metadata:
@@ -152,14 +145,20 @@ class Metadata:
         for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)  # from a create that crashed before writing its manifest
         meta = cls._connect(path)
-        meta._db.executescript(_SCHEMA)
+        meta._db.executescript(schema.CREATE)
         return meta
 
     @classmethod
     def open(cls, path: Path) -> Metadata:
         if not path.is_file():
             raise InputError(f"search index database {path} is missing")
-        return cls._connect(path)
+        meta = cls._connect(path)
+        try:
+            schema.upgrade(meta._db, path)
+        except BaseException:
+            meta.close()
+            raise
+        return meta
 
     @classmethod
     def _connect(cls, path: Path) -> Metadata:
@@ -200,7 +199,8 @@ class Metadata:
     # writes ---------------------------------------------------------------------------------------
 
     def insert(self, items: Sequence[ItemMeta], vectors: np.ndarray) -> np.ndarray:
-        """Insert rows; all or none of them (a duplicate path and frame time rejects the whole call)."""
+        """Insert rows and their texts; all or none of them (a duplicate path, frame time and page rejects the
+        whole call)."""
         for item in items:
             _check(item)
         self._begin()
@@ -210,8 +210,7 @@ class Metadata:
         try:
             for n, (item, vector) in enumerate(zip(items, vectors, strict=True)):
                 cursor = self._db.execute(
-                    "INSERT INTO items (path, sha256, size, mtime, width, height, frame_time, tags, added_at,"
-                    " vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO items ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         item.path,
                         item.sha256,
@@ -223,24 +222,28 @@ class Metadata:
                         json.dumps(dict(item.tags), sort_keys=True),
                         now,
                         vector.astype("<f4").tobytes(),
+                        item.page,
                     ),
                 )
                 ids[n] = cursor.lastrowid
+            texts.insert(self._db, ((i, item.lines) for i, item in zip(ids, items, strict=True)))
         except sqlite3.IntegrityError:
             self._db.execute("ROLLBACK TO insert_items")
             self._db.execute("RELEASE insert_items")
+            page = "" if item.page is None else f" page {item.page}"
             frame = "" if item.frame_time is None else f" at frame time {item.frame_time}"
-            raise InputError(f"{item.path}{frame} is already in the index; remove it first") from None
+            raise InputError(f"{item.path}{page}{frame} is already in the index; remove it first") from None
         self._db.execute("RELEASE insert_items")
         return ids
 
     def delete_paths(self, paths: Iterable[str]) -> np.ndarray:
-        """Delete every row of these paths; returns the ids deleted."""
+        """Delete every row of these paths, and their texts; returns the ids deleted."""
         self._begin()
         removed: list[int] = []
         for path in dict.fromkeys(paths):
             removed += [r[0] for r in self._db.execute("SELECT id FROM items WHERE path = ?", (path,))]
             self._db.execute("DELETE FROM items WHERE path = ?", (path,))
+        texts.delete(self._db, removed)
         return np.asarray(removed, dtype=np.int64)
 
     def set_tags(self, targets: Sequence[str | int], tags: Sequence[Mapping[str, float]]) -> int:
@@ -261,12 +264,14 @@ class Metadata:
         return changed
 
     def merge_from(self, shard_db: Path) -> tuple[np.ndarray, int]:
-        """Copy a shard's rows in; a path already here with the same sha256 is kept, with another hash it
-        is replaced by the shard's rows. Returns (ids deleted here, first new id).
+        """Copy a shard's rows and texts in; a path already here with the same sha256 is kept, with another
+        hash it is replaced by the shard's rows. Returns (ids deleted here, first new id).
 
         SQLite attaches and detaches databases only between transactions, so this commits its own
-        transaction (with a generation bump) and must be called with none open.
+        transaction (with a generation bump) and must be called with none open. A shard an older vlmkit
+        wrote is upgraded first.
         """
+        Metadata.open(shard_db).close()
         self._db.execute("ATTACH DATABASE ? AS shard", (str(shard_db),))
         try:
             self._begin()
@@ -282,13 +287,13 @@ class Metadata:
             )
             for chunk in _chunks(replaced):
                 self._db.execute(f"DELETE FROM main.items WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            texts.delete(self._db, replaced)
             first_new = self._next_id()
             self._db.execute(
-                "INSERT INTO main.items (path, sha256, size, mtime, width, height, frame_time, tags, added_at,"
-                " vector) SELECT path, sha256, size, mtime, width, height, frame_time, tags, added_at, vector"
-                " FROM shard.items s WHERE NOT EXISTS (SELECT 1 FROM main.items i WHERE i.path = s.path)"
-                " ORDER BY s.id"
+                f"INSERT INTO main.items ({_FIELDS}) SELECT {_FIELDS} FROM shard.items s"
+                " WHERE NOT EXISTS (SELECT 1 FROM main.items i WHERE i.path = s.path) ORDER BY s.id"
             )
+            texts.copy_attached(self._db, "shard", first_new)
             self.bump_generation()
             self.commit()
         except BaseException:
@@ -332,8 +337,21 @@ class Metadata:
         for chunk in _chunks(ids):
             query = f"SELECT {_COLUMNS} FROM items WHERE id IN ({','.join('?' * len(chunk))}) AND {where}"
             for r in self._db.execute(query, [*chunk, *params]):
-                found[r[0]] = Row(*r[:8], json.loads(r[8]), r[9])
+                found[r[0]] = Row(*r[:8], json.loads(r[8]), *r[9:])
         return found
+
+    def has_texts(self) -> bool:
+        """Whether any item has a text (else text queries can only be answered by the embeddings)."""
+        return texts.any_text(self._db)
+
+    def text_ranking(self, query: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """``(id, BM25 relevance)`` of the best ``k`` items passing ``filters`` whose text matches ``query``."""
+        where, params = filters.sql()
+        return texts.ranking(self._db, query, k, where, params)
+
+    def lines(self, ids: Sequence[int]) -> dict[int, list[TextLine]]:
+        """The text lines of those ``ids`` that have a text."""
+        return texts.lines(self._db, ids)
 
     def tags_by_path(self) -> dict[str, dict[str, float]]:
         """Every indexed path with its tags (label -> score; all rows of a path share them)."""

@@ -1,5 +1,6 @@
-"""Questions to an index: text -> images, image -> images (near duplicates), zero-shot tagging, and
-listing the items that carry a tag.
+"""Questions to an index: text -> images and pages (by embedding, and by BM25 over page texts where the
+index has them: ``fusion``), image -> images (near duplicates), zero-shot tagging, and listing the items
+that carry a tag.
 
 ``Searcher`` holds an open store and the model that built it; the module functions open one for a
 single call. Queries are embedded by the index's own model unless another is named, and naming
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from vlmkit.errors import InputError
 from vlmkit.processing.images import ImageSource
+from vlmkit.search.fusion import check_mode, text_hits
 from vlmkit.search.hits import hits_of
 from vlmkit.search.manifest import check_model, read_manifest
 from vlmkit.search.metadata import Filters, Metadata
@@ -108,12 +110,17 @@ class Searcher:
         *,
         min_score: float | None = None,
         filters: Filters | None = None,
+        mode: str = "hybrid",
     ) -> list[list[Hit]]:
-        """The best ``k`` items per text query, best first."""
+        """The best ``k`` items per text query, best first; ``mode`` as in ``fusion`` (``hybrid``: BM25 over
+        the texts fused with the embeddings, or the embeddings alone where the index holds no text)."""
         texts = [queries] if isinstance(queries, str) else list(queries)
         if not texts or not all(t.strip() for t in texts):
             raise InputError("empty text query; give at least one non-empty query")
-        return self.store.search(embed_texts(self.model, texts).numpy(), k, min_score=min_score, filters=filters)
+        check_mode(mode)
+        vectors = embed_texts(self.model, texts).numpy() if mode != "text" else [None] * len(texts)
+        options = {"mode": mode, "min_score": min_score, "filters": filters}
+        return [text_hits(self.store, text, vector, k, **options) for text, vector in zip(texts, vectors, strict=True)]
 
     def image(
         self,
@@ -194,10 +201,11 @@ def search_text(
     model: str | nn.Module | None = None,
     min_score: float | None = None,
     filters: Filters | None = None,
+    mode: str = "hybrid",
 ) -> list[Hit]:
-    """The best ``k`` items of the index for a text query."""
+    """The best ``k`` items of the index for a text query (``mode``: see ``Searcher.text``)."""
     with Searcher.open(index_dir, model) as searcher:
-        return searcher.text(query, k, min_score=min_score, filters=filters)[0]
+        return searcher.text(query, k, min_score=min_score, filters=filters, mode=mode)[0]
 
 
 def search_image(

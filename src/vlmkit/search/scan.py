@@ -16,6 +16,8 @@ from vlmkit.errors import InputError
 from vlmkit.search.metadata import FileState
 from vlmkit.search.video import VIDEO_EXTENSIONS
 
+DOCUMENT_EXTENSIONS = frozenset({".pdf"})  # besides the TIFFs of several pages that are among the images
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -32,11 +34,11 @@ def _source(path: Path) -> SourceFile:
 
 
 def scan_folder(root: str | os.PathLike[str], videos: bool = True) -> list[SourceFile]:
-    """Every image (and video) file under ``root``, sorted by path; hidden files and folders skipped."""
+    """Every image, PDF (and video) file under ``root``, sorted by path; hidden files and folders skipped."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder")
-    suffixes = IMAGE_EXTENSIONS | (VIDEO_EXTENSIONS if videos else frozenset())
+    suffixes = IMAGE_EXTENSIONS | DOCUMENT_EXTENSIONS | (VIDEO_EXTENSIONS if videos else frozenset())
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

@@ -1,10 +1,10 @@
-"""A search index over an image collection: vectors in faiss, facts and tags in SQLite.
+"""A search index over an image and document collection: vectors in faiss, facts, tags and texts in SQLite.
 
 An index directory holds three files:
 
 - ``manifest.json``: format version, the model id and embedding dimension that produced the vectors,
   index options, and the generation of the saved faiss index (plus counts for people reading it).
-- ``items.sqlite``: one row per item with its vector as a BLOB; the source of truth.
+- ``items.sqlite``: one row per item with its vector as a BLOB (and its text, if any); the source of truth.
 - ``vectors.faiss``: a cache of the vectors for fast search, rebuilt from SQLite whenever it is
   missing, unreadable or stale.
 
@@ -270,6 +270,11 @@ class SearchStore:
     def kind(self) -> str:
         """The kind of the live faiss index (``flat``, ``hnsw`` or ``ivfpq``)."""
         return vec.plan_of(self._index).kind
+
+    @property
+    def metadata(self) -> Metadata:
+        """The database, for reads the store does not wrap (texts, in ``fusion``); writes go through the store."""
+        return self._meta
 
     def known_files(self) -> dict[str, FileState]:
         """Every indexed path with the (sha256, size, mtime) it had when embedded."""

@@ -1,4 +1,8 @@
-"""``/v1/search``: nearest images in a ``SearchStore`` to a query vector, with small thumbnails.
+"""``/v1/search``: nearest images and pages in a ``SearchStore`` to a query, with small thumbnails.
+
+A text query over an index holding texts (PDF pages, OCR'd images) ranks as ``vlmkit search`` does: BM25
+over the texts fused with the embedding ranking (``search.fusion``); its hits carry their ``page`` and the
+best matching ``line`` with its ``box`` (page pixels), for the client to quote and draw.
 
 The store is read by one request at a time (its SQLite connection and faiss index are not meant for
 concurrent use), off the event loop. Thumbnails are JPEG data URLs so the page can show results
@@ -24,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.errors import InputError
+from vlmkit.errors import VlmkitError
 from vlmkit.processing.images import load_image
+from vlmkit.search.fusion import text_hits
+from vlmkit.search.report import page_image
 from vlmkit.search.store import SearchStore
 
 THUMBNAIL_SIDE = 160
@@ -46,10 +52,17 @@ class SearchService:
         self._index_root: str | None = None
         self.thumbnail = functools.lru_cache(maxsize=THUMBNAIL_CACHE)(self._thumbnail)
 
-    def search(self, query: np.ndarray, k: int, min_score: float | None, thumbnails: bool) -> list[dict[str, Any]]:
-        """The best ``k`` hits as JSON-ready dicts (call from a worker thread, not the event loop)."""
+    def search(
+        self, query: np.ndarray, k: int, min_score: float | None, thumbnails: bool, text: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The best ``k`` hits for the query's embedding (and ``text``, the query itself when it is a text) as
+        JSON-ready dicts (call from a worker thread, not the event loop)."""
+        vector = np.asarray(query, dtype=np.float32)[None]
         with self._lock:
-            hits = self.store.search(np.asarray(query, dtype=np.float32)[None], k, min_score=min_score)[0]
+            if text is None:
+                hits = self.store.search(vector, k, min_score=min_score)[0]
+            else:
+                hits = text_hits(self.store, text, vector, k, min_score=min_score)
             shown = {hit.path: self.shown_path(hit.path) for hit in hits}
         return [
             {
@@ -60,7 +73,10 @@ class SearchService:
                 "width": hit.width,
                 "height": hit.height,
                 "tags": hit.tags,
-                "thumbnail": self.thumbnail(hit.path) if thumbnails else None,
+                "page": hit.page,
+                "line": hit.line,
+                "box": list(hit.box) if hit.box is not None else None,
+                "thumbnail": self.thumbnail(hit.path, hit.page) if thumbnails else None,
             }
             for hit in hits
         ]
@@ -85,11 +101,15 @@ class SearchService:
             file = self.images_root / file
         return file
 
-    def _thumbnail(self, path: str) -> str | None:
-        """A JPEG data URL of the image at ``path``, at most ``THUMBNAIL_SIDE`` px a side; None if unreadable."""
+    def _thumbnail(self, path: str, page: int | None) -> str | None:
+        """A JPEG data URL of the image (or document page) at ``path``, at most ``THUMBNAIL_SIDE`` px a side;
+        None if unreadable."""
         try:
-            image = load_image(self._file(path), max_pixels=self.max_pixels, min_side=THUMBNAIL_SIDE)
-        except InputError:
+            if page is None:
+                image = load_image(self._file(path), max_pixels=self.max_pixels, min_side=THUMBNAIL_SIDE)
+            else:
+                image = page_image(self._file(path), page, max_pixels=self.max_pixels)
+        except VlmkitError:
             return None
         image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         buffer = io.BytesIO()

@@ -76,6 +76,6 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
         check_text_size(len(body.text), state.limits, "text")  # type: ignore[arg-type]
         vectors = await embed(encoder, [body.text], deadline)  # type: ignore[list-item]
     hits = await deadline.wait(
-        asyncio.to_thread(state.search.search, vectors[0], body.k, body.min_score, body.thumbnails)
+        asyncio.to_thread(state.search.search, vectors[0], body.k, body.min_score, body.thumbnails, body.text)
     )
     return {"object": "list", "model": encoder.model_id, "data": hits}
