@@ -1,5 +1,5 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright): upload an image,
-chat about it with a streamed answer, classify it, search the index by text and by the image.
+chat about it with a streamed answer, classify it, search the index by text and by the image; read a page.
 
 Random tiny models answer gibberish: the checks are on mechanics (text arrives in several pieces,
 bars and thumbnails appear), not on content. A screenshot is saved under the test's tmp dir.
@@ -98,4 +98,34 @@ def test_page_streams_chat_classifies_and_searches(server, page, tmp_path):  # n
     page.click("#search-image")
     expect(page.locator("#search-status")).to_have_text("6 results.")
     page.screenshot(path=str(tmp_path / "web.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_page_reads_a_dropped_page_and_draws_its_regions(page, tmp_path):
+    from playwright.sync_api import expect
+    from serving_live import serve
+
+    from doc_scans import clean_page
+    from vlmkit.serving import ServedModels, create_app
+
+    picture = tmp_path / "note.png"
+    clean_page("Please pay 128.50 by Friday", size=28).save(picture)
+    with serve(create_app(ServedModels(read_engine="ppocr"))) as url:
+        page.goto(url + "/")
+        expect(page.locator("#status")).to_contain_text("read")
+        expect(page.locator("#chat-section")).to_be_hidden()
+        page.set_input_files("#image-input", str(picture))
+        page.click("#read")
+        expect(page.locator("#read-text")).to_have_text("Please pay 128.50 by Friday", timeout=60_000)
+        expect(page.locator("#read-status")).to_have_text("1 line, 5 words (ppocr).")
+        expect(page.locator("#regions")).to_be_visible()
+        # the canvas holds the drawn regions: some pixels are tinted, neither white paper nor black ink
+        tinted = page.evaluate(
+            """() => { const c = document.getElementById('regions'); const d = c.getContext('2d')
+                .getImageData(0, 0, c.width, c.height).data; let n = 0;
+                for (let i = 0; i < d.length; i += 4) if (d[i + 1] > d[i] + 40 && d[i + 1] > d[i + 2] + 40) n++;
+                return n; }"""
+        )
+        assert tinted > 100
+        page.screenshot(path=str(tmp_path / "read.png"), full_page=True)
     assert not page.errors, page.errors

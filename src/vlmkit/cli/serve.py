@@ -42,6 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="search hits give files' absolute paths on this machine (default: relative to the index root)",
     )
+    serve.add_argument(
+        "--read",
+        nargs="?",
+        const="ppocr",
+        default=None,
+        metavar="ENGINE",
+        help="serve /v1/read, the text of page images, with this OCR engine (ppocr when none is named; "
+        "tesseract)",
+    )
     serve.add_argument("--model-name", help="id clients use for --model (default: its directory name)")
     serve.add_argument("--vlm-name", help="id clients use for --vlm (default: its directory name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -207,11 +216,18 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     from vlmkit.models import Decoder, VisionLanguageModel
     from vlmkit.serving import ServedModels, create_app
 
-    if not args.model and not args.vlm and not args.index:
-        raise ConfigError("serve: give --model (a dual encoder), --vlm (a generative model), --index, or several")
+    if not args.model and not args.vlm and not args.index and not args.read:
+        raise ConfigError(
+            "serve: give --model (a dual encoder), --vlm (a generative model), --index, --read, or several"
+        )
     limits = limits_from(args)
     device = resolve_device(args.device)
     models = ServedModels()
+    if args.read:
+        from vlmkit.documents.engines import get_engine
+
+        get_engine(args.read)  # an unknown engine or a missing extra fails now, not at the first request
+        models.read_engine = args.read
     if args.model:
         models.encoder = _load(args.model, _encoder_kinds(), "--model", device)
         models.encoder_id = model_id(args.model, args.model_name)

@@ -38,15 +38,16 @@ ENDPOINTS = (
     "/v1/embeddings",
     "/v1/classify",
     "/v1/search",
+    "/v1/read",
 )
 # The page loads nothing from elsewhere; images it shows are data: or blob: URLs.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'"
 
 
 def create_app(models: ServedModels, limits: ServerLimits | None = None) -> FastAPI:
-    """The server for ``models`` under ``limits``; at least an encoder or a chat model is needed."""
-    if models.encoder is None and models.chat is None:
-        raise ConfigError("serve: give a dual encoder (--model) or a generative model (--vlm), or both")
+    """The server for ``models`` under ``limits``; at least an encoder, a chat model or a reader is needed."""
+    if models.encoder is None and models.chat is None and models.read_engine is None:
+        raise ConfigError("serve: give a dual encoder (--model), a generative model (--vlm) or --read")
     state = ServerState(models, limits or ServerLimits())
 
     @asynccontextmanager
@@ -71,6 +72,7 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
             "chat": state.chat is not None,
             "embeddings": state.encoder is not None,
             "search": state.search is not None,
+            "read": state.read is not None,
             "auth": state.limits.api_key is not None,
         }
 

@@ -93,6 +93,12 @@ class ClassifyRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1)
 
 
+class ReadRequest(BaseModel):
+    """vlmkit extension: read the text of one page image (a base64 data URL)."""
+
+    image: Text
+
+
 class SearchRequest(BaseModel):
     """vlmkit extension: the index's nearest images to a text or an image (exactly one of them)."""
 

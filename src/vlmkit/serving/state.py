@@ -21,6 +21,7 @@ from vlmkit.serving.encoder import EncoderService
 from vlmkit.serving.errors import ApiError
 from vlmkit.serving.limits import ServerLimits
 from vlmkit.serving.metrics import Metrics
+from vlmkit.serving.reading import ReadService
 from vlmkit.serving.search import SearchService
 
 T = TypeVar("T")
@@ -38,6 +39,7 @@ class ServedModels:
         index_encoder: the model that built ``index`` (its manifest's ``model_id``); None: ``encoder``.
         images_root: folder that relative paths in ``index`` are relative to.
         absolute_paths: search hits name files by their absolute server paths (else relative ones).
+        read_engine: the OCR engine ``/v1/read`` uses (None: the route is off).
     """
 
     encoder: DualEncoder | None = None
@@ -49,6 +51,7 @@ class ServedModels:
     index_encoder_id: str | None = None
     images_root: Path | None = None
     absolute_paths: bool = False
+    read_engine: str | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ServerState:
     chat: ChatService | None = None
     search: SearchService | None = None
     search_encoder: EncoderService | None = None
+    read: ReadService | None = None
     started: int = field(default_factory=lambda: int(time.time()))
     preparing: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -102,6 +106,8 @@ class ServerState:
             self.encoder = EncoderService(models.encoder, models.encoder_id, **batching)
         if models.chat is not None:
             self.chat = ChatService(models.chat, models.chat_id, metrics=self.metrics, **batching)
+        if models.read_engine is not None:
+            self.read = ReadService(models.read_engine, limits.queue)
         if models.index is not None:
             self.search = SearchService(
                 models.index, models.images_root, limits.max_image_pixels, absolute_paths=models.absolute_paths

@@ -1,4 +1,5 @@
-"""vlmkit's own routes: ``/v1/classify`` (zero-shot labels for an image) and ``/v1/search`` (the index)."""
+"""vlmkit's own routes: ``/v1/classify`` (zero-shot labels for an image), ``/v1/search`` (the index) and
+``/v1/read`` (the text of a page image, with boxes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from vlmkit.errors import InputError
 from vlmkit.serving.errors import ApiError
 from vlmkit.serving.images import decode_images
 from vlmkit.serving.openai_routes import embed, state_of, unknown_model
-from vlmkit.serving.openai_schema import ClassifyRequest, SearchRequest
+from vlmkit.serving.openai_schema import ClassifyRequest, ReadRequest, SearchRequest
 from vlmkit.serving.requests import check_text_size, min_side
 from vlmkit.serving.state import Deadline, result, submit
 from vlmkit.tasks.classify import DEFAULT_TEMPLATES, check_templates
@@ -79,3 +80,20 @@ async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
         asyncio.to_thread(state.search.search, vectors[0], body.k, body.min_score, body.thumbnails, body.text)
     )
     return {"object": "list", "model": encoder.model_id, "data": hits}
+
+
+@router.post("/v1/read")
+async def read(body: ReadRequest, request: Request) -> dict[str, Any]:
+    """The text of a page image in reading order: lines and words with boxes (in the sent image's pixels)."""
+    state = state_of(request)
+    deadline = Deadline(state.limits.timeout_s)
+    service = state.read
+    if service is None:
+        raise ApiError(404, "this server does not read documents; start it with --read", code="no_reader")
+    service.admit()
+    try:
+        (image,) = await decode_images([body.image], ["image"], state.limits, deadline)
+        page = await deadline.wait(service.read(image))
+    finally:
+        service.leave()
+    return {"object": "page", "engine": service.engine, "text": page.text, **page.to_dict()}

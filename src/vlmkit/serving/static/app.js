@@ -1,4 +1,4 @@
-// The vlmkit page: one image, and three things to do with it (chat, classify, search).
+// The vlmkit page: one image, and four things to do with it (chat, classify, read its text, search).
 // Plain browser JavaScript talking to the same server's JSON API; no build step, no dependencies.
 "use strict";
 
@@ -49,11 +49,12 @@ async function connect() {
       for (const capability of model.capabilities || []) models[capability] ??= model.id;
     }
     state.models = models;
-    const offered = ["chat", "embeddings", "search"].filter((name) => health[name]);
+    const offered = ["chat", "embeddings", "search", "read"].filter((name) => health[name]);
     $("status").textContent = `Connected: ${offered.join(", ") || "nothing"} available.`;
     $("chat-section").hidden = !state.models.chat;
     $("classify-section").hidden = !state.models.classify;
     $("search-section").hidden = !health.search;
+    $("read-section").hidden = !health.read;
   } catch (error) {
     $("status").textContent = `Cannot reach the server: ${error.message}`;
   }
@@ -105,6 +106,13 @@ async function useFile(file) {
   $("drop-text").textContent = `${file.name} — drop another image to replace it`;
   $("clear-image").hidden = false;
   resetChat(); // a conversation is about one image
+  clearReading();
+}
+
+function clearReading() {
+  $("regions").hidden = true;
+  $("read-text").textContent = "";
+  $("read-status").textContent = "";
 }
 
 $("image-input").addEventListener("change", (event) => useFile(event.target.files[0]));
@@ -134,6 +142,7 @@ $("clear-image").addEventListener("click", () => {
   $("clear-image").hidden = true;
   $("image-input").value = "";
   resetChat();
+  clearReading();
 });
 
 // ------------------------------------------------------------------------------------ chat
@@ -287,6 +296,51 @@ function showMessage(list, text) {
   list.replaceChildren(item);
 }
 
+// ------------------------------------------------------------------------------------ read
+
+// The image with each text line tinted by confidence (green sure, red doubtful) and each word outlined.
+async function drawRegions(page) {
+  const image = new Image();
+  image.src = state.image;
+  await image.decode();
+  const canvas = $("regions");
+  canvas.width = page.width;
+  canvas.height = page.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0, page.width, page.height);
+  const colour = (confidence) => `${Math.round(255 * (1 - confidence))}, ${Math.round(180 * confidence)}, 40`;
+  for (const line of page.lines) {
+    const [x0, y0, x1, y1] = line.box;
+    context.fillStyle = `rgba(${colour(line.confidence)}, 0.25)`;
+    context.fillRect(x0, y0, x1 - x0, y1 - y0);
+    for (const word of line.words) {
+      const [a, b, c, d] = word.box;
+      context.strokeStyle = `rgb(${colour(word.confidence)})`;
+      context.lineWidth = Math.max(1, Math.round(Math.max(page.width, page.height) / 800));
+      context.strokeRect(a, b, c - a, d - b);
+    }
+  }
+  canvas.hidden = false;
+}
+
+$("read").addEventListener("click", async () => {
+  if (!state.image) {
+    $("read-status").textContent = "Choose an image first.";
+    return;
+  }
+  $("read-status").textContent = "Reading…";
+  try {
+    const page = await (await postJson("/v1/read", { image: state.image })).json();
+    await drawRegions(page);
+    $("read-text").textContent = page.text;
+    const words = page.lines.reduce((total, line) => total + line.words.length, 0);
+    const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+    $("read-status").textContent = `${count(page.lines.length, "line")}, ${count(words, "word")} (${page.engine}).`;
+  } catch (error) {
+    $("read-status").textContent = `Reading failed: ${error.message}`;
+  }
+});
+
 // ------------------------------------------------------------------------------------ search
 
 function showResults(hits) {
@@ -297,7 +351,13 @@ function showResults(hits) {
     image.alt = hit.path;
     if (hit.thumbnail) image.src = hit.thumbnail;
     const caption = document.createElement("figcaption");
-    caption.textContent = `${hit.path} · ${hit.score.toFixed(3)}`;
+    const where = hit.page ? ` · page ${hit.page}` : "";
+    caption.textContent = `${hit.path}${where} · ${hit.score.toFixed(3)}`;
+    if (hit.line) {
+      const line = document.createElement("q");
+      line.textContent = hit.line;
+      caption.append(document.createElement("br"), line);
+    }
     figure.append(image, caption);
     item.append(figure);
     return item;
