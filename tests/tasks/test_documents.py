@@ -11,6 +11,8 @@ from PIL import Image
 from doc_scans import LINES, PARAGRAPH, scanned_page, write_text_pdf
 from vlmkit.errors import InputError
 from vlmkit.evaluation.documents import word_recall
+from vlmkit.models.generation import GenerationConfig
+from vlmkit.processing.chat import with_page_text
 from vlmkit.tasks.documents import read, read_image
 
 # scikit-image's data.page(): a photographed textbook page under uneven light (the last, cut-off line left out)
@@ -73,9 +75,13 @@ def test_ask_document_puts_the_page_text_before_the_question(tmp_path, monkeypat
     write_text_pdf(path, pages=2)
     asked = []
     monkeypatch.setattr(documents, "ask", lambda model, image, prompt, config: asked.append((image, prompt)) or "ok")
+    fitted = []  # (the cutting to the context is tested in tests/evaluation/test_docvqa.py)
+    monkeypatch.setattr(
+        documents, "page_text_prompt", lambda model, q, lines, tokens: fitted.append(tokens) or with_page_text(q, lines)
+    )
     assert documents.ask_document(None, path, "How much did revenue grow?", page=2) == "ok"
     ((image, prompt),) = asked
     assert prompt == "Page text: " + " | ".join(LINES) + "\nQuestion: How much did revenue grow?"
-    assert image.size[0] > 100
+    assert image.size[0] > 100 and fitted == [GenerationConfig().max_new_tokens]
     with pytest.raises(InputError, match="has no page 3"):
         documents.ask_document(None, path, "?", page=3)

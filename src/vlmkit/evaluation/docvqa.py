@@ -16,10 +16,9 @@ from vlmkit.data.pages import page_lines
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.documents.engines import DEFAULT_ENGINE
 from vlmkit.evaluation.documents import anls_score
-from vlmkit.processing.chat import with_page_text
 from vlmkit.processing.images import load_image
 from vlmkit.progress import progress
-from vlmkit.tasks.documents import read_image
+from vlmkit.tasks.documents import page_text_prompt, read_image
 
 MAX_ANSWER_TOKENS = 24
 
@@ -53,7 +52,7 @@ def docvqa_scores(
             lines = [line.text for line in read_image(load_image(path), engine=engine).lines]
         for qa in record.qa or []:
             questions.append(qa.question)
-            prompts.append(with_page_text(qa.question, lines))
+            prompts.append(page_text_prompt(model, qa.question, lines, MAX_ANSWER_TOKENS))
             images.append(path)
             answers.append([qa.answer])
             types.append(qa.type or "other")

@@ -23,9 +23,9 @@ from vlmkit.documents.types import Document, Page
 from vlmkit.errors import InputError
 from vlmkit.models import VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import with_page_text
+from vlmkit.processing.chat import with_image, with_page_text
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS
-from vlmkit.tasks.chat import ask
+from vlmkit.tasks.chat import ask, chat_encoder
 
 
 def read(path: str | Path, **options: Any) -> Document:
@@ -80,8 +80,28 @@ def ask_document(
 ) -> str:
     """A VLM's answer about page ``page`` of a document, OCR-augmented: the page image and its text (text
     layer or OCR) in the prompt, in the format ``instruct --page-text`` trains with."""
+    config = config or GenerationConfig()
     for number, (image, read_page) in enumerate(read_pages(path, engine=engine, max_pages=DEFAULT_MAX_PAGES), 1):
         if number == page:
-            prompt = with_page_text(question, [line.text for line in read_page.lines])
-            return ask(model, image, prompt, config)
+            lines = [line.text for line in read_page.lines]
+            return ask(model, image, page_text_prompt(model, question, lines, config.max_new_tokens), config)
     raise InputError(f"{path}: has no page {page}")
+
+
+def page_text_prompt(model: VisionLanguageModel, question: str, lines: list[str], answer_tokens: int) -> str:
+    """``with_page_text`` of as many of the page's lines as fit the decoder's context with the image and
+    ``answer_tokens`` to spare (the last lines go first: a long page is cut, not refused)."""
+    encoder = chat_encoder(model)
+    budget = model.decoder.config.max_positions - answer_tokens
+
+    def length(kept: int) -> int:
+        text = with_image(with_page_text(question, lines[:kept]))
+        return len(encoder.encode([{"role": "user", "content": text}], add_generation_prompt=True).input_ids)
+
+    low, high = 0, len(lines)  # the most lines that fit: binary search, each step one encoding
+    if length(high) <= budget:
+        return with_page_text(question, lines)
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if length(middle) <= budget else (low, middle - 1)
+    return with_page_text(question, lines[:low])
