@@ -75,3 +75,13 @@ def test_layers_import_only_downwards():
             assert not upward, f"{name} imports from a layer above it: {upward}"
         if name != "vlmkit" and layer not in UPPER_LAYERS:
             assert "vlmkit" not in targets, f"{name} imports the package root (an arrow back up)"
+
+
+def test_test_modules_have_unique_names():
+    """Test modules are imported by basename (no __init__.py, pytest's rootdir mode): two test_x.py anywhere under
+    tests/ break collection of the whole suite, though either runs alone."""
+    names: dict[str, list[str]] = {}
+    for path in (PACKAGE.parents[1] / "tests").rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(PACKAGE.parents[1])))
+    clashes = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert not clashes, f"rename one of each: {clashes}"
