@@ -63,6 +63,7 @@ CASES = {
     "chat model asked for embeddings": (EMBED, {"model": CHAT_ID, "input": "x"}, 404, "not served", "model"),
     "too many tokens": (CHAT, chat("hi", max_tokens=17), 400, "exceeds this server's cap of 16", "max_tokens"),
     "n above one": (CHAT, chat("hi", n=2), 400, "n=1", "n"),
+    "temperature too small to divide by": (CHAT, chat("hi", temperature=1e-9), 400, "at least 1e-06", "temperature"),
     "too many stop strings": (CHAT, chat("hi", stop=["a", "b", "c", "d", "e"]), 400, "at most 4", "stop"),
     "prompt longer than the context": (CHAT, chat("red circle " * 80), 400, "context holds 128", "messages"),
     "image placeholder in text": (CHAT, chat("<image> hi"), 400, "must not contain <image>", "messages[0].content"),
@@ -110,6 +111,7 @@ def assert_openai_error(response: httpx.Response, status: int, words: str = "", 
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["code"], str) and error["code"], error  # a client branches on it, never on the text
     assert words in error["message"]
     if param is not None:
         assert error["param"] == param

@@ -27,8 +27,20 @@ _TYPES = {
 }
 
 
+DEFAULT_CODES = {
+    400: "invalid_value",
+    401: "invalid_api_key",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    500: "server_error",
+}
+
+
 class ApiError(Exception):
-    """A request the server refuses or cannot finish; becomes a JSON error response."""
+    """A request the server refuses or cannot finish; becomes a JSON error response. Every error carries a
+    machine-readable ``code``: the one given, else the status's default (``invalid_value`` for a 400), so a
+    client can branch on it without parsing the message."""
 
     def __init__(
         self,
@@ -43,7 +55,7 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.param = param
-        self.code = code
+        self.code = code or DEFAULT_CODES.get(status)
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:

@@ -90,14 +90,21 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
 
 def _unsupported(body: ChatRequest) -> None:
     if body.n not in (None, 1):
-        raise ApiError(400, f"n={body.n} is not supported; this server returns exactly one choice (n=1)", param="n")
+        raise ApiError(
+            400,
+            f"n={body.n} is not supported; this server returns exactly one choice (n=1)",
+            param="n",
+            code="unsupported_value",
+        )
     if body.tools:
-        raise ApiError(400, "tools are not supported by this server", param="tools")
+        raise ApiError(400, "tools are not supported by this server", param="tools", code="unsupported_value")
     if body.logprobs:
-        raise ApiError(400, "logprobs are not supported by this server", param="logprobs")
+        raise ApiError(400, "logprobs are not supported by this server", param="logprobs", code="unsupported_value")
     for name in ("presence_penalty", "frequency_penalty"):
         if getattr(body, name) not in (None, 0):
-            raise ApiError(400, f"{name} is not supported by this server (only 0)", param=name)
+            raise ApiError(
+                400, f"{name} is not supported by this server (only 0)", param=name, code="unsupported_value"
+            )
 
 
 def generation_config(body: ChatRequest, limits: ServerLimits) -> GenerationConfig:
@@ -312,7 +319,7 @@ def embedding_inputs(body: EmbeddingRequest) -> list[str]:
     if not inputs:
         raise ApiError(400, "input must not be empty", param="input")
     if not all(isinstance(item, str) for item in inputs):
-        raise ApiError(400, "token-id inputs are not supported; send strings", param="input")
+        raise ApiError(400, "token-id inputs are not supported; send strings", param="input", code="unsupported_value")
     if len(inputs) > MAX_EMBEDDING_INPUTS:
         raise ApiError(400, f"at most {MAX_EMBEDDING_INPUTS} inputs per request, got {len(inputs)}", param="input")
     if any(not item for item in inputs):
