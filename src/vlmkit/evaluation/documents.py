@@ -15,6 +15,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from rapidfuzz.distance import Levenshtein
 
@@ -25,14 +26,39 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+class EditCounts(NamedTuple):
+    """The numerators and denominators of CER and WER, so pages can be summed (micro averages)."""
+
+    char_edits: int
+    chars: int
+    word_edits: int
+    words: int
+
+    @classmethod
+    def of(cls, prediction: str, reference: str) -> EditCounts:
+        chars, words = collapse(reference), reference.split()
+        return cls(
+            Levenshtein.distance(collapse(prediction), chars),
+            len(chars),
+            Levenshtein.distance(prediction.split(), words),
+            len(words),
+        )
+
+    @property
+    def cer(self) -> float:
+        return self.char_edits / max(self.chars, 1)
+
+    @property
+    def wer(self) -> float:
+        return self.word_edits / max(self.words, 1)
+
+
 def cer(prediction: str, reference: str) -> float:
-    reference = collapse(reference)
-    return Levenshtein.distance(collapse(prediction), reference) / max(len(reference), 1)
+    return EditCounts.of(prediction, reference).cer
 
 
 def wer(prediction: str, reference: str) -> float:
-    words = reference.split()
-    return Levenshtein.distance(prediction.split(), words) / max(len(words), 1)
+    return EditCounts.of(prediction, reference).wer
 
 
 def _word_key(word: str) -> str:

@@ -10,12 +10,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from rapidfuzz.distance import Levenshtein
-
 from vlmkit.data.pages import page_lines
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.errors import InputError
-from vlmkit.evaluation.documents import collapse, word_recall
+from vlmkit.evaluation.documents import EditCounts, word_recall
 from vlmkit.evaluation.runner import ResultCache, write_report
 from vlmkit.processing.images import load_image
 from vlmkit.progress import progress
@@ -29,24 +27,22 @@ def truth_text(record: Record) -> str:
 
 
 class _Tally:
+    """Pages' edit counts summed (CER and WER micro-averaged) and their word recalls averaged."""
+
     def __init__(self) -> None:
-        self.char_edits = self.chars = self.word_edits = self.words = 0
+        self.counts = EditCounts(0, 0, 0, 0)
         self.recall_sum = 0.0
         self.pages = 0
 
-    def add(self, prediction: str, truth: str) -> None:
-        reference = collapse(truth)
-        self.char_edits += Levenshtein.distance(collapse(prediction), reference)
-        self.chars += len(reference)
-        self.word_edits += Levenshtein.distance(prediction.split(), truth.split())
-        self.words += len(truth.split())
-        self.recall_sum += word_recall(prediction, truth)
+    def add(self, counts: EditCounts, recall: float) -> None:
+        self.counts = EditCounts(*(a + b for a, b in zip(self.counts, counts, strict=True)))
+        self.recall_sum += recall
         self.pages += 1
 
     def result(self) -> dict[str, Any]:
         return {
-            "cer": self.char_edits / max(self.chars, 1),
-            "wer": self.word_edits / max(self.words, 1),
+            "cer": self.counts.cer,
+            "wer": self.counts.wer,
             "word_recall": self.recall_sum / max(self.pages, 1),
             "pages": self.pages,
         }
@@ -66,10 +62,10 @@ def reading_scores(
         start = time.perf_counter()
         prediction = read_image(image, engine=engine, enhance=enhance).text
         seconds += time.perf_counter() - start
-        overall.add(prediction, truth)
-        by_kind[str((record.meta or {}).get("kind", "page"))].add(prediction, truth)
-        page_cer = Levenshtein.distance(collapse(prediction), collapse(truth)) / max(len(collapse(truth)), 1)
-        worst.append((page_cer, record.image, prediction, truth))
+        counts, recall = EditCounts.of(prediction, truth), word_recall(prediction, truth)
+        overall.add(counts, recall)
+        by_kind[str((record.meta or {}).get("kind", "page"))].add(counts, recall)
+        worst.append((counts.cer, record.image, prediction, truth))
     worst.sort(key=lambda item: -item[0])
     return {
         **overall.result(),

@@ -18,7 +18,7 @@ from PIL import Image
 from vlmkit.documents.engines import DEFAULT_ENGINE, get_engine
 from vlmkit.documents.enhance import PageGeometry, flatten_lighting, resize, straighten, upscale_for
 from vlmkit.documents.layout import reading_order
-from vlmkit.documents.pages import DEFAULT_MAX_PAGES, open_pages
+from vlmkit.documents.pages import DEFAULT_MAX_PAGES, SourcePage, open_pages
 from vlmkit.documents.types import Document, Page
 from vlmkit.errors import InputError
 from vlmkit.models import VisionLanguageModel
@@ -45,11 +45,17 @@ def read_pages(
     """The pages of ``path`` one at a time, each with the image its boxes refer to (to draw on, or to index);
     ``use_text_layer=False`` OCRs born-digital PDF pages too."""
     for source in open_pages(path, max_pages=max_pages, max_pixels=max_pixels):
-        if use_text_layer and source.text_layer:
-            width, height = source.image.size
-            yield source.image, Page(width, height, tuple(reading_order(source.text_layer)), "text-layer")
-        else:
-            yield source.image, read_image(source.image, engine=engine, enhance=enhance)
+        yield source.image, read_source(source, engine=engine, enhance=enhance, use_text_layer=use_text_layer)
+
+
+def read_source(
+    source: SourcePage, *, engine: str = DEFAULT_ENGINE, enhance: bool = True, use_text_layer: bool = True
+) -> Page:
+    """One page as found in its file: its text layer when it has one (and ``use_text_layer``), else OCR."""
+    if use_text_layer and source.text_layer:
+        width, height = source.image.size
+        return Page(width, height, tuple(reading_order(source.text_layer)), "text-layer")
+    return read_image(source.image, engine=engine, enhance=enhance)
 
 
 def read_image(image: Image.Image, *, engine: str = DEFAULT_ENGINE, enhance: bool = True) -> Page:
@@ -81,10 +87,10 @@ def ask_document(
     """A VLM's answer about page ``page`` of a document, OCR-augmented: the page image and its text (text
     layer or OCR) in the prompt, in the format ``instruct --page-text`` trains with."""
     config = config or GenerationConfig()
-    for number, (image, read_page) in enumerate(read_pages(path, engine=engine, max_pages=DEFAULT_MAX_PAGES), 1):
-        if number == page:
-            lines = [line.text for line in read_page.lines]
-            return ask(model, image, page_text_prompt(model, question, lines, config.max_new_tokens), config)
+    for source in open_pages(path):
+        if source.number == page:  # only this page is read: the ones before it are rendered, not OCR'd
+            lines = [line.text for line in read_source(source, engine=engine).lines]
+            return ask(model, source.image, page_text_prompt(model, question, lines, config.max_new_tokens), config)
     raise InputError(f"{path}: has no page {page}")
 
 

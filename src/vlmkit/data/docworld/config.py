@@ -7,11 +7,10 @@ whenever the same config would start producing different bytes.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from vlmkit.errors import ConfigError
+from vlmkit.data.generator_config import GeneratorConfig
 
 GENERATOR_VERSION = 2  # 2: records carry a caption
 GENERATOR = f"docworld-{GENERATOR_VERSION}"
@@ -27,7 +26,7 @@ REFERENCE_WIDTH = 800
 
 
 @dataclass(frozen=True)
-class DocWorldConfig:
+class DocWorldConfig(GeneratorConfig):
     """What a DocWorld page looks like and how hard the scan makes it to read.
 
     Attributes:
@@ -44,6 +43,8 @@ class DocWorldConfig:
         jpeg_quality: (lowest, highest) JPEG quality the page is saved at, drawn uniformly; None saves PNG.
     """
 
+    LABEL: ClassVar[str] = "DocWorld"
+
     page_width: int = REFERENCE_WIDTH
     kinds: tuple[str, ...] = KINDS
     text_size: tuple[int, int] = (12, 16)
@@ -59,8 +60,8 @@ class DocWorldConfig:
         object.__setattr__(self, "text_size", tuple(self.text_size))
         if self.jpeg_quality is not None:
             object.__setattr__(self, "jpeg_quality", tuple(self.jpeg_quality))
-        _check(400 <= self.page_width <= 3200, "page_width", "an integer in 400..3200", self.page_width)
-        _check(
+        self.check(400 <= self.page_width <= 3200, "page_width", "an integer in 400..3200", self.page_width)
+        self.check(
             len(self.kinds) >= 1 and set(self.kinds) <= set(KINDS) and len(set(self.kinds)) == len(self.kinds),
             "kinds",
             f"1+ distinct names from {KINDS}",
@@ -68,15 +69,15 @@ class DocWorldConfig:
         )
         sizes = self.text_size
         ok = len(sizes) == 2 and 8 <= sizes[0] <= sizes[1] <= 32
-        _check(ok, "text_size", "(smallest, largest) with 8 <= smallest <= largest <= 32", sizes)
-        _check(isinstance(self.clean, bool), "clean", "true or false", self.clean)
-        _check(0 <= self.max_rotation <= 10, "max_rotation", "degrees in 0..10", self.max_rotation)
-        _check(0 <= self.blur <= 3, "blur", "a radius in 0..3 pixels", self.blur)
-        _check(0 <= self.noise <= 40, "noise", "a standard deviation in 0..40", self.noise)
-        _check(0 <= self.lighting <= 0.6, "lighting", "a fraction in 0..0.6", self.lighting)
+        self.check(ok, "text_size", "(smallest, largest) with 8 <= smallest <= largest <= 32", sizes)
+        self.check(isinstance(self.clean, bool), "clean", "true or false", self.clean)
+        self.check(0 <= self.max_rotation <= 10, "max_rotation", "degrees in 0..10", self.max_rotation)
+        self.check(0 <= self.blur <= 3, "blur", "a radius in 0..3 pixels", self.blur)
+        self.check(0 <= self.noise <= 40, "noise", "a standard deviation in 0..40", self.noise)
+        self.check(0 <= self.lighting <= 0.6, "lighting", "a fraction in 0..0.6", self.lighting)
         if self.jpeg_quality is not None:
             ok = len(self.jpeg_quality) == 2 and 10 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100
-            _check(
+            self.check(
                 ok, "jpeg_quality", "(lowest, highest) with 10 <= lowest <= highest <= 100, or null", self.jpeg_quality
             )
 
@@ -84,25 +85,3 @@ class DocWorldConfig:
     def image_extension(self) -> str:
         """The file extension: ".jpg" when the last step is a JPEG encode (the file is that encode), else ".png"."""
         return ".png" if self.clean or self.jpeg_quality is None else ".jpg"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists); ``from_dict`` inverts it."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DocWorldConfig:
-        """Rebuild a config from ``to_dict`` output, naming any unknown field."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"DocWorld config: unknown field(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**data)
-
-
-def _check(ok: bool, name: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"DocWorld config field {name!r}: expected {expected}, got {got!r}")
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value

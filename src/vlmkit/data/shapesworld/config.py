@@ -7,11 +7,10 @@ byte-identically; that is why this is one flat dataclass with a JSON round trip 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from vlmkit.errors import ConfigError
+from vlmkit.data.generator_config import GeneratorConfig
 
 GENERATOR_VERSION = 3
 
@@ -52,7 +51,7 @@ DEFAULT_HELD_OUT: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
-class ShapesWorldConfig:
+class ShapesWorldConfig(GeneratorConfig):
     """What a ShapesWorld image looks like and which annotations it gets.
 
     Attributes:
@@ -75,6 +74,8 @@ class ShapesWorldConfig:
         questions_per_type: most questions of each type per image.
     """
 
+    LABEL: ClassVar[str] = "ShapesWorld"
+
     image_size: int = 64
     min_objects: int = 1
     max_objects: int = 6
@@ -95,77 +96,52 @@ class ShapesWorldConfig:
         object.__setattr__(self, "shapes", tuple(self.shapes))
         object.__setattr__(self, "colors", tuple(self.colors))
         object.__setattr__(self, "held_out", tuple((str(c), str(s)) for c, s in self.held_out))
-        _check(16 <= self.image_size <= 1024, "image_size", "an integer in 16..1024", self.image_size)
-        _check(
+        self.check(16 <= self.image_size <= 1024, "image_size", "an integer in 16..1024", self.image_size)
+        self.check(
             1 <= self.min_objects <= self.max_objects <= 12,
             "min_objects/max_objects",
             "1 <= min_objects <= max_objects <= 12",
             (self.min_objects, self.max_objects),
         )
-        _check(
+        self.check(
             len(self.shapes) >= 2 and set(self.shapes) <= set(SHAPES) and len(set(self.shapes)) == len(self.shapes),
             "shapes",
             f"2+ distinct names from {SHAPES}",
             self.shapes,
         )
-        _check(
+        self.check(
             len(self.colors) >= 2 and set(self.colors) <= set(COLORS) and len(set(self.colors)) == len(self.colors),
             "colors",
             f"2+ distinct names from {tuple(COLORS)}",
             self.colors,
         )
         for color, shape in self.held_out:
-            _check(
+            self.check(
                 color in self.colors and shape in self.shapes,
                 "held_out",
                 "(colour, shape) pairs from the configured vocabularies",
                 (color, shape),
             )
-        _check(
+        self.check(
             len(self.held_out) < len(self.colors) * len(self.shapes),
             "held_out",
             "at least one pair left for train/val/test",
             len(self.held_out),
         )
-        _check(self.background in BACKGROUNDS, "background", f"one of {BACKGROUNDS}", self.background)
-        _check(0 <= self.noise_std <= 64, "noise_std", "a number in 0..64", self.noise_std)
-        _check(0 <= self.color_jitter <= 30, "color_jitter", "an integer in 0..30", self.color_jitter)
-        _check(0 <= self.max_rotation <= 180, "max_rotation", "degrees in 0..180", self.max_rotation)
-        _check(0 <= self.max_overlap < 0.5, "max_overlap", "a fraction in [0, 0.5)", self.max_overlap)
-        _check(1 <= self.supersample <= 8, "supersample", "an integer in 1..8", self.supersample)
-        _check(0 < self.position_margin < 0.5, "position_margin", "a fraction in (0, 0.5)", self.position_margin)
-        _check(2 <= self.num_choices <= 5, "num_choices", "an integer in 2..5", self.num_choices)
-        _check(0 <= self.questions_per_type <= 10, "questions_per_type", "an integer in 0..10", self.questions_per_type)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists); ``from_dict`` inverts it."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ShapesWorldConfig:
-        """Rebuild a config from ``to_dict`` output, naming any unknown field."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"ShapesWorld config: unknown field(s) {unknown}; expected some of {sorted(known)}")
-        values = dict(data)
-        if "held_out" in values:
-            values["held_out"] = tuple(tuple(pair) for pair in values["held_out"])
-        return cls(**values)
+        self.check(self.background in BACKGROUNDS, "background", f"one of {BACKGROUNDS}", self.background)
+        self.check(0 <= self.noise_std <= 64, "noise_std", "a number in 0..64", self.noise_std)
+        self.check(0 <= self.color_jitter <= 30, "color_jitter", "an integer in 0..30", self.color_jitter)
+        self.check(0 <= self.max_rotation <= 180, "max_rotation", "degrees in 0..180", self.max_rotation)
+        self.check(0 <= self.max_overlap < 0.5, "max_overlap", "a fraction in [0, 0.5)", self.max_overlap)
+        self.check(1 <= self.supersample <= 8, "supersample", "an integer in 1..8", self.supersample)
+        self.check(0 < self.position_margin < 0.5, "position_margin", "a fraction in (0, 0.5)", self.position_margin)
+        self.check(2 <= self.num_choices <= 5, "num_choices", "an integer in 2..5", self.num_choices)
+        self.check(
+            0 <= self.questions_per_type <= 10, "questions_per_type", "an integer in 0..10", self.questions_per_type
+        )
 
     def allowed_pairs(self, split: str) -> list[tuple[str, str]]:
         """(colour, shape) pairs an object may take in ``split``: held-out ones only in compositional."""
         held = set(self.held_out)
         pairs = [(c, s) for c in self.colors for s in self.shapes]
         return pairs if split == "compositional" else [p for p in pairs if p not in held]
-
-
-def _check(ok: bool, name: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ConfigError(f"ShapesWorld config field {name!r}: expected {expected}, got {got!r}")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value

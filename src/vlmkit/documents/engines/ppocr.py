@@ -64,6 +64,11 @@ def _quad_crop(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
 Char = tuple[str, float, float]  # text, column in the crop, probability
 
 
+def _resized_width(crop: np.ndarray) -> int:
+    """The crop's width once scaled to the recogniser's height, its aspect kept."""
+    return max(1, math.ceil(REC_HEIGHT * crop.shape[1] / max(crop.shape[0], 1)))
+
+
 def ink_columns(crop: np.ndarray) -> np.ndarray:
     """Which columns of a line crop hold ink: a pixel darker than halfway between ink and paper."""
     grey = crop.mean(axis=2) if crop.ndim == 3 else crop.astype(np.float32)
@@ -144,7 +149,7 @@ class PPOCREngine:
 
     name = "ppocr"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         root = _rapidocr_root()
         import onnxruntime
         from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
@@ -160,14 +165,9 @@ class PPOCREngine:
             "use_dilation": False,
             "limit_type": "max",
         }
-        if threads:
-            detector_config["intra_op_num_threads"] = threads
         self.detector = TextDetector(detector_config)
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         self.recogniser = onnxruntime.InferenceSession(
-            str(root / config["Rec"]["model_path"]), options, providers=["CPUExecutionProvider"]
+            str(root / config["Rec"]["model_path"]), providers=["CPUExecutionProvider"]
         )
         dictionary = self.recogniser.get_modelmeta().custom_metadata_map["character"].splitlines()
         self.classes = ["", *dictionary, " "]
@@ -189,7 +189,7 @@ class PPOCREngine:
         """Each crop's characters as (text, CTC frame, probability); a frame covers FRAME_COLUMNS resized columns."""
         import cv2
 
-        widths = [max(1, math.ceil(REC_HEIGHT * c.shape[1] / max(c.shape[0], 1))) for c in crops]
+        widths = [_resized_width(crop) for crop in crops]
         order = np.argsort(widths)  # similar widths share a batch: less padding
         results: list[list[tuple[str, int, float]]] = [[] for _ in crops]
         for start in range(0, len(crops), BATCH):
@@ -220,8 +220,7 @@ class PPOCREngine:
         if not frames:
             return None
         height, width = crop.shape[:2]
-        resized_width = max(1, math.ceil(REC_HEIGHT * width / max(height, 1)))
-        per_frame = FRAME_COLUMNS * width / resized_width  # crop columns per CTC frame
+        per_frame = FRAME_COLUMNS * width / _resized_width(crop)  # crop columns per CTC frame
         chars = [(text, (t + 0.5) * per_frame, p) for text, t, p in frames]
         inked = ink_columns(crop)
         x0, y0 = float(quad[:, 0].min()), float(quad[:, 1].min())
