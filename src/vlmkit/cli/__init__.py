@@ -18,7 +18,7 @@ from typing import Any
 from vlmkit import __version__
 from vlmkit.errors import ConfigError, InputError, VlmkitError
 
-COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "read", "serve", "search"]
+COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "read", "serve", "search", "arena"]
 
 DUAL_ENCODER = "dual encoder"
 VLM = "vision-language model"
