@@ -7,6 +7,7 @@ from pathlib import Path
 from vlmkit.config.base import ConfigBase
 from vlmkit.config.conse import ConSEConfig
 from vlmkit.config.encoders import DualEncoderConfig
+from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
 from vlmkit.config.vlm import DecoderConfig, VlmConfig
 from vlmkit.errors import ConfigError
 from vlmkit.files import read_json_object
@@ -16,6 +17,7 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "decoder": DecoderConfig,
     "vlm": VlmConfig,
     "conse": ConSEConfig,
+    "mask_tokenizer": MaskTokenizerConfig,
 }
 
 

@@ -9,6 +9,7 @@ from vlmkit.config import ConfigBase, architecture_of
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.decoder import Decoder
 from vlmkit.models.dual_encoder import DualEncoder, DualEncoderOutput
+from vlmkit.models.mask_tokenizer import MaskTokenizer
 from vlmkit.models.text import TextTransformer
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.models.vlm import VisionLanguageModel, VlmOutput
@@ -18,6 +19,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "decoder": Decoder,
     "vlm": VisionLanguageModel,
     "conse": ConSEModel,
+    "mask_tokenizer": MaskTokenizer,
 }
 
 
@@ -32,6 +34,7 @@ __all__ = [
     "Decoder",
     "DualEncoder",
     "DualEncoderOutput",
+    "MaskTokenizer",
     "TextTransformer",
     "VisionLanguageModel",
     "VisionTransformer",
