@@ -43,3 +43,14 @@ def test_a_bad_row_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "battles.jsonl line 1: 'winner' must be one of" in err[0]
     assert main(["arena", "ratings", str(path), "--rounds", "0"]) == 2
     assert "--rounds: expected at least 1" in capsys.readouterr().err
+
+
+def test_ratings_read_the_arena_database(tmp_path, capsys):
+    from vlmkit.arena.votes import VoteStore
+
+    with VoteStore.open(tmp_path / "votes.db") as store:
+        for i, battle in enumerate(simulate_battles({"p": 1100.0, "q": 900.0}, 100, tie_rate=0.2)):
+            store.record(str(i), battle.model_a, battle.model_b, battle.winner)
+    assert main(["arena", "ratings", str(tmp_path / "votes.db"), "--json", "--rounds", "20"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["model"] for row in rows] == ["p", "q"] and rows[0]["battles"] == 100

@@ -58,7 +58,13 @@ def read_battles(path: str | Path) -> list[Battle]:
         raise InputError(f"{path}: no such file (expected the arena's votes database or a JSONL of battles)")
     with path.open("rb") as handle:
         if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
-            raise InputError(f"{path}: vote databases are not read yet")
+            from vlmkit.arena.votes import VoteStore  # below: votes.py builds on this module
+
+            with VoteStore.open_existing(path) as store:
+                battles = store.battles()
+            if not battles:
+                raise InputError(f"{path}: holds no votes yet")
+            return battles
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
