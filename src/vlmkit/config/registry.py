@@ -6,6 +6,7 @@ from pathlib import Path
 
 from vlmkit.config.base import ConfigBase
 from vlmkit.config.conse import ConSEConfig
+from vlmkit.config.dit import DiTConfig
 from vlmkit.config.encoders import DualEncoderConfig
 from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
 from vlmkit.config.vlm import DecoderConfig, VlmConfig
@@ -18,6 +19,7 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "vlm": VlmConfig,
     "conse": ConSEConfig,
     "mask_tokenizer": MaskTokenizerConfig,
+    "dit": DiTConfig,
 }
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from vlmkit.config import ConfigBase, architecture_of
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.decoder import Decoder
+from vlmkit.models.dit import DiT
 from vlmkit.models.dual_encoder import DualEncoder, DualEncoderOutput
 from vlmkit.models.mask_tokenizer import MaskTokenizer
 from vlmkit.models.text import TextTransformer
@@ -20,6 +21,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "vlm": VisionLanguageModel,
     "conse": ConSEModel,
     "mask_tokenizer": MaskTokenizer,
+    "dit": DiT,
 }
 
 
@@ -31,6 +33,7 @@ def build_model(config: ConfigBase, device: str | torch.device | None = None) ->
 
 __all__ = [
     "ConSEModel",
+    "DiT",
     "Decoder",
     "DualEncoder",
     "DualEncoderOutput",

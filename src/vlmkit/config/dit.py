@@ -1,0 +1,75 @@
+"""``DiTConfig``: a text-conditioned diffusion transformer in pixel space (``models.dit``).
+
+The text side is a vlmkit ``TextConfig``, so the tower can be a CLIP or SigLIP text tower (copied from
+a dual encoder, frozen or not) or one trained from scratch with the DiT; the DiT reads its token states
+through cross-attention and its pooled vector through adaLN-Zero, beside the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vlmkit.config.base import ConfigBase, _layers, _positive, _size
+from vlmkit.config.encoders import TextConfig
+from vlmkit.errors import ConfigError
+
+
+@dataclass
+class DiTConfig(ConfigBase):
+    """A DiT (Peebles & Xie, 2023) over image patches, with cross-attention to text (as in PixArt-alpha).
+
+    Fields:
+        image_size: side of the square images it generates, in pixels.
+        patch_size: side of a patch; the sequence is ``(image_size / patch_size) ** 2`` tokens.
+        channels: image channels (3: RGB in [-1, 1]).
+        width, layers, heads, mlp_dim: the transformer's shape.
+        norm_eps: epsilon of every LayerNorm.
+        text: the text tower whose token states the blocks attend to.
+        frequency_dim: size of the sinusoidal embedding of the time before its MLP.
+    """
+
+    image_size: int = 64
+    patch_size: int = 4
+    channels: int = 3
+    width: int = 256
+    layers: int = 6
+    heads: int = 4
+    mlp_dim: int = 1024
+    norm_eps: float = 1e-6
+    frequency_dim: int = 256
+    text: TextConfig = field(default_factory=TextConfig)
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    def parameter_count(self) -> int:
+        """About how many parameters the DiT has without its text tower: for size checks."""
+        w = self.width
+        patch = self.channels * self.patch_size**2
+        block = 8 * w * w + 2 * w * self.mlp_dim + 6 * w * w  # self + cross attention, MLP, adaLN
+        return self.layers * block + 2 * w * patch + w * self.grid**2 + w * self.text.width
+
+    def validate(self, where: str) -> None:
+        _positive(
+            where,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            channels=self.channels,
+            width=self.width,
+            layers=self.layers,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+            norm_eps=self.norm_eps,
+            frequency_dim=self.frequency_dim,
+        )
+        _layers(where, layers=self.layers)
+        if self.image_size % self.patch_size:
+            raise ConfigError(
+                f"{where}: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
+        if self.width % self.heads:
+            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        if self.width % 4 or self.frequency_dim % 2:
+            raise ConfigError(f"{where}: width must be a multiple of 4 and frequency_dim even (sin-cos embeddings)")
+        _size(where, self.parameter_count(), image_size=self.image_size, width=self.width, layers=self.layers)
