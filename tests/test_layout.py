@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vlmkit"
 MAX_LINES = 400
-UPPER_LAYERS = ("tasks", "training", "evaluation", "search", "serving", "arena", "cli")
+UPPER_LAYERS = ("tasks", "training", "evaluation", "search", "serving", "arena", "bench", "cli")
 
 
 def _module_name(path: Path) -> str:
