@@ -30,6 +30,7 @@ from vlmkit.evaluation.vqa import vqa_accuracy
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, pad_right, with_image
 from vlmkit.processing.images import ImageSource
+from vlmkit.processing.locations import has_location_tokens
 from vlmkit.tasks.chat import chat_encoder, pixels_of, respond
 
 
@@ -192,6 +193,10 @@ def generative_tasks(
         from vlmkit.evaluation.docvqa import docvqa_scores
 
         tasks["docvqa"] = lambda: docvqa_scores(model, dataset, records, batch_size)
+    if has_location_tokens(model.tokenizer) and any(r.objects for r in records):  # boxes as <loc> tokens
+        from vlmkit.evaluation.detection import grounding_tasks
+
+        tasks.update(grounding_tasks(model, dataset, records, batch_size))
     return tasks
 
 
