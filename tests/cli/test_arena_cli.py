@@ -54,3 +54,36 @@ def test_ratings_read_the_arena_database(tmp_path, capsys):
     assert main(["arena", "ratings", str(tmp_path / "votes.db"), "--json", "--rounds", "20"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["model"] for row in rows] == ["p", "q"] and rows[0]["battles"] == 100
+
+
+def test_arena_loads_models_through_vlmkit_and_serves_them_by_directory_name(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from testkit import tiny_model
+    from tiny_vlm import tiny_vlm
+    from vlmkit.checkpoints import save_pretrained
+    from vlmkit.cli import build_parser
+    from vlmkit.cli.arena import build_arena
+
+    for name in ("left", "right"):
+        save_pretrained(tiny_vlm(), tmp_path / name)
+    models = f"{tmp_path / 'left'},{tmp_path / 'right'}"
+    args = build_parser().parse_args(
+        ["arena", "--models", models, "--votes", str(tmp_path / "v.db"), "--device", "cpu"]
+    )
+    assert args.host == "127.0.0.1"
+    with TestClient(build_arena(args)) as client:
+        with client.stream("POST", "/arena/battle", json={"prompt": "describe the image."}) as response:
+            lines = list(response.iter_lines())
+        battle = json.loads(lines[0][len("data: ") :])["battle"]
+        result = client.post("/arena/vote", json={"battle": battle, "winner": "model_b"}).json()
+    assert {result["model_a"], result["model_b"]} == {"left", "right"}
+
+    save_pretrained(tiny_model(), tmp_path / "clip")
+    for bad, message in [
+        (str(tmp_path / "left"), "at least two vision-language models"),
+        (f"{tmp_path / 'left'},{tmp_path / 'left'}", "names left more than once"),
+        (f"{tmp_path / 'left'},{tmp_path / 'clip'}", "arena needs a vision-language model"),
+    ]:
+        assert main(["arena", "--models", bad, "--votes", str(tmp_path / "v.db")]) == 2
+        assert message in capsys.readouterr().err

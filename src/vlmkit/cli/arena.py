@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vlmkit.cli import HelpFormatter
+from vlmkit.cli import VLM, HelpFormatter, add_device_option, load_model, require, resolve_device
 from vlmkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the arena (--models A,B,C), or rate its votes (ratings, leaderboard).",
         formatter_class=HelpFormatter,
     )
+    arena.add_argument("--models", help="comma-separated model directories or hub ids (at least two VLMs)")
+    arena.add_argument("--votes", type=Path, default=Path("votes.db"), help="the votes database (created if new)")
+    arena.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    arena.add_argument("--port", type=int, default=8000)
+    arena.add_argument("--max-tokens", type=int, default=256, help="most tokens per answer")
+    arena.add_argument("--timeout-s", type=float, default=120.0, help="per-battle time limit")
+    arena.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (413 past it)")
+    arena.add_argument("--max-image-pixels", type=int, default=16_000_000, help="largest width*height of an image")
+    add_device_option(arena)
+    arena.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     arena.set_defaults(handler=run_arena)
     commands = arena.add_subparsers(dest="arena_command", metavar="COMMAND")
     ratings = commands.add_parser(
@@ -75,5 +90,51 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_arena(args: argparse.Namespace) -> FastAPI:
+    """Load the models (each under its directory's name, as ``vlmkit serve`` names them), open the votes
+    and build the application."""
+    require("fastapi", "serve")
+    from vlmkit.arena.app import create_arena_app
+    from vlmkit.arena.state import Arena
+    from vlmkit.arena.votes import VoteStore
+    from vlmkit.cli.serve import model_id
+    from vlmkit.serving import ServerLimits
+
+    sources = [source.strip() for source in (args.models or "").split(",") if source.strip()]
+    if len(sources) < 2:
+        raise ConfigError("arena: give --models A,B[,C...]: at least two vision-language models to compare")
+    names = [model_id(source, None) for source in sources]
+    if len(set(names)) < len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ConfigError(f"arena: --models names {', '.join(twice)} more than once; each model needs its own name")
+    limits = ServerLimits(
+        max_tokens_cap=args.max_tokens,
+        timeout_s=args.timeout_s,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_image_pixels=args.max_image_pixels,
+        max_images=1,
+    )
+    device = resolve_device(args.device)
+    models = {name: load_model(source, device, "arena", [VLM]) for name, source in zip(names, sources, strict=True)}
+    return create_arena_app(Arena(models, VoteStore.open(args.votes), limits))
+
+
 def run_arena(args: argparse.Namespace) -> int:
-    raise ConfigError("arena: give a command (ratings, leaderboard)")
+    require("uvicorn", "serve")
+    import uvicorn
+
+    from vlmkit.cli.serve import _loopback
+    from vlmkit.serving.connections import header_deadline_protocol
+
+    app = build_arena(args)
+    if not _loopback(args.host):
+        print(f"vlmkit arena: warning: binding {args.host}; anyone who can reach it can vote", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=args.timeout_s,
+        http=header_deadline_protocol(10.0),
+    )
+    return 0
