@@ -111,7 +111,7 @@ async function vote(winner) {
   }
   const result = await response.json();
   for (const side of ["a", "b"]) {
-    $(`name-${side}`).textContent = `: ${result[`model_${side}`]}`;
+    $(`name-${side}`).textContent = `(${result[`model_${side}`]})`;
     $(`name-${side}`).hidden = false;
   }
   battle = null;
