@@ -46,7 +46,7 @@ def test_labels_cover_answers_and_eos_only():
     # An inference prompt is the training sequence's prefix: the answer follows the generation prompt.
     prompt = encoder.encode(MESSAGES[:2], add_generation_prompt=True).input_ids
     assert ids[: len(prompt)] == prompt
-    assert ids[len(prompt) : len(prompt) + 2] == encoder.encode_answer("red")
+    assert decode(ids[len(prompt) : len(prompt) + 2]) == "red" and ids[len(prompt) + 1] == encoder.eos_id
 
 
 def test_errors_are_input_errors():

@@ -28,9 +28,10 @@ from vlmkit.errors import CheckpointError
 from vlmkit.files import read_json_object
 from vlmkit.models import build_model
 from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.processing.jinja_chat import JinjaChatTemplate, read_chat_template
 from vlmkit.processing.text import TextTokenizer
 
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
 
 
 def from_pretrained(
@@ -83,13 +84,16 @@ def _assign(model: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> N
 
 
 def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase) -> None:
-    """Set ``model.tokenizer`` and ``model.image_processor`` from whichever files the directory has."""
+    """Set ``model.tokenizer``, ``model.image_processor`` and ``model.jinja_template`` (a checkpoint's own
+    chat template) from whichever files the directory has."""
     settings = read_json_object(directory / PREPROCESSOR) if (directory / PREPROCESSOR).exists() else {}
     if "image" in settings:
         model.image_processor = ImagePreprocessor.from_dict(settings["image"])
     elif (directory / "preprocessor_config.json").exists():
         hf_settings = read_json_object(directory / "preprocessor_config.json")
         model.image_processor = ImagePreprocessor.from_hf_config(hf_settings)
+    elif isinstance(nested := _hf_processor_settings(directory).get("image_processor"), dict):
+        model.image_processor = ImagePreprocessor.from_hf_config(nested)
     elif (directory / OPEN_CLIP_CONFIG).exists():
         model.image_processor = open_clip_image_processor(directory)
     if (directory / TOKENIZER).exists():
@@ -97,6 +101,16 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
             model.tokenizer = TextTokenizer.from_file(directory / TOKENIZER, settings["text"])
         else:
             model.tokenizer = TextTokenizer.from_hf_dir(directory)
+    if "chat_template" in settings:
+        model.jinja_template = JinjaChatTemplate.from_dict(settings["chat_template"])
+    elif model.tokenizer is not None and (template := read_chat_template(directory)) is not None:
+        model.jinja_template = template
+
+
+def _hf_processor_settings(directory: Path) -> dict:
+    """transformers 5 saves a processor as one ``processor_config.json``, the image processor nested in it."""
+    path = directory / "processor_config.json"
+    return read_json_object(path) if path.exists() else {}
 
 
 def resolve(source: str | os.PathLike[str]) -> Path:

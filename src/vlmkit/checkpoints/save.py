@@ -19,6 +19,7 @@ from vlmkit.checkpoints.weights import WEIGHTS
 from vlmkit.config import ConfigBase, architecture_of
 from vlmkit.files import atomic_write_bytes, atomic_write_json
 from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.processing.jinja_chat import JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
 from vlmkit.version import __version__
 
@@ -42,6 +43,9 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str]) -> Path
         preprocessing["text"] = tokenizer.to_dict()
     if processor is not None:
         preprocessing["image"] = processor.to_dict()
+    jinja_template: JinjaChatTemplate | None = getattr(model, "jinja_template", None)
+    if jinja_template is not None:
+        preprocessing["chat_template"] = jinja_template.to_dict()
     if preprocessing:
         atomic_write_json(directory / PREPROCESSOR, preprocessing)
     # config.json last: its presence marks a complete directory.

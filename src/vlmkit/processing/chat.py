@@ -14,8 +14,9 @@ Each ``<image>`` in a user turn becomes ``tokens_per_image`` copies of the image
 the VLM replaces by the projected image tokens. Ids are made segment by segment (each piece of
 template text, each answer, each image run separately), so training labels cover exactly the answer
 tokens and their EOS, and a prompt at inference is tokenised exactly as it was in training.
-Checkpoints loaded from Hugging Face name their template in ``VlmConfig.chat_template`` ("llava":
-``USER: <image>\\n... ASSISTANT: answer</s>``); tokenizer_config.json Jinja templates are not run.
+Checkpoints loaded from Hugging Face that ship a Jinja chat template are prompted through it instead
+(``processing.jinja_chat``); those without one name a template here in ``VlmConfig.chat_template``
+("llava": ``USER: <image>\\n... ASSISTANT: answer</s>``).
 
 The constants and prompt formats that training, evaluation and inference must agree on live here
 too, so that they cannot drift apart: ``IMAGE_TOKEN`` and ``IGNORE_INDEX`` (also used by the models),
@@ -101,7 +102,7 @@ def template_named(name: str) -> ChatTemplate:
         raise ConfigError(f"chat_template {name!r} is not one of {sorted(TEMPLATES)}") from None
 
 
-def _turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+def turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     turns = []
     for i, message in enumerate(messages):
         role, text = message.get("role"), message.get("content")
@@ -116,7 +117,7 @@ def _turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 def render(messages: Sequence[Mapping[str, Any]], template: ChatTemplate, add_generation_prompt: bool = True) -> str:
     """The conversation as one prompt string, ``<image>`` placeholders kept (answers' EOS not shown)."""
     parts = []
-    for role, text in _turns(messages):
+    for role, text in turns(messages):
         if role == "assistant":
             parts += [template.assistant, template.answer.format(text=text)]
         else:
@@ -155,13 +156,10 @@ class ChatEncoder:
         self,
         messages: Sequence[Mapping[str, Any]],
         add_generation_prompt: bool = False,
-        start: bool = True,
         max_length: int | None = None,
     ) -> EncodedChat:
-        """Ids and labels of ``messages``; ``start`` adds the BOS (False continues a conversation).
-
-        ``max_length`` truncates the end, refusing to cut through an image's tokens.
-        """
+        """Ids and labels of ``messages``, from the BOS; ``max_length`` truncates the end, refusing to cut
+        through an image's tokens."""
         ids: list[int] = []
         labels: list[int] = []
         images = 0
@@ -170,9 +168,9 @@ class ChatEncoder:
             ids.extend(pieces)
             labels.extend(pieces if learn else [IGNORE_INDEX] * len(pieces))
 
-        if start and self.tokenizer.bos_id is not None:
+        if self.tokenizer.bos_id is not None:
             add([self.tokenizer.bos_id], False)
-        for role, text in _turns(messages):
+        for role, text in turns(messages):
             if role == "assistant":
                 add(self._ids(self.template.assistant), False)
                 add([*self._ids(self.template.answer.format(text=text)), self.eos_id], True)
@@ -192,10 +190,6 @@ class ChatEncoder:
                 )
             ids, labels = ids[:max_length], labels[:max_length]
         return EncodedChat(ids, labels, images)
-
-    def encode_answer(self, text: str) -> list[int]:
-        """The ids an answer adds after the assistant prompt (answer, EOS), as ``encode`` makes them."""
-        return [*self._ids(self.template.answer.format(text=text)), self.eos_id]
 
     def _image_ids(self) -> list[int]:
         if self.image_token_id is None or self.tokens_per_image < 1:

@@ -19,6 +19,7 @@ from vlmkit.models.generation import GenerationConfig, generate_text, stream_tex
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
 from vlmkit.processing.images import ImageSource
+from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
 
 Model = VisionLanguageModel | Decoder
@@ -48,21 +49,37 @@ def template_of(model: Model) -> ChatTemplate:
     return template_named(model.config.chat_template if isinstance(model, VisionLanguageModel) else "vlmkit")
 
 
-def chat_encoder(model: Model) -> ChatEncoder:
-    """The ``ChatEncoder`` matching a model's tokenizer, template and image geometry."""
+def jinja_template_of(model: Model) -> JinjaChatTemplate | None:
+    """The checkpoint's own Jinja template (``vlmkit.load`` attaches it as ``model.jinja_template``)."""
+    return getattr(model, "jinja_template", None)
+
+
+def chat_encoder(model: Model) -> ChatEncoder | JinjaChatEncoder:
+    """The encoder matching a model's tokenizer, prompt format and image geometry.
+
+    A checkpoint that ships its own Jinja template is prompted through it; vlmkit's own models (and
+    checkpoints without one) use their named ``ChatTemplate``.
+    """
     check_generative(model)
     tokenizer = _tokenizer(model)
-    decoder = _decoder(model)
-    eos = tokenizer.eos_id if tokenizer.eos_id is not None else decoder.config.eos_token_ids[0]
-    if isinstance(model, VisionLanguageModel):
-        return ChatEncoder(tokenizer, template_of(model), eos, model.config.image_token_id, model.tokens_per_image)
-    return ChatEncoder(tokenizer, template_of(model), eos)
+    image_token_id, tokens_per_image = (
+        (model.config.image_token_id, model.tokens_per_image) if isinstance(model, VisionLanguageModel) else (None, 0)
+    )
+    jinja = jinja_template_of(model)
+    if jinja is not None:
+        multimodal = isinstance(model, VisionLanguageModel)
+        return JinjaChatEncoder(tokenizer, jinja, image_token_id, tokens_per_image, multimodal)
+    eos = tokenizer.eos_id if tokenizer.eos_id is not None else _decoder(model).config.eos_token_ids[0]
+    return ChatEncoder(tokenizer, template_of(model), eos, image_token_id, tokens_per_image)
 
 
 def with_template_stops(model: Model, config: GenerationConfig | None) -> GenerationConfig:
-    """``config`` with the template's stop strings when it names none itself."""
+    """``config`` with the named template's stop strings when it names none itself (a Jinja template's
+    turns end with the end-of-turn token the model emits)."""
     config = config or GenerationConfig()
-    return config if config.stop else dataclasses.replace(config, stop=template_of(model).stop)
+    if config.stop or jinja_template_of(model) is not None:
+        return config
+    return dataclasses.replace(config, stop=template_of(model).stop)
 
 
 def pixels_of(model: Model, images: Sequence[ImageSource]) -> torch.Tensor:
@@ -100,8 +117,9 @@ def ask(model: Model, image: ImageSource | None, question: str, config: Generati
 class Chat:
     """A conversation about one image (or none), continued turn by turn with ``send``.
 
-    The image is encoded once. The decoder's cache keeps the conversation's keys and values between
-    turns; each turn prefills only the ids after the longest prefix the cache already holds.
+    The image is encoded once. Each turn encodes the whole conversation (so a Jinja template sees it
+    whole, as it expects) and the decoder's cache, kept between turns, prefills only the ids after the
+    longest prefix it already holds.
     ``history`` lists the turns as ``{"role", "content"}`` messages.
     """
 
@@ -125,7 +143,6 @@ class Chat:
     def reset(self) -> None:
         """Forget the conversation (the image encoding is kept)."""
         self.history: list[dict[str, str]] = [] if self.system is None else [{"role": "system", "content": self.system}]
-        self._ids: list[int] = []
         self._cached: list[int] = []
         self._cache: KVCache | None = None
 
@@ -135,13 +152,10 @@ class Chat:
         return pieces if stream else "".join(pieces)
 
     def _turn(self, text: str) -> Iterator[str]:
-        first = not self._ids
-        if first and self.features is not None:
+        if self.features is not None and not any(m["role"] == "user" for m in self.history):
             text = with_image(text)
-        opening = [{"role": "system", "content": self.system}] if first and self.system is not None else []
-        turn = [*opening, {"role": "user", "content": text}]
-        prompt = self.encoder.encode(turn, add_generation_prompt=True, start=first)
-        ids = self._ids + prompt.input_ids
+        turn = {"role": "user", "content": text}
+        ids = self.encoder.encode([*self.history, turn], add_generation_prompt=True).input_ids
         decoder = _decoder(self.model)
         if self._cache is None:
             self._cache = decoder.new_cache(1, len(ids) + self.config.max_new_tokens)
@@ -151,7 +165,7 @@ class Chat:
         embeds = self._embeds(span)
         generated: list[int] = []
         answer: list[str] = []
-        self.history.append({"role": "user", "content": text})
+        self.history.append(turn)
         try:
             for piece in stream_text(
                 decoder,
@@ -166,9 +180,7 @@ class Chat:
                 yield piece
         finally:  # also when the caller stops reading early: the turn ends with what was said
             self._cached = (ids + generated)[: self._cache.length]
-            reply = "".join(answer)
-            self._ids = ids + self.encoder.encode_answer(reply)
-            self.history.append({"role": "assistant", "content": reply})
+            self.history.append({"role": "assistant", "content": "".join(answer)})
 
     def _embeds(self, span: list[int]) -> torch.Tensor | None:
         if not isinstance(self.model, VisionLanguageModel):
