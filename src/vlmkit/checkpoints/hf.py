@@ -1,6 +1,6 @@
 """Which converter reads a Hugging Face directory, by its ``config.json`` ``model_type``.
 
-The family modules (``clip_siglip``, ``llama``, ``llava``) turn a config into a vlmkit config and a
+The family modules (``clip_siglip``, ``llama``, ``llava``, ``paligemma``) turn a config into a vlmkit config and a
 key map; this one reads the weights, builds the vlmkit model once on the meta device, and fills it
 through the map, which checks every tensor against that same model.
 """
@@ -19,12 +19,15 @@ from vlmkit.checkpoints.llama import MODEL_TYPES as LLAMA_TYPES
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules, ignored_key
 from vlmkit.checkpoints.llava import MODEL_TYPES as LLAVA_TYPES
 from vlmkit.checkpoints.llava import llava_rules, vlm_config_from_hf
+from vlmkit.checkpoints.paligemma import MODEL_TYPES as PALIGEMMA_TYPES
+from vlmkit.checkpoints.paligemma import paligemma_rules
+from vlmkit.checkpoints.paligemma import vlm_config_from_hf as paligemma_config_from_hf
 from vlmkit.checkpoints.weights import read_safetensors
 from vlmkit.config import ConfigBase
 from vlmkit.errors import CheckpointError
 from vlmkit.models import build_model
 
-SUPPORTED = (*CLIP_SIGLIP_TYPES, *LLAMA_TYPES, *LLAVA_TYPES)
+SUPPORTED = (*CLIP_SIGLIP_TYPES, *LLAMA_TYPES, *LLAVA_TYPES, *PALIGEMMA_TYPES)
 
 
 def convert_hf(raw: dict[str, Any], directory: Path) -> tuple[ConfigBase, nn.Module]:
@@ -40,6 +43,8 @@ def convert_hf(raw: dict[str, Any], directory: Path) -> tuple[ConfigBase, nn.Mod
             config = decoder_config_from_hf(raw, where)
         elif model_type in LLAVA_TYPES:
             config = vlm_config_from_hf(raw, where)
+        elif model_type in PALIGEMMA_TYPES:
+            config = paligemma_config_from_hf(raw, where)
         else:
             config = dual_encoder_config_from_hf(raw, where)
     except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as error:
@@ -49,6 +54,8 @@ def convert_hf(raw: dict[str, Any], directory: Path) -> tuple[ConfigBase, nn.Mod
         rules, ignore = decoder_rules(config), ignored_key(config)
     elif model_type in LLAVA_TYPES:
         rules, ignore = llava_rules(config, tensors, where)
+    elif model_type in PALIGEMMA_TYPES:
+        rules, ignore = paligemma_rules(config, tensors, where)
     else:
         rules, ignore = dual_encoder_rules(config), is_ignored_hf_key
     model = build_model(config, device="meta")

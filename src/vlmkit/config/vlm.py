@@ -1,4 +1,5 @@
-"""The generative side: a Llama-family decoder, and the VLM joining it to a vision tower by a projector."""
+"""The generative side: a Llama-family decoder (Gemma by field values), and the VLM joining it to a vision
+tower by a projector."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ class DecoderConfig(ConfigBase):
             bidirectionally, answers causally. In training a new block starts at each labelled token
             and at the first prompt token after one; in generation each prefill is one block.
         type_vocab_size: rows of the token-type embedding ("bert"; only row 0 is used).
+        norm: the RMSNorm flavour: "rms" (Llama: ``weight * x_hat``, ``x_hat`` cast back to the input dtype
+            first; weights start at one) or "rms_unit_offset" (Gemma: ``x_hat * (1 + weight)``, all in float32
+            and cast after; weights start at zero).
+        embed_scale: token embeddings are multiplied by ``sqrt(width)``, the factor rounded to the weight
+            dtype first (Gemma). Embeddings spliced in by a caller (a VLM's image features) are not scaled.
+        position_offset: position of the first token (PaliGemma: 1); explicit ``position_ids`` are used as
+            given. Rotary attention depends only on distances, so the offset changes float rounding alone,
+            which it keeps as transformers has it.
+
+    Gemma is the "llama" family with ``norm="rms_unit_offset"``, ``embed_scale=True``, ``act="gelu_tanh"``
+    (GeGLU), its own ``head_dim`` and tied embeddings.
     """
 
     vocab_size: int = 32000
@@ -78,6 +90,9 @@ class DecoderConfig(ConfigBase):
     family: Literal["llama", "bert"] = "llama"
     attention: Literal["causal", "prefix"] = "causal"
     type_vocab_size: int = 0
+    norm: Literal["rms", "rms_unit_offset"] = "rms"
+    embed_scale: bool = False
+    position_offset: int = 0
 
     @property
     def dim_per_head(self) -> int:
@@ -110,6 +125,8 @@ class DecoderConfig(ConfigBase):
         )
         if self.head_dim is not None:
             _positive(where, head_dim=self.head_dim)
+        if self.position_offset < 0:
+            raise ConfigError(f"{where}.position_offset: must be >= 0, got {self.position_offset}")
         if self.rope_scaling == "llama3" and self.rope_high_freq_factor <= self.rope_low_freq_factor:
             raise ConfigError(
                 f"{where}.rope_high_freq_factor: must exceed rope_low_freq_factor ({self.rope_low_freq_factor}) "

@@ -1,4 +1,5 @@
-"""Language model of the Llama family, or a BERT turned decoder (see ``DecoderConfig``), with a static KV cache.
+"""Language model of the Llama family (Gemma by config), or a BERT turned decoder (see ``DecoderConfig``), with a
+static KV cache.
 
 One ``forward`` serves training (whole sequences, no cache), prefill (a prompt into an empty or
 partly filled cache) and decoding (one token per row into the cache). The attention mask is built
@@ -25,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from vlmkit.config import DecoderConfig
 from vlmkit.errors import InputError
 from vlmkit.nn.block import DecoderBlock, TransformerBlock
+from vlmkit.nn.embedding import ScaledEmbedding
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.nn.mlp import activation
 from vlmkit.nn.norms import RMSNorm
@@ -58,8 +60,13 @@ class Decoder(nn.Module):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.width)
+        self.embed = (
+            ScaledEmbedding(config.vocab_size, config.width, config.width**0.5)
+            if config.embed_scale
+            else nn.Embedding(config.vocab_size, config.width)
+        )
         bert = config.family == "bert"
+        unit_offset = config.norm == "rms_unit_offset"
         self.blocks = nn.ModuleList(
             TransformerBlock(config.width, config.heads, config.mlp_dim, config.act, config.norm_eps, post_norm=True)
             if bert
@@ -74,6 +81,7 @@ class Decoder(nn.Module):
                 qkv_bias=config.qkv_bias,
                 out_bias=config.out_bias,
                 mlp_bias=config.mlp_bias,
+                norm_unit_offset=unit_offset,
             )
             for _ in range(config.layers)
         )
@@ -84,7 +92,9 @@ class Decoder(nn.Module):
             self.head_transform = PredictionHeadTransform(config.width, config.act, config.norm_eps)
             self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
         # A post-norm stack ends normalised; a pre-norm one needs its final RMSNorm.
-        self.norm: nn.Module = nn.Identity() if bert else RMSNorm(config.width, eps=config.norm_eps)
+        self.norm: nn.Module = (
+            nn.Identity() if bert else RMSNorm(config.width, eps=config.norm_eps, unit_offset=unit_offset)
+        )
         # Tied: no second module, so the state dict holds the matrix once (safetensors refuses aliases).
         self.lm_head = None if config.tie_embeddings else nn.Linear(config.width, config.vocab_size, bias=False)
         self.rope = None if bert else RotaryEmbedding(config)
@@ -93,10 +103,11 @@ class Decoder(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Normal(0, 0.02) weights, zero biases and unit norm scales: the Llama and BERT initialisation."""
+        """Normal(0, 0.02) weights, zero biases and unit norm scales (Gemma's: zero offsets from one): the
+        Llama, Gemma and BERT initialisation."""
         for module in self.modules():
             if isinstance(module, RMSNorm):
-                nn.init.ones_(module.weight)
+                (nn.init.zeros_ if module.unit_offset else nn.init.ones_)(module.weight)
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -156,7 +167,8 @@ class Decoder(nn.Module):
         ``input_ids`` (B, L) or ``inputs_embeds`` (B, L, width) are the new tokens; ``attention_mask``
         (B, L) marks their real tokens with 1 and padding with 0 (a cache remembers earlier ones).
         ``position_ids`` default to each row's count of real tokens so far, so left padding does not
-        shift positions. With ``cache`` the tokens are appended after its ``length`` positions.
+        shift positions; they start at ``config.position_offset``. With ``cache`` the tokens are appended after
+        its ``length`` positions.
         ``segments`` (B, L, nondecreasing; see ``answer_blocks``) are a prefix-LM's attention blocks.
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -172,7 +184,10 @@ class Decoder(nn.Module):
             attention_mask = None
         if cache is not None:
             cache.reserve(length, limit=self.config.max_positions)
-        positions = self._positions(attention_mask, cache, length) if position_ids is None else position_ids
+        if position_ids is None:
+            positions = _shifted(self._positions(attention_mask, cache, length), self.config.position_offset)
+        else:
+            positions = position_ids
         extra = {}
         if self.rope is not None:
             extra["rope"] = self.rope(positions, x.device, x.dtype)
@@ -243,6 +258,15 @@ class Decoder(nn.Module):
         from vlmkit.models.generation import generate
 
         return generate(self, prompts, config, **options)
+
+
+def _shifted(positions: torch.Tensor | slice, offset: int) -> torch.Tensor | slice:
+    """Positions moved ``offset`` later (PaliGemma counts from 1)."""
+    if not offset:
+        return positions
+    if isinstance(positions, slice):
+        return slice(positions.start + offset, positions.stop + offset)
+    return positions + offset
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

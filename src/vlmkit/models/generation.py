@@ -124,6 +124,9 @@ class _Sampler:
 class Decoding:
     """One generation in progress: the prompt is prefilled on creation, ``step`` yields tokens.
 
+    ``segments`` are a prefix-LM's attention blocks over the prompt (see ``Decoder.hidden_states``);
+    without them a prefill is one block.
+
     Rows that ``finish`` keep being fed the pad id (their output is complete, the batch goes on).
     The cache ends up holding the prompt and every generated token but the last.
     """
@@ -137,6 +140,7 @@ class Decoding:
         *,
         inputs_embeds: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        segments: torch.Tensor | None = None,
     ) -> None:
         self.decoder = decoder
         self.config = config or GenerationConfig()
@@ -157,7 +161,9 @@ class Decoding:
         self._pending: torch.Tensor | None = None
         with torch.inference_mode():
             prompt = {"input_ids": input_ids} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
-            self._logits = decoder(**prompt, attention_mask=attention_mask, cache=self.cache, last_only=True)[:, -1]
+            self._logits = decoder(
+                **prompt, attention_mask=attention_mask, cache=self.cache, segments=segments, last_only=True
+            )[:, -1]
 
     @property
     def done(self) -> bool:
@@ -262,15 +268,18 @@ def generate(
     inputs_embeds: torch.Tensor | None = None,
     cache: KVCache | None = None,
     tokenizer: TextTokenizer | None = None,
+    segments: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Generated token ids per prompt, without the prompt and without the EOS that ended them.
 
     ``prompts`` are token lists (left-padded here) or a (B, L) tensor with its ``attention_mask``
     (left padding). Stop strings need ``tokenizer``; a row that hits one ends with the token that
     completed it (``generate_text`` cuts the text). ``inputs_embeds`` replace the prompt's embeddings
-    (a VLM's spliced image tokens); ``cache`` continues a cached prefix (a chat).
+    (a VLM's spliced image tokens); ``cache`` continues a cached prefix (a chat); ``segments`` (B, L) are a
+    prefix-LM's attention blocks over the prompt (a suffix already begun is read causally).
     """
-    return [ids for ids, _ in _run(decoder, prompts, config, attention_mask, inputs_embeds, cache, tokenizer)]
+    runs = _run(decoder, prompts, config, attention_mask, inputs_embeds, cache, tokenizer, segments)
+    return [ids for ids, _ in runs]
 
 
 def generate_text(
@@ -292,12 +301,14 @@ def _run(
     inputs_embeds: torch.Tensor | None = None,
     cache: KVCache | None = None,
     tokenizer: TextTokenizer | None = None,
+    segments: torch.Tensor | None = None,
 ) -> list[tuple[list[int], str]]:
     config = config or GenerationConfig()
     if config.stop and tokenizer is None:
         raise InputError("stop strings need a tokenizer to recognise them")
     ids, mask = _prompt_tensors(decoder, prompts, attention_mask)
-    run = Decoding(decoder, ids, mask, config, inputs_embeds=inputs_embeds, cache=cache)
+    segments = None if segments is None else segments.to(ids.device)
+    run = Decoding(decoder, ids, mask, config, inputs_embeds=inputs_embeds, cache=cache, segments=segments)
     ends = eos_ids(decoder, config, tokenizer)
     outputs: list[list[int]] = [[] for _ in range(ids.shape[0])]
     streams = [TextStream(tokenizer, config.stop) for _ in outputs] if tokenizer is not None else None

@@ -1,4 +1,4 @@
-"""Generative vision-language model: vision tower -> projector -> decoder (the LLaVA layout).
+"""Generative vision-language model: vision tower -> projector -> decoder (the LLaVA and PaliGemma layouts).
 
 Prompts carry ``tokens_per_image`` copies of the image token per image (the chat template expands
 each ``<image>``); their input embeddings are replaced, in order, by the projected vision tokens of
@@ -144,6 +144,8 @@ class VisionLanguageModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         *,
+        pixel_values: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
         image_features: torch.Tensor | None = None,
         vision_tokens: torch.Tensor | None = None,
         cache: KVCache | None = None,
@@ -152,13 +154,19 @@ class VisionLanguageModel(nn.Module):
     ) -> VlmOutput:
         """Logits, and the loss when ``labels`` (B, L) are given (-100 where not predicted).
 
-        ``pixels`` (N, C, H, W) hold the images of the whole batch in order of appearance. Instead,
-        ``image_features`` (from ``encode_images``) reuse a whole encoding, and ``vision_tokens``
-        (from ``vision_tokens``) reuse a frozen tower's output while the projector still trains.
+        ``pixels`` (N, C, H, W; or by its Hugging Face name ``pixel_values``) hold the images of the whole
+        batch in order of appearance. Instead, ``image_features`` (from ``encode_images``) reuse a whole
+        encoding, and ``vision_tokens`` (from ``vision_tokens``) reuse a frozen tower's output while the
+        projector still trains.
         ``labels`` also give a prefix-LM decoder its attention blocks (``answer_blocks``), so
-        teacher-forced logits never see the answer; ``return_logits=False`` (training) skips the
-        output head everywhere but at the labels.
+        teacher-forced logits never see the answer, unless ``token_type_ids`` (B, L) give them as the
+        PaliGemma processor does (0 on the prefix, read bidirectionally; 1 on the suffix, read causally).
+        ``return_logits=False`` (training) skips the output head everywhere but at the labels.
         """
+        if pixel_values is not None:
+            if pixels is not None:
+                raise InputError("pass the images once: as pixels or as pixel_values, not both")
+            pixels = pixel_values
         if vision_tokens is not None and image_features is None:
             image_features = self.projector(vision_tokens.to(self.projector.fc1.weight.dtype))
         if pixels is not None and image_features is None:
@@ -168,7 +176,7 @@ class VisionLanguageModel(nn.Module):
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             cache=cache,
-            segments=None if labels is None else answer_blocks(labels),  # read by a prefix-LM only
+            segments=_segments(token_type_ids, labels),  # read by a prefix-LM only
             last_only=last_only,
         )
         loss = None if labels is None else answer_loss(self.decoder, hidden, labels)
@@ -189,11 +197,29 @@ class VisionLanguageModel(nn.Module):
         prompts: Sequence[Sequence[int]],
         pixels: torch.Tensor | None = None,
         config: GenerationConfig | None = None,
+        token_type_ids: Sequence[Sequence[int]] | None = None,
         **options: Any,
     ) -> list[list[int]]:
         """Generated ids per prompt (token lists with expanded image tokens); images in prompt order.
 
+        ``token_type_ids`` (one list per prompt, as PaliGemma's processor gives them) let a prefix-LM's
+        prompt end in a suffix already begun, read causally; without them the prompt is one block.
         ``options`` go to ``vlmkit.models.generation.generate`` (``tokenizer`` for stop strings).
         """
         ids, mask, embeds = self.prepare(prompts, pixels)
-        return generate(self.decoder, ids, config, attention_mask=mask, inputs_embeds=embeds, **options)
+        segments = None
+        if token_type_ids is not None:
+            if [len(t) for t in token_type_ids] != [len(p) for p in prompts]:
+                raise InputError("token_type_ids: expected one list per prompt, as long as the prompt")
+            segments = _segments(pad_left(token_type_ids, 0)[0].to(self.device), None)
+        return generate(
+            self.decoder, ids, config, attention_mask=mask, inputs_embeds=embeds, segments=segments, **options
+        )
+
+
+def _segments(token_type_ids: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """A prefix-LM's attention blocks: from PaliGemma's token types (the prefix one block, each suffix
+    token its own, so the suffix is causal), else from training labels (``answer_blocks``), else None."""
+    if token_type_ids is not None:
+        return token_type_ids.long().cumsum(-1)
+    return None if labels is None else answer_blocks(labels)

@@ -69,7 +69,10 @@ class TransformerStack(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """The Llama block: ``x + attn(rmsnorm(x))`` with rotary embeddings, then ``x + swiglu(rmsnorm(x))``."""
+    """The Llama block: ``x + attn(rmsnorm(x))`` with rotary embeddings, then ``x + swiglu(rmsnorm(x))``.
+
+    Gemma's is the same with GeGLU (``act="gelu_tanh"``) and its RMSNorm flavour (``norm_unit_offset``).
+    """
 
     def __init__(
         self,
@@ -83,11 +86,12 @@ class DecoderBlock(nn.Module):
         qkv_bias: bool = False,
         out_bias: bool = False,
         mlp_bias: bool = False,
+        norm_unit_offset: bool = False,
     ) -> None:
         super().__init__()
-        self.norm1 = RMSNorm(dim, eps=norm_eps)
+        self.norm1 = RMSNorm(dim, eps=norm_eps, unit_offset=norm_unit_offset)
         self.attn = Attention(dim, heads, kv_heads, bias=qkv_bias, out_bias=out_bias, head_dim=head_dim)
-        self.norm2 = RMSNorm(dim, eps=norm_eps)
+        self.norm2 = RMSNorm(dim, eps=norm_eps, unit_offset=norm_unit_offset)
         self.mlp = GatedMLP(dim, mlp_dim, act, bias=mlp_bias)
 
     def forward(

@@ -45,7 +45,7 @@ def inverse_frequencies(config: DecoderConfig) -> torch.Tensor:
 
 
 class RotaryEmbedding:
-    """Cos/sin tables for positions ``0 .. max_positions - 1``, looked up per call.
+    """Cos/sin tables for positions ``0 .. max_positions + position_offset - 1``, looked up per call.
 
     The sin table carries the sign of ``rotate_half`` (``-sin`` on the first half), so that
     ``rotate`` is ``x cos + roll(x, d/2) sin``: three elementwise ops instead of six.
@@ -56,11 +56,13 @@ class RotaryEmbedding:
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(cos, signed sin)``, each ``(max_positions, head_dim)`` in ``dtype``: computed in float32, then cast."""
+        """``(cos, signed sin)``, one row per position, each ``head_dim`` wide in ``dtype``: computed in float32,
+        then cast."""
         key = (device, dtype)
         if key not in self._tables:
             freqs = inverse_frequencies(self.config)
-            angles = torch.outer(torch.arange(self.config.max_positions, dtype=torch.float32), freqs)
+            rows = self.config.max_positions + self.config.position_offset
+            angles = torch.outer(torch.arange(rows, dtype=torch.float32), freqs)
             cos, sin = angles.cos(), angles.sin()
             cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
             self._tables[key] = (cos.to(device, dtype), sin.to(device, dtype))
