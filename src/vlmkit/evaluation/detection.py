@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from vlmkit.data.records import ObjectAnnotation, Record, RecordDataset
+from vlmkit.data.grounding import expressions
+from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.shapesworld.masks import rle_decode
 from vlmkit.errors import InputError
 from vlmkit.evaluation.boxes import CocoAP, ImageBoxes, box_iou, coco_average_precision
@@ -103,12 +104,6 @@ def mask_scores(predicted: Sequence[np.ndarray | None], truth: Sequence[np.ndarr
 
 
 # ------------------------------------------------------------------------------------------ the protocol
-
-
-def expressions(annotation: ObjectAnnotation) -> list[str]:
-    """An object's referring expressions: ShapesWorld's ``refexp`` list or a RefCOCO-style ``expression``."""
-    found = annotation.extra.get("refexp") or annotation.extra.get("expression") or []
-    return [found] if isinstance(found, str) else [e for e in found if isinstance(e, str) and e]
 
 
 def grounding_tasks(

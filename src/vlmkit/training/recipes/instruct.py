@@ -1,6 +1,8 @@
 """``instruct`` (LLaVA stage 2): the decoder of an aligned VLM trained on multi-turn conversations that mix
 open questions, multiple-choice questions (answered by letter) and caption requests, fully or through
-LoRA adapters that are merged into the weights on export."""
+LoRA adapters that are merged into the weights on export. With ``grounding_share`` that share of the
+conversations is about the records' objects instead (detection, referring expressions, all objects and,
+with a mask tokenizer, segmentation; ``training.recipes.grounding``)."""
 
 from __future__ import annotations
 
@@ -25,8 +27,16 @@ from vlmkit.training.objectives import NextTokenObjective
 from vlmkit.training.recipes.chat import (
     ConversationRecipe,
     Messages,
+    has_text,
     image_first,
     vlm_evaluation,
+)
+from vlmkit.training.recipes.grounding import (
+    MaskCodes,
+    enable_grounding,
+    grounding_evaluation,
+    grounding_messages,
+    load_mask_codec,
 )
 
 LORA_TARGETS = ["qkv", "out", "gate_up", "down"]
@@ -38,6 +48,7 @@ class InstructRecipe(ConversationRecipe):
 
     name: ClassVar[str] = "instruct"
     summary: ClassVar[str] = "LLaVA stage 2: instruction tuning (full or LoRA) of an aligned VLM"
+    _mask_codes: ClassVar[MaskCodes] = MaskCodes(None)  # prepare() sets the run's own, with its mask tokenizer
 
     init_from: str = option("", "the VLM from the align stage", flag="--from")
     lora_rank: int = option(0, "train LoRA adapters of this rank (0: the whole decoder)")
@@ -46,13 +57,31 @@ class InstructRecipe(ConversationRecipe):
     page_text: bool = option(
         False, "OCR-augmented document QA: a record's page text (its `document`) comes before its first question"
     )
+    grounding_share: float = option(
+        0.0, "share of conversations about the records' objects (boxes as <loc> tokens, which are added); 0: none"
+    )
+    grounding_turns: int = option(3, "turns per grounding conversation", research=True)
+    mask_tokenizer: str = option("", "a mask tokenizer (`train mask-vae`): adds segmentation turns (<seg> codes)")
 
     def validate(self, where: str) -> None:
         super().validate(where)
         if not self.init_from:
             raise ConfigError(f"{where}.init_from: the instruct recipe needs the VLM from align (--from)")
+        if not 0 <= self.grounding_share <= 1:
+            raise ConfigError(f"{where}.grounding_share: expected a share in [0, 1], got {self.grounding_share}")
+        if self.grounding_turns < 1:
+            raise ConfigError(f"{where}.grounding_turns: must be >= 1, got {self.grounding_turns}")
+        if self.mask_tokenizer and not self.grounding_share:
+            raise ConfigError(f"{where}.mask_tokenizer: segmentation turns need a grounding_share above 0")
+
+    def keep(self, record: Record) -> bool:
+        return has_text(record) or bool(self.grounding_share and record.objects)
 
     def messages(self, record: Record, rng: random.Random) -> Messages:
+        if self.grounding_share and (not has_text(record) or rng.random() < self.grounding_share):
+            grounding = grounding_messages(record, rng, self.grounding_turns, self._mask_codes)
+            if grounding or not has_text(record):
+                return image_first(grounding)
         messages = super().messages(record, rng)
         if self.page_text:
             messages[0] = dict(messages[0], content=with_page_text(messages[0]["content"], page_lines(record)))
@@ -67,9 +96,19 @@ class InstructRecipe(ConversationRecipe):
         if self.lora_rank:
             model.decoder.requires_grad_(False)
             apply_lora(model.decoder, LORA_TARGETS, rank=self.lora_rank, alpha=self.lora_alpha)
+        vqa = vlm_evaluation(self.eval_data, self.eval_images, "vqa") if self.grounding_share < 1 else None
+        evaluate = vqa
+        self._mask_codes = MaskCodes(load_mask_codec(self.mask_tokenizer) if self.mask_tokenizer else None)
+        if self.grounding_share:
+            enable_grounding(model, self.train.seed)
+            # LoRA freezes the decoder, but the new tokens' rows must learn.
+            model.decoder.embed.requires_grad_(True)
+            if model.decoder.lm_head is not None:
+                model.decoder.lm_head.requires_grad_(True)
+            evaluate = grounding_evaluation(self.eval_data, self.eval_images, self._mask_codes.codec, vqa)
         model.train()
         batches = self.image_chat_batches(model, self.train_vision)
-        return Prepared(model, NextTokenObjective(), batches, vlm_evaluation(self.eval_data, self.eval_images, "vqa"))
+        return Prepared(model, NextTokenObjective(), batches, evaluate)
 
     def export(self, model: nn.Module, run_dir: Path) -> Path:
         """LoRA adapters are merged into the weights first, so the saved model is a plain VLM."""

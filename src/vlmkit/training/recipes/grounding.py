@@ -1,0 +1,108 @@
+"""Grounding in the ``instruct`` recipe: location and mask tokens added to the VLM, conversations about a
+record's objects (``data.grounding``), mask codes from a mask tokenizer, and held-out grounding scores.
+
+Location tokens are added to the tokenizer and the decoder grows a row for each (``training.vocabulary``);
+the exported model keeps them, which is what makes ``vlmkit eval`` run the grounding protocol on it. A
+record's masks are encoded once, on first use, by the frozen mask tokenizer (``crop_mask`` then
+``encode``), so segmentation turns cost no more than detection ones afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from vlmkit.checkpoints import from_pretrained
+from vlmkit.data.grounding import grounding_turns
+from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.shapesworld.masks import rle_decode
+from vlmkit.errors import InputError
+from vlmkit.evaluation.detection import grounding_tasks
+from vlmkit.models import VisionLanguageModel
+from vlmkit.processing.locations import add_location_tokens, crop_mask
+from vlmkit.tasks.segment import MaskCodec
+from vlmkit.training.vocabulary import grow_vocabulary
+
+Messages = list[dict[str, str]]
+
+
+def enable_grounding(model: VisionLanguageModel, seed: int) -> int:
+    """Give ``model`` the location and mask tokens (tokenizer and decoder rows); returns tokens added."""
+    if model.tokenizer is None:
+        raise InputError("--grounding-share: the VLM has no tokenizer to add location tokens to")
+    add_location_tokens(model.tokenizer)
+    return grow_vocabulary(model.decoder, model.tokenizer.vocab_size, seed)
+
+
+def load_mask_codec(source: str) -> MaskCodec:
+    """The mask tokenizer at ``source`` (``vlmkit.load``-able), frozen, in eval mode."""
+    codec = from_pretrained(source)
+    if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
+        raise InputError(f"{source}: --mask-tokenizer needs a mask tokenizer (`vlmkit train mask-vae`)")
+    if isinstance(codec, nn.Module):
+        codec.eval().requires_grad_(False)
+    return codec  # type: ignore[return-value]
+
+
+class MaskCodes:
+    """Each record's per-object mask codes (None for an object without an RLE mask), encoded once."""
+
+    def __init__(self, codec: MaskCodec | None) -> None:
+        self.codec = codec
+        self.cache: dict[int, list[list[int] | None]] = {}
+
+    def __call__(self, record: Record) -> list[list[int] | None] | None:
+        if self.codec is None:
+            return None
+        key = id(record)
+        if key not in self.cache:
+            objects = record.objects or []
+            masked = [i for i, o in enumerate(objects) if isinstance(o.mask, dict)]
+            codes: list[list[int] | None] = [None] * len(objects)
+            if masked:
+                crops = torch.stack([crop_mask(rle_decode(objects[i].mask), objects[i].box) for i in masked])
+                with torch.inference_mode():
+                    encoded = self.codec.encode(crops).tolist()
+                for i, row in zip(masked, encoded, strict=True):
+                    codes[i] = row
+            self.cache[key] = codes
+        return self.cache[key]
+
+
+def grounding_messages(record: Record, rng: random.Random, turns: int, codes: MaskCodes) -> Messages:
+    """A conversation of ``turns`` grounding turns about ``record`` ([] when it has nothing to locate)."""
+    messages: Messages = []
+    for prompt, answer in grounding_turns(record, rng, turns, codes(record)):
+        messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    return messages
+
+
+def grounding_evaluation(
+    eval_data: str | None, eval_images: int, codec: MaskCodec | None, with_vqa: Callable[[nn.Module], Any] | None
+) -> Callable[[nn.Module], dict[str, float]] | None:
+    """Held-out all-objects AP50 and AP, referring accuracy (and mask mIoU with a codec), plus the VQA
+    scores of ``with_vqa`` when the run also trains questions."""
+    if not eval_data:
+        return None
+    dataset = RecordDataset(eval_data)
+    records = [r for r in dataset.records if r.objects][:eval_images]
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        tasks = grounding_tasks(model, dataset, records, batch_size=32, mask_tokenizer=codec)
+        scores = {**(with_vqa(model) if with_vqa else {})}
+        detection = tasks["detection_all"]()
+        scores.update({"all_objects_ap50": detection["ap50"], "all_objects_ap": detection["ap"]})
+        referring = tasks["referring"]()
+        if "accuracy" in referring:
+            scores["referring_accuracy"] = referring["accuracy"]
+        if "segmentation" in tasks:
+            segmentation = tasks["segmentation"]()
+            if "miou" in segmentation:
+                scores["segmentation_miou"] = segmentation["miou"]
+        return scores
+
+    return evaluate
