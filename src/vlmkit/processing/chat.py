@@ -79,7 +79,9 @@ class ChatTemplate:
 
     ``assistant`` is the prompt that precedes an answer (no ``{text}``); ``answer`` wraps the
     answer itself, which is followed by the EOS id. ``stop`` are strings that end generation
-    (an undertrained model may write the next user turn itself).
+    (an undertrained model may write the next user turn itself). ``images_first`` puts every image's
+    tokens at the very start, before the BOS and all text, and drops each placeholder from the text
+    with the line break ``with_image`` writes after it: PaliGemma's layout.
     """
 
     system: str = "{text}\n"
@@ -87,11 +89,15 @@ class ChatTemplate:
     assistant: str = "Assistant:"
     answer: str = " {text}"
     stop: tuple[str, ...] = ("\nUser:",)
+    images_first: bool = False
 
 
 TEMPLATES: dict[str, ChatTemplate] = {
     "vlmkit": ChatTemplate(),
     "llava": ChatTemplate(system="{text} ", user="USER: {text} ", assistant="ASSISTANT:", stop=("USER:",)),
+    # transformers' PaliGemmaProcessor: ``<image>`` x N, ``<bos>``, the prefix and a line break, then the
+    # suffix and ``<eos>``. The BOS is written as text, as that processor does (its tokenizer adds none).
+    "paligemma": ChatTemplate(user="<bos>{text}\n", assistant="", answer="{text}", stop=(), images_first=True),
 }
 
 
@@ -132,6 +138,12 @@ class EncodedChat:
     input_ids: list[int]
     labels: list[int]  # IGNORE_INDEX except on answer tokens and their EOS
     images: int  # how many <image> placeholders were expanded
+
+    @property
+    def token_type_ids(self) -> list[int]:
+        """1 on the answer tokens and their EOS, 0 on the prompt: PaliGemma's prefix (bidirectional) and
+        suffix (causal), as its processor returns them."""
+        return [int(label != IGNORE_INDEX) for label in self.labels]
 
 
 @dataclass
@@ -175,6 +187,12 @@ class ChatEncoder:
                 add(self._ids(self.template.assistant), False)
                 add([*self._ids(self.template.answer.format(text=text)), self.eos_id], True)
                 continue
+            if self.template.images_first and IMAGE_TOKEN in text:
+                count = text.count(IMAGE_TOKEN)
+                text = text.replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "")
+                ids[:0] = self._image_ids() * count
+                labels[:0] = [IGNORE_INDEX] * (len(ids) - len(labels))
+                images += count
             pieces = getattr(self.template, role).format(text=text).split(IMAGE_TOKEN)
             for index, piece in enumerate(pieces):
                 if index:
