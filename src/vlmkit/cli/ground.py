@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from vlmkit.tasks.ground import Grounding
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, labels_help: str, labels_optional: bool) -> None:
     parser.add_argument("image", help="image file")
+    parser.add_argument("labels", nargs="?" if labels_optional else None, help=labels_help)
     parser.add_argument(
         "--model", required=True, help="a VLM with location tokens (`train instruct --grounding-share`, PaliGemma)"
     )
@@ -32,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in pixels [x0, y0, x1, y1]. Without LABELS it is asked for every object (the all-objects task).",
         formatter_class=HelpFormatter,
     )
-    detect.add_argument("labels", nargs="?", default=None, help="labels separated by ';', or one expression")
-    _common(detect)
+    _common(detect, "labels separated by ';', or one referring expression (default: every object)", True)
     detect.set_defaults(handler=run_detect)
 
     segment = subparsers.add_parser(
@@ -42,11 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Ask the model `segment LABELS` and decode each object's 16 mask codes with the mask tokenizer.",
         formatter_class=HelpFormatter,
     )
-    segment.add_argument("labels", help="labels separated by ';', or one referring expression")
+    _common(segment, "labels separated by ';', or one referring expression", False)
     segment.add_argument(
         "--mask-tokenizer", required=True, help="the mask tokenizer the model was trained with (`train mask-vae`)"
     )
-    _common(segment)
     segment.set_defaults(handler=run_segment)
 
 
