@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,7 +105,7 @@ def create_arena_app(arena: Arena) -> FastAPI:
         return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_POLICY})
 
     @app.post("/arena/battle")
-    async def battle(body: BattleRequest, request: Request) -> StreamingResponse:
+    async def battle(body: BattleRequest) -> StreamingResponse:
         deadline = Deadline(limits.timeout_s)
         if IMAGE_TOKEN in body.prompt:
             raise ApiError(400, f"the prompt must not contain {IMAGE_TOKEN}; send the image as 'image'", param="prompt")

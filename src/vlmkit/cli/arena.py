@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     arena.add_argument("--models", help="comma-separated model directories or hub ids (at least two VLMs)")
     arena.add_argument("--votes", type=Path, default=Path("votes.db"), help="the votes database (created if new)")
-    arena.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    arena.add_argument("--port", type=int, default=8000)
+    arena.add_argument("--host", default="127.0.0.1", help="address to bind; 127.0.0.1 is this machine only")
+    arena.add_argument("--port", type=int, default=8000, help="port to listen on")
     arena.add_argument("--max-tokens", type=int, default=256, help="most tokens per answer")
     arena.add_argument("--timeout-s", type=float, default=120.0, help="per-battle time limit")
     arena.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (413 past it)")
@@ -102,11 +102,11 @@ def build_arena(args: argparse.Namespace) -> FastAPI:
 
     sources = [source.strip() for source in (args.models or "").split(",") if source.strip()]
     if len(sources) < 2:
-        raise ConfigError("arena: give --models A,B[,C...]: at least two vision-language models to compare")
+        raise ConfigError("give --models A,B[,C...]: at least two vision-language models to compare")
     names = [model_id(source, None) for source in sources]
     if len(set(names)) < len(names):
         twice = sorted({name for name in names if names.count(name) > 1})
-        raise ConfigError(f"arena: --models names {', '.join(twice)} more than once; each model needs its own name")
+        raise ConfigError(f"--models names {', '.join(twice)} more than once; each model needs its own name")
     limits = ServerLimits(
         max_tokens_cap=args.max_tokens,
         timeout_s=args.timeout_s,
