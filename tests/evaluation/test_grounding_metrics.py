@@ -16,7 +16,8 @@ from vlmkit.data.records import RecordDataset
 from vlmkit.data.shapesworld.masks import rle_decode
 from vlmkit.errors import InputError
 from vlmkit.evaluation.detection import detection_ap, grounding_tasks, mask_scores, referring_accuracy
-from vlmkit.processing.locations import crop_mask, format_object, format_objects
+from vlmkit.processing.locations import format_object, format_objects
+from vlmkit.processing.masks import mask_crop
 from vlmkit.tasks.ground import GroundedObject
 from vlmkit.tasks.segment import MaskCodec
 
@@ -141,7 +142,7 @@ def test_grounding_protocol_on_shapesworld_with_a_perfect_and_a_silent_model(sha
         if "segment" in prompt:
             asked = prompt.split("segment", 1)[1].split("\n")[0].strip()
             (target,) = [o for o in objects if asked in o.extra["refexp"]]
-            codes = codec.encode(crop_mask(rle_decode(target.mask), target.box)[None])[0].tolist()
+            codes = codec.encode(torch.from_numpy(mask_crop(rle_decode(target.mask), target.box))[None])[0].tolist()
             return format_object(target.label, target.box, size[1], size[0], codes)
         return format_objects([format_object(o.label, o.box, size[1], size[0]) for o in objects])
 

@@ -13,7 +13,6 @@ from vlmkit.processing.locations import (
     SEGMENT_TOKENS,
     add_location_tokens,
     box_tokens,
-    crop_mask,
     detect_prompt,
     format_object,
     format_objects,
@@ -21,7 +20,6 @@ from vlmkit.processing.locations import (
     has_segment_tokens,
     location_bins,
     parse_objects,
-    paste_mask,
     segment_prompt,
 )
 
@@ -117,16 +115,6 @@ def test_mask_codes_are_checked():
         format_object("x", [0, 0, 1, 1], 4, 4, codes=[1, 2])
     with pytest.raises(InputError, match="16 codes"):
         format_object("x", [0, 0, 1, 1], 4, 4, codes=[128] * 16)
-
-
-def test_crop_and_paste_are_inverse_on_a_box_filling_mask():
-    mask = np.zeros((64, 64), dtype=bool)
-    mask[10:30, 20:50] = True
-    crop = crop_mask(mask, [20, 10, 50, 30])
-    assert crop.shape == (64, 64) and float(crop.min()) == 1.0
-    pasted = paste_mask(crop, [20, 10, 50, 30], 64, 64)
-    assert (pasted == mask).all()
-    assert not paste_mask(crop, [5, 5, 5, 9], 64, 64).any()
 
 
 def test_prompts():

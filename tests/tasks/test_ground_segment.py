@@ -12,7 +12,8 @@ import vlmkit.tasks.ground as ground
 from grounding_kit import GridCodec, grounding_vlm, script
 from tiny_vlm import tiny_vlm
 from vlmkit.errors import InputError
-from vlmkit.processing.locations import crop_mask, format_object, format_objects
+from vlmkit.processing.locations import format_object, format_objects
+from vlmkit.processing.masks import mask_crop
 from vlmkit.tasks.ground import GroundedObject, Grounding, detect, detect_all, refer
 from vlmkit.tasks.pictures import draw_objects, label_colour
 from vlmkit.tasks.segment import segment, segment_many
@@ -75,7 +76,7 @@ def test_segment_decodes_codes_into_a_mask_inside_the_box(model, picture, monkey
     truth[10:26, 16:32] = False  # its top-left quarter cut away
     box = [16, 10, 48, 42]
     codec = GridCodec()
-    codes = codec.encode(crop_mask(truth, box)[None])[0].tolist()
+    codes = codec.encode(torch.from_numpy(mask_crop(truth, box))[None])[0].tolist()
     seen = script(monkeypatch, ground, lambda prompt: format_object("the red star", box, 80, 60, codes))
     result = segment(model, picture, "the red star", codec)
     assert "segment the red star" in seen[0]
@@ -121,3 +122,19 @@ def test_pictures_draw_masks_boxes_and_labels(picture):
     inside = pixels[35 * 5, 35 * 5].astype(int)  # under the circle's mask only
     assert (inside != 40).any() and inside.argmax() == int(np.argmax(label_colour("circle")))
     assert (pixels[5, 5] == 40).all()  # untouched background
+
+
+def test_segment_takes_the_real_mask_tokenizer(model, picture, monkeypatch):
+    from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
+    from vlmkit.models.mask_tokenizer import MaskTokenizer
+
+    codec = MaskTokenizer(
+        MaskTokenizerConfig(embedding_dim=8, encoder_channels=(4, 4, 4, 8), decoder_channels=(8, 4, 4, 4))
+    )
+    truth = np.zeros((60, 80), dtype=bool)
+    truth[10:42, 16:48] = True
+    codes = codec.encode(torch.from_numpy(mask_crop(truth, [16, 10, 48, 42]))[None])[0].tolist()
+    script(monkeypatch, ground, lambda prompt: format_object("star", [16, 10, 48, 42], 80, 60, codes))
+    (found,) = segment(model, picture, "star", codec).objects
+    assert found.mask is not None and found.mask.shape == (60, 80)
+    assert not found.mask[:10].any() and not found.mask[:, :16].any()  # nothing outside the box

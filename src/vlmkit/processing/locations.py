@@ -22,9 +22,8 @@ mask codes when present). A model's output is untrusted text: a malformed or tru
 as an ``unparsed`` fragment next to the objects that did parse, never an exception. Whitespace between
 tokens is ignored, since WordPiece decoders put spaces between every token.
 
-Masks go into and out of tokens through a crop: the mask's box region resized to 64x64 (``crop_mask``),
-and back, the 64x64 probabilities resized into the box and thresholded (``paste_mask``). The tokenizer
-of those 64x64 crops (a VQ-VAE) is a model of its own (``vlmkit.models.mask_tokenizer``).
+Masks go into and out of their 16 codes through a 64x64 crop of the object's box (``processing.masks``:
+``mask_crop``, ``paste_mask``) and a VQ-VAE of those crops (``vlmkit.models.mask_tokenizer``).
 """
 
 from __future__ import annotations
@@ -35,9 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from tokenizers import AddedToken
 
 from vlmkit.errors import InputError
@@ -46,7 +42,6 @@ from vlmkit.processing.text import TextTokenizer
 LOC_BINS = 1024
 SEG_CODES = 128
 SEG_PER_MASK = 16
-MASK_SIDE = 64
 OBJECT_SEPARATOR = " ; "
 LOCATION_TOKENS = tuple(f"<loc{i:04d}>" for i in range(LOC_BINS))
 SEGMENT_TOKENS = tuple(f"<seg{i:03d}>" for i in range(SEG_CODES))
@@ -214,39 +209,6 @@ def _clipped(box: Box, width: int, height: int) -> Box | None:
     if x1 < x0 or y1 < y0:
         return None
     return (min(max(x0, 0.0), width), min(max(y0, 0.0), height), min(max(x1, 0.0), width), min(max(y1, 0.0), height))
-
-
-# ------------------------------------------------------------------------------------------ masks in boxes
-
-
-def pixel_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
-    """A box rounded to whole pixels inside the image: the region a mask crop covers."""
-    x0, y0, x1, y1 = (round(float(v)) for v in box)
-    x0, x1 = min(max(x0, 0), width), min(max(x1, 0), width)
-    y0, y1 = min(max(y0, 0), height), min(max(y1, 0), height)
-    return x0, y0, x1, y1
-
-
-def crop_mask(mask: np.ndarray, box: Sequence[float]) -> torch.Tensor:
-    """The ``box`` region of a binary ``(H, W)`` mask resized to 64x64 (bilinear), as the mask tokenizer
-    takes it; an empty box gives zeros."""
-    height, width = mask.shape
-    x0, y0, x1, y1 = pixel_box(box, width, height)
-    if x1 <= x0 or y1 <= y0:
-        return torch.zeros(MASK_SIDE, MASK_SIDE)
-    region = torch.from_numpy(np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.float32))
-    return F.interpolate(region[None, None], size=(MASK_SIDE, MASK_SIDE), mode="bilinear", antialias=True)[0, 0]
-
-
-def paste_mask(probabilities: torch.Tensor, box: Sequence[float], width: int, height: int) -> np.ndarray:
-    """A boolean ``(height, width)`` mask: 64x64 ``probabilities`` resized into ``box``, above 0.5."""
-    mask = np.zeros((height, width), dtype=bool)
-    x0, y0, x1, y1 = pixel_box(box, width, height)
-    if x1 <= x0 or y1 <= y0:
-        return mask
-    resized = F.interpolate(probabilities.float()[None, None], size=(y1 - y0, x1 - x0), mode="bilinear")[0, 0]
-    mask[y0:y1, x0:x1] = (resized > 0.5).cpu().numpy()
-    return mask
 
 
 # ------------------------------------------------------------------------------------------ tokenizers

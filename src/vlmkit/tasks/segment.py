@@ -2,7 +2,7 @@
 codes into a mask through a mask tokenizer (a VQ-VAE of PaliGemma's design).
 
 The model writes a box and 16 codes per object; the mask tokenizer decodes the codes into a 64x64
-mask of the box's content, which is resized into the box (``processing.locations.paste_mask``). Only
+mask of the box's content, which is resized into the box (``processing.masks.paste_mask``) and thresholded at 0.5. Only
 the mask tokenizer's ``decode`` is used, so any object with that method serves (``MaskCodec``).
 """
 
@@ -20,9 +20,9 @@ from vlmkit.processing.locations import (
     SEG_PER_MASK,
     ParsedObject,
     has_segment_tokens,
-    paste_mask,
     segment_prompt,
 )
+from vlmkit.processing.masks import paste_mask
 from vlmkit.tasks.ground import TOKENS_PER_OBJECT, GroundedObject, Grounding, ground_many
 
 
@@ -75,7 +75,7 @@ def with_masks(parsed: list[ParsedObject], grounding: Grounding, mask_tokenizer:
     with torch.inference_mode():
         probabilities = mask_tokenizer.decode(codes).float().cpu()
     width, height = grounding.size
-    masks = iter(paste_mask(p, o.box, width, height) for p, o in zip(probabilities, coded, strict=True))
+    masks = iter(paste_mask(p, o.box, (height, width)) > 0.5 for p, o in zip(probabilities, coded, strict=True))
     objects = [
         GroundedObject(o.label, o.box, next(masks) if o.codes is not None else None, g.score)
         for o, g in zip(parsed, grounding.objects, strict=True)

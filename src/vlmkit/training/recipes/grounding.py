@@ -3,8 +3,8 @@ record's objects (``data.grounding``), mask codes from a mask tokenizer, and hel
 
 Location tokens are added to the tokenizer and the decoder grows a row for each (``training.vocabulary``);
 the exported model keeps them, which is what makes ``vlmkit eval`` run the grounding protocol on it. A
-record's masks are encoded once, on first use, by the frozen mask tokenizer (``crop_mask`` then
-``encode``), so segmentation turns cost no more than detection ones afterwards.
+record's masks are encoded once, on first use, by the frozen mask tokenizer (``processing.masks.mask_crop``
+then ``encode``), so segmentation turns cost no more than detection ones afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from vlmkit.data.shapesworld.masks import rle_decode
 from vlmkit.errors import InputError
 from vlmkit.evaluation.detection import grounding_tasks
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.locations import add_location_tokens, crop_mask
+from vlmkit.processing.locations import add_location_tokens
+from vlmkit.processing.masks import box_pixels, mask_crop
 from vlmkit.tasks.segment import MaskCodec
 from vlmkit.training.vocabulary import grow_vocabulary
 
@@ -61,16 +62,24 @@ class MaskCodes:
         key = id(record)
         if key not in self.cache:
             objects = record.objects or []
-            masked = [i for i, o in enumerate(objects) if isinstance(o.mask, dict)]
+            masked = [i for i, o in enumerate(objects) if isinstance(o.mask, dict) and _has_area(o.box, o.mask)]
             codes: list[list[int] | None] = [None] * len(objects)
             if masked:
-                crops = torch.stack([crop_mask(rle_decode(objects[i].mask), objects[i].box) for i in masked])
+                crops = torch.stack(
+                    [torch.from_numpy(mask_crop(rle_decode(objects[i].mask), objects[i].box)) for i in masked]
+                )
                 with torch.inference_mode():
                     encoded = self.codec.encode(crops).tolist()
                 for i, row in zip(masked, encoded, strict=True):
                     codes[i] = row
             self.cache[key] = codes
         return self.cache[key]
+
+
+def _has_area(box: list[float], rle: dict[str, Any]) -> bool:
+    """Whether ``box`` keeps at least a pixel inside its mask's image (a crop of nothing has no codes)."""
+    x0, y0, x1, y1 = box_pixels(box, *rle.get("size", (0, 0)))
+    return x1 > x0 and y1 > y0
 
 
 def grounding_messages(record: Record, rng: random.Random, turns: int, codes: MaskCodes) -> Messages:
