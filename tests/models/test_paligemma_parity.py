@@ -12,50 +12,16 @@ import json
 
 import pytest
 import torch
-import transformers
 from safetensors.torch import save_file
 
 import vlmkit
-from testkit import perturb
+from paligemma_kit import BOS, EOS, IMAGE, hf_paligemma
 from vlmkit.errors import CheckpointError
 from vlmkit.models import VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
 
 TOL = 1e-4
-IMAGE = 127
 TOKENS = 16  # (32 / 8)^2 image tokens
-BOS, EOS = 2, 1
-
-
-def hf_paligemma(vision_head: bool = False) -> transformers.PaliGemmaForConditionalGeneration:
-    vision = transformers.SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        vision_use_head=vision_head,
-    )
-    text = transformers.GemmaConfig(
-        vocab_size=128,
-        hidden_size=48,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=128,
-        rope_parameters={"rope_type": "default", "rope_theta": 500.0},
-        pad_token_id=0,
-        eos_token_id=EOS,
-        bos_token_id=BOS,
-    )
-    config = transformers.PaliGemmaConfig(
-        vision_config=vision, text_config=text, image_token_index=IMAGE, projection_dim=48, hidden_size=48
-    )
-    model = transformers.PaliGemmaForConditionalGeneration(config).eval()
-    return perturb(model, scale=0.3)
 
 
 def save_in_memory_layout(hf: torch.nn.Module, directory) -> None:

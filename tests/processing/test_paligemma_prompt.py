@@ -8,33 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import transformers
-from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 
+from paligemma_kit import save_tiny_processor
 from vlmkit.processing.chat import IGNORE_INDEX, ChatEncoder, template_named, with_image
 from vlmkit.processing.text import TextTokenizer
 
-SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
-WORDS = ["\n", "detect", "star", "circle", ";", "caption", "en", "red", "blue", "segment", "the"]
-TOKENS_PER_IMAGE = 4
-
-
-def save_tiny_processor(directory) -> transformers.PaliGemmaProcessor:
-    """A word-level tokenizer (spaces split words, a line break is a token) in a PaliGemmaProcessor, saved."""
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(SPECIALS + WORDS)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(" ", "removed"), pre_tokenizers.Split("\n", "isolated")]
-    )
-    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIALS])
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
-    fast.model_max_length = 128  # transformers writes 1e30 otherwise, which TextTokenizer refuses
-    images = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
-    images.image_seq_length = TOKENS_PER_IMAGE
-    processor = transformers.PaliGemmaProcessor(image_processor=images, tokenizer=fast)
-    processor.save_pretrained(directory)
-    return processor
+TOKENS_PER_IMAGE = 16  # the kit's 32 px images in 8 px patches
 
 
 @pytest.fixture(scope="module")
