@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from benchfiles import b64, png, write_tsv
 
+from benchfiles import b64, png, write_tsv
 from vlmkit.bench import read_mmmu, read_tsv
 from vlmkit.errors import InputError
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from vlmkit.bench.formats import Sample
 from vlmkit.evaluation.circular import CircularVariant, extract_choice, score_circular
-from vlmkit.evaluation.documents import anls_score, ocrbench_correct
 from vlmkit.evaluation.vqa import vqa_score
 
 ROTATION = 1_000_000  # MMBench: circular copy k of question i has index i + k * ROTATION
@@ -114,6 +113,8 @@ def ocrbench_hit(sample: Sample, response: str) -> bool:
     handwritten formulas with every space removed and case kept."""
     if sample.category == HANDWRITTEN_MATH:
         return any("".join(a.split()) in "".join(response.split()) for a in sample.answers)
+    from vlmkit.evaluation.documents import ocrbench_correct  # rapidfuzz, the docs extra: only when scored
+
     return ocrbench_correct(response, sample.answers)
 
 
@@ -130,6 +131,8 @@ def vqa_metrics(samples: Sequence[Sample], responses: Sequence[str]) -> Metrics:
 
 def anls_metrics(samples: Sequence[Sample], responses: Sequence[str]) -> Metrics:
     """DocVQA: ANLS (``evaluation.documents.anls_score``); ``accuracy`` is the share matched exactly (ANLS 1)."""
+    from vlmkit.evaluation.documents import anls_score  # rapidfuzz, the docs extra: only when scored
+
     scores = [anls_score(r, s.answers) for s, r in zip(samples, responses, strict=True)]
     return {"anls": _mean(scores), "accuracy": _mean([float(score == 1.0) for score in scores])}
 

@@ -18,7 +18,19 @@ from typing import Any
 from vlmkit import __version__
 from vlmkit.errors import ConfigError, InputError, VlmkitError
 
-COMMAND_MODULES = ["demo", "train", "evaluate", "models", "data", "generate", "read", "serve", "search", "arena"]
+COMMAND_MODULES = [
+    "demo",
+    "train",
+    "evaluate",
+    "models",
+    "data",
+    "generate",
+    "read",
+    "serve",
+    "search",
+    "arena",
+    "bench",
+]
 
 DUAL_ENCODER = "dual encoder"
 VLM = "vision-language model"
