@@ -1,4 +1,4 @@
-"""``vlmkit data shapes|docs|show|mmbench|shards``: generate, inspect, export and pack datasets."""
+"""``vlmkit data shapes|docs|video|show|mmbench|shards``: generate, inspect, export and pack datasets."""
 
 from __future__ import annotations
 
@@ -62,6 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
     docs.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     docs.set_defaults(handler=run_docs)
+
+    video = commands.add_parser(
+        "video", help="generate a VideoWorld dataset of short clips with timed events", formatter_class=HelpFormatter
+    )
+    video.add_argument("--out", required=True, help="output folder (with --split all: one subfolder per split)")
+    video.add_argument("--n", type=int, default=1000, help="clips (train clips with --split all)")
+    video.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives identical data)")
+    video.add_argument("--split", choices=SPLIT_CHOICES, default="train", help="split to generate")
+    video.add_argument("--frames", type=int, default=16, help="frames per clip")
+    video.add_argument("--fps", type=int, default=8, help="frames per second")
+    video.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    for split in ("val", "test", "compositional"):
+        video.add_argument(
+            f"--n-{split}", type=int, default=None, metavar="N", help=f"{split} clips with --split all (default: n/10)"
+        )
+    video.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    video.set_defaults(handler=run_video)
 
     show = commands.add_parser(
         "show",
@@ -140,6 +157,14 @@ def run_docs(args: argparse.Namespace) -> int:
     kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
     config = DocWorldConfig(page_width=args.width, kinds=kinds, clean=args.clean)
     return _generate(args, ("val", "test"), "pages", generate_all, generate_split, config)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    require("av", "video")
+    from vlmkit.data.videoworld import VideoWorldConfig, generate_all, generate_split
+
+    config = VideoWorldConfig(image_size=args.size, frames=args.frames, fps=args.fps)
+    return _generate(args, ("val", "test", "compositional"), "clips", generate_all, generate_split, config)
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -177,11 +177,11 @@ def make_questions(
     return [
         {"question": q, "answer": a, "type": qtype, "choices": _choices(a, qtype, things, config, rng)}
         for qtype in QUESTION_TYPES
-        for q, a in _draw_balanced(pools[qtype], config.questions_per_type, rng)
+        for q, a in draw_balanced(pools[qtype], config.questions_per_type, rng)
     ]
 
 
-def _draw_balanced(pool: list[Question], n: int, rng: np.random.Generator) -> list[Question]:
+def draw_balanced(pool: list[Question], n: int, rng: np.random.Generator) -> list[Question]:
     """Up to ``n`` questions without repeats: each draw first picks an answer uniformly among those
     still available, then a question with that answer. Without this, counts would mostly be "1" and
     existence mostly "no": a model could score well by guessing the common answer."""

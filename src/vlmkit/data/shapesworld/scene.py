@@ -83,7 +83,7 @@ def smaller_sizes(size: str) -> tuple[str, ...]:
     return names[: names.index(size)]
 
 
-def _sample_object(
+def sample_object(
     rng: np.random.Generator, config: ShapesWorldConfig, pairs: list[tuple[str, str]], sizes: tuple[str, ...]
 ) -> SceneObject:
     color, shape = pairs[rng.integers(len(pairs))]
@@ -119,9 +119,9 @@ def sample_scene(
     for _ in range(count):
         for _ in range(PLACEMENT_ATTEMPTS):
             if objects:
-                candidate = _sample_object(rng, config, pairs, smaller_sizes(objects[0].size))
+                candidate = sample_object(rng, config, pairs, smaller_sizes(objects[0].size))
             else:
-                candidate = _sample_object(rng, config, first_pairs, subject_sizes(count))
+                candidate = sample_object(rng, config, first_pairs, subject_sizes(count))
             footprint = rasterize([candidate.outline()], side) > 0
             remaining = [v & ~footprint for v in visible]
             if all(r.sum() >= (1.0 - config.max_overlap) * a for r, a in zip(remaining, areas, strict=True)):
