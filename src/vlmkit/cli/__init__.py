@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "search",
     "arena",
     "bench",
+    "ground",
 ]
 
 DUAL_ENCODER = "dual encoder"
