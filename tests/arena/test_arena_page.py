@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from arena_live import NAMES, arena_app
+from arena_live import NAMES, arena_app, tiny_models
 
 # the serving tests' uvicorn-in-a-thread and their Chromium, reused rather than copied
 sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))
-from serving_live import serve, shapes_png
+from serving_live import serve, shapes_png, slow_down
 from test_web_page import CHROMIUM, CHROMIUM_FLAGS
 
 from vlmkit.arena.votes import VoteStore
@@ -50,7 +50,10 @@ def test_vote_flow_reveals_names_only_after_the_vote(page, tmp_path):
 
     picture = tmp_path / "shapes.png"
     picture.write_bytes(shapes_png(3, size=128))
-    app, _ = arena_app(tmp_path / "votes.db")
+    models = tiny_models()
+    for model in models.values():
+        slow_down(model.decoder, 0.03)  # tokens spread out in time, so streaming shows as several updates
+    app, _ = arena_app(tmp_path / "votes.db", models)
     with serve(app) as url:
         page.goto(url + "/")
         page.set_input_files("#image-input", str(picture))
