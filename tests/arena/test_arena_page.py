@@ -1,9 +1,10 @@
 """The vote flow in a real headless Chromium (Debian's package, driven by Playwright), launched exactly as
-tests/serving/test_web_page.py launches it: drop an image, ask, watch both answers stream, vote, see the
-names, find them on the leaderboard."""
+tests/serving/test_web_page.py launches it: drop an image on the page, ask, watch both answers stream,
+vote, see the names, find them on the leaderboard."""
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -20,6 +21,15 @@ from vlmkit.arena.votes import VoteStore
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it with apt-get)"
 )
+
+# Drops a PNG (base64) on the drop zone, as dragging a file from the desktop does.
+DROP = """(png) => {
+  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "shapes.png", {type: "image/png"}));
+  const options = {dataTransfer: transfer, bubbles: true, cancelable: true};
+  document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", options));
+}"""
 
 # Counts how many times each answer's text changed, to tell streaming from one late update.
 COUNT_UPDATES = """() => {
@@ -56,8 +66,9 @@ def test_vote_flow_reveals_names_only_after_the_vote(page, tmp_path):
     app, _ = arena_app(tmp_path / "votes.db", models)
     with serve(app) as url:
         page.goto(url + "/")
-        page.set_input_files("#image-input", str(picture))
+        page.evaluate(DROP, base64.b64encode(picture.read_bytes()).decode("ascii"))
         expect(page.locator("#preview")).to_be_visible()
+        expect(page.locator("#drop-text")).to_have_text("shapes.png")
         page.evaluate(COUNT_UPDATES)
         page.fill("#prompt", "What colour is the circle?")
         page.keyboard.press("Enter")
