@@ -50,7 +50,7 @@ def from_pretrained(
         if "architecture" in raw:
             config = config_from_json(config_path)
             model = build_model(config, device="meta")
-            _assign(model, read_safetensors(directory), str(directory))
+            _assign(model, read_safetensors(directory, dtype), str(directory))
         elif "model_type" in raw:
             config, model = convert_hf(raw, directory)
         else:

@@ -14,8 +14,9 @@ WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
-def read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a directory's single ``model.safetensors`` or of its sharded index."""
+def read_safetensors(directory: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """All tensors of a directory's single ``model.safetensors`` or of its sharded index; floating-point
+    ones cast to ``dtype`` as they are read when it is given."""
     index_path = directory / WEIGHTS_INDEX
     if index_path.exists():
         files = shard_files(index_path)
@@ -28,16 +29,31 @@ def read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
         files = found
     tensors: dict[str, torch.Tensor] = {}
     for name in files:
-        tensors.update(read_safetensors_file(directory / name))
+        tensors.update(read_safetensors_file(directory / name, dtype))
     return tensors
 
 
-def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors_file(path: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The file's tensors, memory-mapped (pages are read when first touched).
+
+    With ``dtype``, each tensor is cast as it is read under a handle of its own: a handle's memory map
+    stays resident while it is open, so casting under one handle would hold the whole file and every
+    cast copy at once (1.5x the file for bfloat16); one handle per tensor holds the cast copies and one
+    tensor (``benchmarks/load_memory.py``).
+    """
     if not path.exists():
         raise CheckpointError(f"{path}: weights file is missing")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            if dtype is None:
+                return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            keys = list(handle.keys())
+        tensors = {}
+        for key in keys:
+            with safe_open(str(path), framework="pt") as handle:
+                tensor = handle.get_tensor(key)
+                tensors[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor.clone()
+        return tensors
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
 
