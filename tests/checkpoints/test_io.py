@@ -28,6 +28,16 @@ def test_round_trip_is_bit_identical(tmp_path, family):
     assert (tmp_path / "again" / "model.safetensors").read_bytes() == (tmp_path / "model.safetensors").read_bytes()
 
 
+def test_loading_with_a_dtype_casts_floats_as_read(tmp_path):
+    model = tiny_model("clip")
+    save_pretrained(model, tmp_path)
+    loaded = from_pretrained(tmp_path, dtype=torch.bfloat16)
+    original = model.state_dict()
+    for key, tensor in loaded.state_dict().items():
+        expected = original[key].to(torch.bfloat16) if original[key].is_floating_point() else original[key]
+        assert tensor.dtype == expected.dtype and torch.equal(tensor, expected), key
+
+
 def test_truncated_weights_are_a_clear_error(tmp_path):
     save_pretrained(tiny_model(), tmp_path)
     weights = tmp_path / "model.safetensors"
