@@ -2,8 +2,9 @@
 
 Both take the same prompts (the user turn's text with ``IMAGE_TOKEN`` where each image goes, and the images) and
 answer greedily, so a figure means the same thing whichever ran it. The vlmkit backend formats the turn with the
-model's chat template (``tasks.chat``); the transformers one with the processor's ``chat_template`` (an image
-entry per placeholder), then ``processor(text, images)`` and ``generate``. On one LLaVA checkpoint the two write
+model's chat template (``tasks.chat``); the transformers one with the processor's ``apply_chat_template`` (an
+image entry per placeholder; the BOS added unless the template writes it, as transformers does), then
+``generate``. On one LLaVA checkpoint the two write
 the same prompt ids, so they answer alike (``tests/bench/test_bench_backends.py``).
 """
 
@@ -55,15 +56,17 @@ class VlmkitBackend:
         return [answer.strip() for answer in respond(self.model, ids, images, config)]  # type: ignore[arg-type]
 
 
-def _message(text: str) -> dict:
-    """One user message in transformers' content-list form: an image entry where each placeholder was."""
+def _conversation(prompt: Prompt) -> list[dict]:
+    """One user message in transformers' content-list form, an image entry where each placeholder was; the text
+    between is kept as it is (newlines too), as vlmkit's own rendering of a Jinja template keeps it."""
+    text, images = prompt
     content: list[dict] = []
     for position, piece in enumerate(text.split(IMAGE_TOKEN)):
         if position:
-            content.append({"type": "image"})
-        if piece.strip():
-            content.append({"type": "text", "text": piece.strip()})
-    return {"role": "user", "content": content}
+            content.append({"type": "image", "image": load_image(images[position - 1])})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return [{"role": "user", "content": content}]
 
 
 class TransformersBackend:
@@ -89,14 +92,15 @@ class TransformersBackend:
         self.device = device
 
     def answer(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
-        texts = [
-            self.processor.apply_chat_template([_message(text)], add_generation_prompt=True, tokenize=False)
-            for text, _ in prompts
-        ]
-        images = [load_image(image) for _, row in prompts for image in row]
-        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(self.device)
+        inputs = self.processor.apply_chat_template(
+            [_conversation(prompt) for prompt in prompts],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            padding=True,
+        ).to(self.device)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new = output[:, inputs["input_ids"].shape[1] :]
         return [text.strip() for text in self.processor.batch_decode(new, skip_special_tokens=True)]
-

@@ -24,9 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", nargs="+", metavar="TASK", help="one or more tasks, e.g. mmbench pope")
     parser.add_argument("--data", nargs="+", metavar="FILE", help="one benchmark file per --task, in order")
     parser.add_argument("--model", help="a vlmkit or Hugging Face model directory, or a hub id (vlmkit backend)")
-    parser.add_argument(
-        "--backend", choices=("vlmkit", "transformers"), default="vlmkit", help="who runs the model"
-    )
+    parser.add_argument("--backend", choices=("vlmkit", "transformers"), default="vlmkit", help="who runs the model")
     parser.add_argument("--out", type=Path, help="results folder (default: MODEL_DIR/bench, or ./bench-MODEL)")
     parser.add_argument("--limit", type=int, help="the first N questions of each file only (default: all)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per model call")
