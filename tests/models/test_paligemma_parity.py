@@ -160,3 +160,16 @@ def test_paligemma2_is_refused_in_one_line(tmp_path):
     path.write_text(json.dumps(raw))
     with pytest.raises(CheckpointError, match="gemma2"):
         vlmkit.load(tmp_path)
+
+
+def test_vlmkit_directory_round_trip_is_bit_identical(pair, tmp_path):
+    """The Gemma fields (norm, embed_scale, position_offset) survive ``save_pretrained`` -> ``load``."""
+    _, ours = pair
+    vlmkit.save_pretrained(ours, tmp_path)
+    again = vlmkit.load(tmp_path)
+    assert again.config == ours.config
+    ids, types, pixels = _batch()
+    with torch.no_grad():
+        a = ours(input_ids=ids, pixel_values=pixels, token_type_ids=types).logits
+        b = again(input_ids=ids, pixel_values=pixels, token_type_ids=types).logits
+    assert torch.equal(a, b)
