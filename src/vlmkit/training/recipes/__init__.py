@@ -6,10 +6,22 @@ from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.recipes.clip import ClipRecipe, SiglipRecipe
 from vlmkit.training.recipes.instruct import InstructRecipe
 from vlmkit.training.recipes.lm import LmRecipe
+from vlmkit.training.recipes.mask_vae import MaskVaeRecipe
 from vlmkit.training.recipes.t2i import T2IRecipe
 
 RECIPES: dict[str, type[Recipe]] = {
-    recipe.name: recipe for recipe in (ClipRecipe, SiglipRecipe, LmRecipe, AlignRecipe, InstructRecipe, T2IRecipe)
+    recipe.name: recipe
+    for recipe in (ClipRecipe, SiglipRecipe, LmRecipe, AlignRecipe, InstructRecipe, T2IRecipe, MaskVaeRecipe)
 }
 
-__all__ = ["RECIPES", "AlignRecipe", "ClipRecipe", "InstructRecipe", "LmRecipe", "Recipe", "SiglipRecipe", "T2IRecipe"]
+__all__ = [
+    "RECIPES",
+    "AlignRecipe",
+    "ClipRecipe",
+    "InstructRecipe",
+    "LmRecipe",
+    "MaskVaeRecipe",
+    "Recipe",
+    "SiglipRecipe",
+    "T2IRecipe",
+]
