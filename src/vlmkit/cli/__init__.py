@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "arena",
     "bench",
     "ground",
+    "imagine",
 ]
 
 DUAL_ENCODER = "dual encoder"

@@ -1,0 +1,91 @@
+"""The DiT: shapes, its zero start, classifier-free dropout, text towers, and the save/load round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2i_kit import tiny_dit, tiny_dit_config
+from testkit import tiny_model
+from vlmkit.checkpoints import from_pretrained, save_pretrained
+from vlmkit.config import config_from_json
+from vlmkit.config.dit import DiTConfig
+from vlmkit.errors import ConfigError
+from vlmkit.models.dit import DiT, text_token_states
+
+
+def _inputs(model: DiT, prompts=("a red circle", "two yellow stars")):
+    tokens = model.tokenizer(list(prompts))
+    x = torch.randn(len(prompts), 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    return x, torch.tensor([0.3, 0.8])[: len(prompts)], tokens.input_ids, tokens.attention_mask
+
+
+def test_velocity_has_the_image_shape_and_starts_at_zero():
+    model = tiny_dit(perturbed=False)
+    x, t, ids, mask = _inputs(model)
+    out = model(x, t, ids, mask)
+    assert out.shape == x.shape
+    assert torch.equal(out, torch.zeros_like(out))  # adaLN-Zero: the last layer starts at zero
+
+
+def test_rows_are_independent_and_the_text_matters():
+    model = tiny_dit()
+    x, t, ids, mask = _inputs(model)
+    both = model(x, t, ids, mask)
+    alone = model(x[1:], t[1:], *(v[1:, : int(mask[1].sum())] for v in (ids, mask)))
+    torch.testing.assert_close(both[1:], alone, atol=1e-5, rtol=1e-4)  # padding changes nothing
+    swapped = model(x, t, ids.flip(0), mask.flip(0))
+    assert not torch.allclose(both, swapped, atol=1e-3)
+
+
+def test_dropped_rows_are_the_null_condition():
+    model = tiny_dit()
+    x, t, ids, mask = _inputs(model)
+    dropped = model(x, t, ids, mask, drop=torch.tensor([True, False]))
+    null = model.velocity(x[:1], t[:1], model.null_condition(1))
+    torch.testing.assert_close(dropped[:1], null, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(dropped[1:], model(x[1:], t[1:], ids[1:], mask[1:]), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_token_states_come_from_the_towers_own_forward(family):
+    encoder = tiny_model(family)
+    tokens = encoder.tokenizer(["a blue square", "a dog"])
+    states, pooled = text_token_states(encoder.text, tokens.input_ids, tokens.attention_mask)
+    assert states.shape[:2] == tokens.input_ids.shape
+    torch.testing.assert_close(pooled, encoder.text(tokens.input_ids, tokens.attention_mask))
+    assert not encoder.text.final_norm._forward_hooks  # the hook is gone
+
+
+def test_a_dual_encoders_text_tower_conditions_the_dit():
+    encoder = tiny_model("siglip")
+    config = tiny_dit_config(1, 0, 0, text=encoder.config.text)
+    model = DiT(config).eval()
+    model.text.load_state_dict(encoder.text.state_dict())
+    model.tokenizer = encoder.tokenizer
+    x, t, ids, mask = _inputs(model)
+    assert model(x, t, ids, mask).shape == x.shape
+
+
+def test_save_and_load_are_bit_identical(tmp_path):
+    model = tiny_dit()
+    save_pretrained(model, tmp_path / "dit")
+    loaded = from_pretrained(tmp_path / "dit")
+    assert isinstance(loaded, DiT) and loaded.tokenizer is not None
+    assert isinstance(config_from_json(tmp_path / "dit" / "config.json"), DiTConfig)
+    x, t, ids, mask = _inputs(model)
+    assert torch.equal(model(x, t, ids, mask), loaded(x, t, ids, mask))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(image_size=18), "multiple of patch_size"),
+        (dict(width=30, heads=4), "multiple of heads"),
+        (dict(layers=0), "layers: must be positive"),
+    ],
+)
+def test_bad_configs_say_which_field(overrides, message):
+    settings = tiny_dit_config(100, 2, 0).to_dict() | overrides
+    with pytest.raises(ConfigError, match=message):
+        DiTConfig.from_dict(settings)
