@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from vlmkit.checkpoints.clip_siglip import SUPPORTED_MODEL_TYPES as CLIP_SIGLIP_TYPES
@@ -30,13 +31,14 @@ from vlmkit.models import build_model
 SUPPORTED = (*CLIP_SIGLIP_TYPES, *LLAMA_TYPES, *LLAVA_TYPES, *PALIGEMMA_TYPES)
 
 
-def convert_hf(raw: dict[str, Any], directory: Path) -> tuple[ConfigBase, nn.Module]:
-    """The vlmkit config and loaded model of a Hugging Face checkpoint directory (``raw``: its config)."""
+def convert_hf(raw: dict[str, Any], directory: Path, dtype: torch.dtype | None = None) -> tuple[ConfigBase, nn.Module]:
+    """The vlmkit config and loaded model of a Hugging Face checkpoint directory (``raw``: its config),
+    floating-point weights cast to ``dtype`` as they are read when it is given."""
     where = str(directory)
     model_type = raw.get("model_type")
     if model_type not in SUPPORTED:
         raise CheckpointError(f"{where}: model_type {model_type!r} is not a supported family ({', '.join(SUPPORTED)})")
-    tensors = read_safetensors(directory)
+    tensors = read_safetensors(directory, dtype)
     config: ConfigBase
     try:  # a field of the wrong kind (a list for a size, a string for a number) fails inside the converter
         if model_type in LLAMA_TYPES:

@@ -52,7 +52,7 @@ def from_pretrained(
             model = build_model(config, device="meta")
             _assign(model, read_safetensors(directory, dtype), str(directory))
         elif "model_type" in raw:
-            config, model = convert_hf(raw, directory)
+            config, model = convert_hf(raw, directory, dtype)
         else:
             raise CheckpointError(
                 f"{config_path}: neither a vlmkit config (no 'architecture') nor a Hugging Face one (no 'model_type')"
