@@ -44,16 +44,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caption = subparsers.add_parser(
         "caption", help="caption images with a generative VLM", formatter_class=HelpFormatter
     )
-    caption.add_argument("images", nargs="+", help="image files")
+    caption.add_argument("images", nargs="+", help="image files, or video clips (--frames of them, each with its time)")
     caption.add_argument("--prompt", default=None, help="user turn after the image (default: the training prompt)")
     caption.add_argument("--batch-size", type=int, default=8, help="images per model call")
+    caption.add_argument("--frames", type=int, default=8, help="frames sampled uniformly from a video")
     _generation_options(caption, 32)
     caption.set_defaults(handler=run_caption)
 
     ask = subparsers.add_parser(
         "ask", help="ask one question about an image or a document page", formatter_class=HelpFormatter
     )
-    ask.add_argument("image", help="image file, or a PDF (its page's text goes into the prompt, as with --page-text)")
+    ask.add_argument(
+        "image",
+        help="image file, a PDF (its page's text goes into the prompt, as with --page-text), or a video clip "
+        "(--frames of them, each with its time)",
+    )
     ask.add_argument("question", help="the question, e.g. 'what colour is the star?'")
     ask.add_argument(
         "--page-text",
@@ -62,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "trained with `instruct --page-text`",
     )
     ask.add_argument("--page", type=int, default=1, help="which page of a PDF or multi-page TIFF")
+    ask.add_argument("--frames", type=int, default=8, help="frames sampled uniformly from a video")
     _generation_options(ask, 64)
     ask.set_defaults(handler=run_ask)
 
@@ -90,21 +96,34 @@ def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel, GenerationConf
 
 def run_caption(args: argparse.Namespace) -> int:
     from vlmkit.processing.chat import CAPTION_PROMPT
+    from vlmkit.processing.video import FrameSampling, is_video
     from vlmkit.tasks.caption import caption
+    from vlmkit.tasks.video import VIDEO_CAPTION_PROMPT, caption_video
 
     model, config = _load(args)
-    texts = caption(model, args.images, prompt=args.prompt or CAPTION_PROMPT, batch_size=args.batch_size, config=config)
-    for image, text in zip(args.images, texts, strict=True):
-        print(f"{image}: {text}")
+    images = [path for path in args.images if not is_video(path)]
+    prompt = args.prompt or CAPTION_PROMPT
+    texts = iter(caption(model, images, prompt=prompt, batch_size=args.batch_size, config=config) if images else [])
+    for path in args.images:
+        if is_video(path):
+            sampling = FrameSampling(frames=args.frames)
+            text = caption_video(model, path, args.prompt or VIDEO_CAPTION_PROMPT, sampling, config=config)
+            print(f"{path}: {text}")
+        else:
+            print(f"{path}: {next(texts)}")
     return 0
 
 
 def run_ask(args: argparse.Namespace) -> int:
+    from vlmkit.processing.video import FrameSampling, is_video
     from vlmkit.tasks.chat import ask
     from vlmkit.tasks.documents import ask_document
+    from vlmkit.tasks.video import ask_video
 
     model, config = _load(args)
-    if args.page_text or args.page != 1 or args.image.lower().endswith(".pdf"):
+    if is_video(args.image):
+        print(ask_video(model, args.image, args.question, FrameSampling(frames=args.frames), config=config))
+    elif args.page_text or args.page != 1 or args.image.lower().endswith(".pdf"):
         print(ask_document(model, args.image, args.question, page=args.page, config=config))
     else:
         print(ask(model, args.image, args.question, config))
