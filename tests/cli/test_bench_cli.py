@@ -81,6 +81,9 @@ def test_bench_caches_resumes_and_writes_results(tmp_path, capsys, monkeypatch):
     results = json.loads(capsys.readouterr().out)
     mmbench = results["tasks"]["mmbench"]
     assert mmbench["samples"] == 12 and set(mmbench["per_category"]) == {"color", "shape"}
+    asked.clear()
+    assert main([*argv, "--batch-size", "12", "--max-new-tokens", "2"]) == 0
+    assert asked == [12]  # other settings: nothing reused
     markdown = (tmp_path / "r" / "results.md").read_text()
     assert "| **all** |" in markdown and "| color |" in markdown and "circular_accuracy" in markdown
 
@@ -133,3 +136,59 @@ def test_a_broken_predictions_file_names_its_line(tmp_path, capsys):
         == 2
     )
     assert "p.jsonl: line 2: expected" in capsys.readouterr().err
+
+
+def _score(tmp_path, capsys, task, data, predictions):
+    path = tmp_path / f"{task}-predictions.jsonl"
+    path.write_text("".join(json.dumps({"index": i, "prediction": p}) + "\n" for i, p in predictions.items()))
+    assert main(["bench", "score", "--task", task, "--data", str(data), "--predictions", str(path), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_score_each_format_by_its_rule(tmp_path, capsys):
+    image = b64(png((10, 200, 10)))
+    pope = write_tsv(tmp_path / "pope.tsv", [
+        {"index": i, "question": "A dog?", "answer": a, "category": "random", "image": image if i == 0 else "0"}
+        for i, a in enumerate(["yes", "no", "yes", "no"])
+    ])  # fmt: skip
+    scores = _score(tmp_path, capsys, "pope", pope, {0: "Yes.", 1: "No, there is not.", 2: "There is no dog", 3: "Yes"})
+    assert scores["accuracy"] == 0.5 and scores["yes_ratio"] == 0.5 and scores["f1"] == 0.5
+
+    mme = write_tsv(tmp_path / "mme.tsv", [
+        {"index": i, "question": "Is it green? Please answer yes or no.", "answer": a, "category": c,
+         "image": image if i in (0, 2) else str(i - 1)}
+        for i, (a, c) in enumerate([("Yes", "color"), ("No", "color"), ("Yes", "OCR"), ("No", "OCR")])
+    ])  # fmt: skip
+    scores = _score(tmp_path, capsys, "mme", mme, {0: "Yes", 1: "No", 2: "Yes", 3: "Yes"})
+    assert scores["score"] == 200 + 50 and scores["per_category"]["OCR"]["accuracy_plus"] == 0
+
+    docs = [{"index": i, "question": "Total?", "answer": str(a), "image": image} for i, a in
+            enumerate([["12.5", "12.50"], ["Paris"], ["x^2"]])]  # fmt: skip
+    chart = _score(tmp_path, capsys, "chartqa", write_tsv(tmp_path / "c.tsv", docs), {0: "12.9", 1: "paris", 2: "x"})
+    assert chart["accuracy"] == pytest.approx(2 / 3)
+    anls = _score(tmp_path, capsys, "docvqa", write_tsv(tmp_path / "d.tsv", docs), {0: "12.5", 1: "Pari", 2: "y"})
+    assert anls["anls"] == pytest.approx((1 + 0.8) / 3) and anls["accuracy"] == pytest.approx(1 / 3)
+
+    science = write_tsv(tmp_path / "s.tsv", [
+        {"index": 0, "question": "Which?", "hint": "A context.", "A": "cat", "B": "dog", "C": None, "answer": "B",
+         "image": image},
+        {"index": 1, "question": "Which?", "hint": None, "A": "x", "B": "y", "C": "z", "answer": "C", "image": image},
+    ])  # fmt: skip
+    assert _score(tmp_path, capsys, "scienceqa", science, {0: "B", 1: "I cannot tell"})["accuracy"] == 0.5
+
+    records = [
+        {"id": "validation_Math_1", "question": "<image 1> How many?", "options": "[]", "answer": "4",
+         "question_type": "open", "subfield": "Math", "image_1": "a.png"},
+        {"id": "validation_Art_2", "question": "Which style?", "options": "['Baroque', 'Gothic']", "answer": "B",
+         "question_type": "multiple-choice", "subfield": "Art", "image_1": "a.png"},
+    ]  # fmt: skip
+    (tmp_path / "mmmu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    mmmu = _score(tmp_path, capsys, "mmmu", tmp_path / "mmmu.jsonl",
+                  {"validation_Math_1": "There are 4 of them.", "validation_Art_2": "(B) Gothic"})  # fmt: skip
+    assert mmmu["accuracy"] == 1.0 and set(mmmu["per_category"]) == {"Math", "Art"}
+
+
+def test_bench_tasks_lists_the_registry(capsys):
+    assert main(["bench", "tasks"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == sorted(names) and {"mmbench", "mmmu", "pope", "mme", "ocrbench", "chartqa"} <= set(names)

@@ -2,7 +2,8 @@
 
 Predictions go to ``OUT/TASK/predictions.jsonl``, one ``{"index", "prediction"}`` line per sample, appended and
 flushed batch by batch, so an interrupted run resumes where it stopped. ``OUT/TASK/key.json`` says what made them
-(the weights' fingerprint, the data file, the generation length); a run with another key starts the file afresh.
+(the weights' fingerprint, the data file with its size and time, the generation length); a run with another key
+starts the file afresh.
 A predictions file in the same layout from anywhere else (another harness, an API model) is scored by
 ``score_predictions`` exactly as the harness scores its own, as VLMEvalKit scores its prediction files.
 """
@@ -140,6 +141,7 @@ def run_task(
         "task": task.name,
         "model": backend.fingerprint,
         "data": str(Path(data).resolve()),
+        "data_size_mtime": [Path(data).stat().st_size, Path(data).stat().st_mtime_ns],  # an edited file is new
         "max_new_tokens": max_new_tokens or task.max_new_tokens,
     }
     predictions = predict(task, samples, backend, Path(out_dir) / task.name, key, batch_size, max_new_tokens)
