@@ -84,6 +84,7 @@ def test_bench_caches_resumes_and_writes_results(tmp_path, capsys, monkeypatch):
     asked.clear()
     assert main([*argv, "--batch-size", "12", "--max-new-tokens", "2"]) == 0
     assert asked == [12]  # other settings: nothing reused
+    capsys.readouterr()
     markdown = (tmp_path / "r" / "results.md").read_text()
     assert "| **all** |" in markdown and "| color |" in markdown and "circular_accuracy" in markdown
 
