@@ -6,6 +6,8 @@ the only labelled tokens). Both sides read the same tiny tokenizer, written by t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,14 @@ def test_layout_matches_the_processor(both, text, suffix, images):
     ) + [encoder.tokenizer.tokenizer.token_to_id("<bos>")]
     labelled = [label for label in got["labels"] if label != IGNORE_INDEX]
     assert labelled == ([*encoder.tokenizer.tokenizer.encode(suffix).ids, encoder.eos_id] if suffix else [])
+
+
+def test_a_tokenizer_that_adds_a_bos_does_not_get_a_second_one(both):
+    """Gemma's tokenizer_config.json asks for a BOS (the processor switches it off at run time)."""
+    processor, encoder = both
+    bos = encoder.tokenizer.tokenizer.token_to_id("<bos>")
+    eager = dataclasses.replace(encoder, tokenizer=dataclasses.replace(encoder.tokenizer, bos_id=bos))
+    assert _ours(eager, "<image>caption en", None) == _processor(processor, "<image>caption en", None, 1)
 
 
 def test_with_image_places_the_image_as_the_processor_does_without_a_placeholder(both):

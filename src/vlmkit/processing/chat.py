@@ -81,7 +81,8 @@ class ChatTemplate:
     answer itself, which is followed by the EOS id. ``stop`` are strings that end generation
     (an undertrained model may write the next user turn itself). ``images_first`` puts every image's
     tokens at the very start, before the BOS and all text, and drops each placeholder from the text
-    with the line break ``with_image`` writes after it: PaliGemma's layout.
+    with the line break ``with_image`` writes after it: PaliGemma's layout. Its BOS is in the template's
+    text, after the images, so the tokenizer's own is not added (Gemma's tokenizer config asks for one).
     """
 
     system: str = "{text}\n"
@@ -180,7 +181,7 @@ class ChatEncoder:
             ids.extend(pieces)
             labels.extend(pieces if learn else [IGNORE_INDEX] * len(pieces))
 
-        if self.tokenizer.bos_id is not None:
+        if self.tokenizer.bos_id is not None and not self.template.images_first:  # that one writes its own
             add([self.tokenizer.bos_id], False)
         for role, text in turns(messages):
             if role == "assistant":
