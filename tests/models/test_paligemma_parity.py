@@ -173,3 +173,16 @@ def test_vlmkit_directory_round_trip_is_bit_identical(pair, tmp_path):
         a = ours(input_ids=ids, pixel_values=pixels, token_type_ids=types).logits
         b = again(input_ids=ids, pixel_values=pixels, token_type_ids=types).logits
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["token_type_ids", "blocks_from_labels"])
+def test_training_loss_matches(pair, typed):
+    """Labels on the suffix only (as the processor makes them): the same next-token loss as transformers',
+    whether vlmkit reads the blocks from token_type_ids or, as its training recipes do, from the labels."""
+    hf, ours = pair
+    ids, types, pixels = _batch()
+    labels = torch.where(types == 1, ids, torch.full_like(ids, -100))
+    with torch.no_grad():
+        expected = hf(input_ids=ids, pixel_values=pixels, token_type_ids=types, labels=labels).loss
+        got = ours(input_ids=ids, pixel_values=pixels, token_type_ids=types if typed else None, labels=labels).loss
+    torch.testing.assert_close(got, expected, atol=TOL, rtol=0)
