@@ -335,3 +335,8 @@ def test_pixels_match_transformers(photos: list[Image.Image], family: str, size:
     per_image_mean = diff.mean(dim=(1, 2, 3))
     assert per_image_mean.max().item() <= 0.5 / 255, per_image_mean
     assert diff.max().item() <= 8 / 255
+
+
+@pytest.mark.parametrize("processor", [ImagePreprocessor.clip(32), ImagePreprocessor.siglip(48)])
+def test_hf_config_round_trip(processor):
+    assert ImagePreprocessor.from_hf_config(processor.to_hf_config()) == processor

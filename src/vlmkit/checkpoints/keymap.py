@@ -12,7 +12,7 @@ table of the other library's names, so a converter states only what differs: its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -144,6 +144,32 @@ def apply_rules(
         problems.append(f"no rule for vlmkit tensors: {_names(unmapped_targets)} (a bug in the key map)")
     if problems:
         raise CheckpointError(f"{where}: " + "; ".join(problems))
+    return result
+
+
+def invert_rules(
+    rules: Iterable[Rule],
+    tensors: Mapping[str, torch.Tensor],
+    split: Callable[[Rule, torch.Tensor], Sequence[int]],
+) -> dict[str, torch.Tensor]:
+    """The other library's state dict from a vlmkit one: each rule run backwards (exporting).
+
+    A copy is copied, a transpose transposed back, and a concatenation split along dim 0 into the row
+    counts ``split`` gives for it (only the exporter knows, e.g., how many rows of a fused q/k/v are
+    queries). A reshape cannot be undone without the other library's shape and is refused.
+    """
+    result: dict[str, torch.Tensor] = {}
+    for rule in rules:
+        tensor = tensors[rule.target]
+        if rule.op == "copy":
+            parts = [tensor]
+        elif rule.op == "transpose":
+            parts = [tensor.t()]
+        elif rule.op == "concat":
+            parts = list(torch.split(tensor, list(split(rule, tensor)), dim=0))
+        else:
+            raise CheckpointError(f"{rule.target}: a {rule.op} rule cannot be exported (no shape to undo it to)")
+        result.update({key: part.contiguous() for key, part in zip(rule.sources, parts, strict=True)})
     return result
 
 

@@ -20,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("model", help="model directory, hub id or vlmkit:NAME")
     info.set_defaults(handler=run_info)
 
+    export = subparsers.add_parser(
+        "export",
+        help="write a model as a directory transformers loads with its own class",
+        formatter_class=HelpFormatter,
+    )
+    export.add_argument("model", help="model directory, hub id or vlmkit:NAME")
+    export.add_argument(
+        "--format", choices=["hf"], default="hf", help="hf: LlamaForCausalLM / LlavaForConditionalGeneration"
+    )
+    export.add_argument("--out", required=True, type=Path, help="output directory")
+    export.set_defaults(handler=run_export)
+
     classify = subparsers.add_parser(
         "classify", help="zero-shot classification of images against labels", formatter_class=HelpFormatter
     )
@@ -60,6 +72,15 @@ def run_info(args: argparse.Namespace) -> int:
     processor = getattr(model, "image_processor", None)
     print(f"image processor: {json.dumps(processor.to_dict()) if processor else 'no'}")
     print("config: " + json.dumps(model.config.to_dict(), indent=2))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vlmkit.checkpoints import from_pretrained
+    from vlmkit.checkpoints.export import export_hf
+
+    out = export_hf(from_pretrained(args.model), args.out)
+    print(f"wrote {out} (load it with transformers' AutoModelForImageTextToText / AutoModelForCausalLM)")
     return 0
 
 

@@ -283,10 +283,40 @@ class ImagePreprocessor:
         except TypeError as exc:
             raise ConfigError(f"image preprocessor: {exc}") from None
 
+    def to_hf_config(self) -> dict[str, Any]:
+        """This preprocessing as a Hugging Face ``preprocessor_config.json`` (the inverse of ``from_hf_config``:
+        CLIP's shortest edge + centre crop, or SigLIP's squash to a fixed size)."""
+        height, width = self.size
+        crop = self.resize_mode == "shortest_edge"
+        config: dict[str, Any] = {
+            "image_processor_type": "CLIPImageProcessor" if crop else "SiglipImageProcessor",
+            "do_resize": True,
+            "size": {"shortest_edge": self.shortest_edge or max(self.size)}
+            if crop
+            else {"height": height, "width": width},
+            "resample": _hf_resample_code(self.resample),
+            "do_center_crop": crop,
+            "do_rescale": True,
+            "rescale_factor": self.rescale_factor,
+            "do_normalize": True,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+        }
+        if crop:
+            config["crop_size"] = {"height": height, "width": width}
+        return config
+
     @classmethod
     def from_hf_config(cls, config: Mapping[str, Any]) -> ImagePreprocessor:
         """Read a Hugging Face ``preprocessor_config.json`` (CLIP or SigLIP image processor)."""
         return cls(**_settings_from_hf(config))
+
+
+def _hf_resample_code(name: str) -> int:
+    codes = {value: code for code, value in _HF_RESAMPLE.items()}
+    if name not in codes:
+        raise ConfigError(f"image preprocessor resample {name!r} has no Hugging Face equivalent ({sorted(codes)})")
+    return codes[name]
 
 
 def _field_error(name: str, expected: str, got: Any) -> ConfigError:
