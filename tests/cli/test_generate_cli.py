@@ -41,3 +41,13 @@ def test_device_option(tmp_path, photo_files, capsys):
     if not torch.cuda.is_available():
         assert main([*ask, "--device", "cuda"]) == 2
         assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_dtype_option(tmp_path, photo_files):
+    from vlmkit.cli import VLM, load_model
+
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    model = load_model(str(tmp_path / "vlm"), "cpu", "ask", [VLM], "bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    ask = ["ask", str(photo_files[0]), "what colour is it?", "--model", str(tmp_path / "vlm"), "--max-new-tokens", "2"]
+    assert main([*ask, "--dtype", "bfloat16"]) == 0

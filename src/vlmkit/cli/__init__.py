@@ -70,13 +70,24 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def add_device_option(parser: argparse.ArgumentParser) -> None:
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def add_device_option(parser: argparse.ArgumentParser, dtype: bool = False) -> None:
+    """``--device`` (and with ``dtype``, ``--dtype`` for commands that load a model to run it)."""
     parser.add_argument(
         "--device",
         default="auto",
         help="torch device: auto (the default: CUDA when there is one), cpu, cuda, cuda:1; under torchrun, cuda is "
         "each process's local GPU",
     )
+    if dtype:
+        parser.add_argument(
+            "--dtype",
+            choices=DTYPES,
+            default="auto",
+            help="weights' dtype: auto keeps the checkpoint's; a cast is made tensor by tensor as the weights are read",
+        )
 
 
 def resolve_device(name: str) -> str:
@@ -119,11 +130,15 @@ def check_kind(model: Any, source: str, command: str, kinds: Sequence[str]) -> N
     raise InputError(f"{source} is {phrase} ({type(model).__name__}), but {command} needs {needs}{fits}")
 
 
-def load_model(source: str, device: str, command: str, kinds: Sequence[str]) -> Any:
-    """The model at ``source`` on ``--device``, checked to be one of ``kinds`` (``DUAL_ENCODER``, ``VLM``)."""
+def load_model(source: str, device: str, command: str, kinds: Sequence[str], dtype: str = "auto") -> Any:
+    """The model at ``source`` on ``--device`` in ``--dtype``, checked to be one of ``kinds`` (``DUAL_ENCODER``,
+    ``VLM``)."""
+    import torch
+
     from vlmkit.checkpoints import from_pretrained
 
-    model = from_pretrained(source, device=resolve_device(device))
+    weights = None if dtype == "auto" else getattr(torch, dtype)
+    model = from_pretrained(source, device=resolve_device(device), dtype=weights)
     check_kind(model, source, command, kinds)
     return model
 

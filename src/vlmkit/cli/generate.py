@@ -37,7 +37,7 @@ def _generation_options(parser: argparse.ArgumentParser, max_new_tokens: int) ->
     )
     parser.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling (default: none, not reproducible)")
-    add_device_option(parser)
+    add_device_option(parser, dtype=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +91,7 @@ def _load(args: argparse.Namespace) -> tuple[VisionLanguageModel, GenerationConf
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
-    return load_model(args.model, args.device, args.command, [VLM]), config
+    return load_model(args.model, args.device, args.command, [VLM], args.dtype), config
 
 
 def run_caption(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     classify.add_argument("--top-k", type=int, default=3, help="labels shown per image")
     classify.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    add_device_option(classify)
+    add_device_option(classify, dtype=True)
     classify.set_defaults(handler=run_classify)
 
     embed = subparsers.add_parser(
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     embed.add_argument("--out", required=True, type=Path, help="output .npy (rows in input order)")
     embed.add_argument("--text", action="store_true", help="the inputs are texts, not image files")
     embed.add_argument("--batch-size", type=int, default=32, help="inputs per model call")
-    add_device_option(embed)
+    add_device_option(embed, dtype=True)
     embed.set_defaults(handler=run_embed)
 
 
@@ -91,7 +91,7 @@ def run_classify(args: argparse.Namespace) -> int:
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     if not labels:
         raise InputError("--labels is empty; give comma-separated labels such as 'cat,dog'")
-    model = load_model(args.model, args.device, "classify", [DUAL_ENCODER])
+    model = load_model(args.model, args.device, "classify", [DUAL_ENCODER], args.dtype)
     results = classify(model, args.images, labels, templates=args.templates or DEFAULT_TEMPLATES, top_k=args.top_k)
     for image, predictions in zip(args.images, results, strict=True):
         if args.json:
@@ -112,7 +112,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from vlmkit.files import atomic_write_bytes
     from vlmkit.tasks import embed_images, embed_texts
 
-    model = load_model(args.model, args.device, "embed", [DUAL_ENCODER])
+    model = load_model(args.model, args.device, "embed", [DUAL_ENCODER], args.dtype)
     if args.text:
         vectors = embed_texts(model, args.inputs, batch_size=args.batch_size)
     else:
