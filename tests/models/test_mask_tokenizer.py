@@ -9,7 +9,7 @@ import torch
 
 import vlmkit
 from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
-from vlmkit.errors import InputError
+from vlmkit.errors import ConfigError, InputError
 from vlmkit.models.mask_tokenizer import MaskTokenizer, SameConv2d, same_padding
 from vlmkit.processing.masks import box_pixels, mask_crop, paste_mask
 
@@ -111,3 +111,11 @@ def test_paste_clips_the_box_and_crop_refuses_an_empty_one():
         mask_crop(np.ones((10, 10)), [3, 3, 3, 8])
     with pytest.raises(InputError, match="mask64"):
         paste_mask(np.ones((32, 32)), [0, 0, 4, 4], (10, 10))
+
+
+def test_config_round_trip_and_bad_fields():
+    assert MaskTokenizerConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ConfigError, match="encoder_channels: expected 4 positive widths"):
+        MaskTokenizerConfig.from_dict({"encoder_channels": [8, 16, 32]})
+    with pytest.raises(ConfigError, match="output: expected one of"):
+        MaskTokenizerConfig.from_dict({"output": "probabilities"})

@@ -28,7 +28,8 @@ MaskOutput = Literal["logits", "signed"]
 
 @dataclass
 class MaskTokenizerConfig(ConfigBase):
-    """A conv VQ-VAE over 64x64 masks with a 4x4 grid of codes.
+    """A conv VQ-VAE over 64x64 masks with a 4x4 grid of codes. The defaults are the ``mask-vae`` recipe's
+    (sized to train on two CPU cores); big_vision's published decoder is 128 wide (widths are read from its file).
 
     Fields:
         num_codes: codebook size (128 for PaliGemma's ``<seg000>``..``<seg127>``).
@@ -46,10 +47,10 @@ class MaskTokenizerConfig(ConfigBase):
     """
 
     num_codes: int = NUM_CODES
-    embedding_dim: int = 64
-    encoder_channels: tuple[int, ...] = (16, 32, 64, 128)
+    embedding_dim: int = 32
+    encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
     encoder_kernel: int = 4
-    decoder_channels: tuple[int, ...] = (128, 64, 32, 16)
+    decoder_channels: tuple[int, ...] = (64, 32, 16, 8)
     res_blocks: int = 2
     output: MaskOutput = "logits"
 

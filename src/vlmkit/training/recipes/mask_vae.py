@@ -41,12 +41,12 @@ class MaskVaeRecipe(Recipe):
     name: ClassVar[str] = "mask-vae"
     summary: ClassVar[str] = "PaliGemma's mask tokenizer (VQ-VAE: 64x64 mask crops <-> 16 of 128 codes) on masks"
 
-    embedding_dim: int = option(64, "size of a code vector")
-    width: int = option(128, "channels of the widest conv layers (the others halve down to width / 8)")
+    embedding_dim: int = option(32, "size of a code vector")
+    width: int = option(64, "channels of the widest conv layers (the others halve down to width / 8)")
     commitment: float = option(0.25, "weight of the commitment loss (latents pulled to their codes)", research=True)
-    ema_decay: float = option(0.99, "decay of the codebook's moving averages", research=True)
+    ema_decay: float = option(0.95, "decay of the codebook's moving averages", research=True)
     restart_below: float = option(
-        0.5, "restart a code used by fewer latents per batch than this, on average (0: never)", research=True
+        1.0, "restart a code used by fewer latents per batch than this, on average (0: never)", research=True
     )
     eval_masks: int = option(2000, "held-out masks evaluated (the first of eval_data)")
 
