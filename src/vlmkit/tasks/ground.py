@@ -89,7 +89,7 @@ def check_grounding(model: object) -> None:
     if not has_location_tokens(model.tokenizer):
         raise InputError(
             "this model's tokenizer has no location tokens (<loc0000>..<loc1023>); train one with "
-            "`vlmkit train instruct --grounding`, or load a PaliGemma checkpoint"
+            "`vlmkit train instruct --grounding-share 1`, or load a PaliGemma checkpoint"
         )
 
 
