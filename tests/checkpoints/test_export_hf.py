@@ -112,3 +112,16 @@ def test_what_transformers_cannot_express_is_named(tmp_path, capsys):
     save_pretrained(_llava_shaped(pixel_shuffle=2), tmp_path / "shuffled")
     assert main(["export", str(tmp_path / "shuffled"), "--out", str(tmp_path / "cli")]) == 2
     assert "pixel_shuffle" in capsys.readouterr().err
+
+
+def test_a_hub_tokenizer_without_a_length_takes_the_decoders_context(tmp_path):
+    import json
+
+    tokenizer = tiny_chat_tokenizer()
+    decoder = Decoder(tiny_decoder_config(tokenizer, max_positions=96)).eval()
+    decoder.tokenizer = tokenizer
+    out = export_hf(decoder, tmp_path)
+    settings = json.loads((out / "tokenizer_config.json").read_text())
+    settings["model_max_length"] = 1e30  # what transformers writes for "no limit"
+    (out / "tokenizer_config.json").write_text(json.dumps(settings))
+    assert from_pretrained(out).tokenizer.max_length == 96

@@ -100,11 +100,17 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
         if "text" in settings:
             model.tokenizer = TextTokenizer.from_file(directory / TOKENIZER, settings["text"])
         else:
-            model.tokenizer = TextTokenizer.from_hf_dir(directory)
+            model.tokenizer = TextTokenizer.from_hf_dir(directory, default_max_length=_context_length(config))
     if "chat_template" in settings:
         model.jinja_template = JinjaChatTemplate.from_dict(settings["chat_template"])
     elif model.tokenizer is not None and (template := read_chat_template(directory)) is not None:
         model.jinja_template = template
+
+
+def _context_length(config: ConfigBase) -> int | None:
+    """A decoder's context, the longest text its tokenizer can be asked to encode."""
+    decoder = getattr(config, "decoder", config)
+    return getattr(decoder, "max_positions", None)
 
 
 def _hf_processor_settings(directory: Path) -> dict:

@@ -182,13 +182,17 @@ class TextTokenizer:
         atomic_write_text(path, self.tokenizer.to_str(pretty=True))
 
     @classmethod
-    def from_hf_dir(cls, directory: str | Path, *, max_length: int | None = None) -> TextTokenizer:
+    def from_hf_dir(
+        cls, directory: str | Path, *, max_length: int | None = None, default_max_length: int | None = None
+    ) -> TextTokenizer:
         """Build from a Hugging Face tokenizer folder (``tokenizer.json`` + ``tokenizer_config.json``).
 
         Special tokens and the length limit come from ``tokenizer_config.json`` and
         ``special_tokens_map.json``; the family (``tokenizer_class`` CLIP or SigLIP) decides the framing
         rules listed in the module docstring. Other classes add a start or end token only when their
-        config's ``add_bos_token`` / ``add_eos_token`` says so. ``max_length`` overrides the limit.
+        config's ``add_bos_token`` / ``add_eos_token`` says so. ``max_length`` overrides the limit;
+        ``default_max_length`` (a decoder's context) stands in when the config has none usable (transformers
+        writes about 1e30 for "no limit", as hub decoders' configs often say).
         """
         directory = Path(directory)
         path = directory / "tokenizer.json"
@@ -226,7 +230,7 @@ class TextTokenizer:
         if max_length is None:
             limit = config.get("model_max_length")
             sane = isinstance(limit, int) and 0 < limit <= _MAX_SANE_LENGTH
-            max_length = limit if sane else (family["max_length"] if family else None)
+            max_length = limit if sane else (family["max_length"] if family else default_max_length)
         if max_length is None:
             raise CheckpointError(
                 f"{directory}: tokenizer_config.json gives no usable model_max_length; pass max_length"
