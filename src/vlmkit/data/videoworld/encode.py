@@ -2,10 +2,12 @@
 
 H.264 (libx264) when the installed PyAV carries it, MPEG-4 part 2 otherwise (every FFmpeg build encodes
 it); both in 4:2:0 (``yuv420p``), which every player and decoder reads. The bytes of a dataset must not
-depend on the machine or its load, so the encoder runs one thread and is handed frames whose every byte
-is set: x264 reads the row padding past a frame's width, which FFmpeg leaves uninitialised, and wrote a
-different stream for the same frames a few times in a hundred (PyAV 18, measured; none in 720 runs with
-the padding zeroed).
+depend on the machine or its load, and x264 as PyAV 18 ships it did not quite keep that promise for these
+tiny frames: the same frames gave a different stream several times in a hundred under load. Two things fixed
+it, both measured on this machine: frames whose every byte is set (FFmpeg leaves the row padding past the
+width uninitialised, and x264 reads it: about one time in 500 after zeroing it), and x264's plain C path instead
+of its SIMD one (``asm=0``: no difference in 960 encodings by three processes at once). At 64 px the C path
+costs a few milliseconds a clip; one encoder thread and one conversion thread keep the rest sequential.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def encode_mp4(frames: Sequence[np.ndarray], fps: int, codec: str, crf: int = 18
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
         if codec == "libx264":
-            stream.codec_context.options = {"crf": str(crf), "preset": "medium"}
+            stream.codec_context.options = {"crf": str(crf), "preset": "medium", "x264-params": "asm=0"}
         else:
             stream.codec_context.qscale = 2  # MPEG-4 part 2: near the best quality it has
             stream.codec_context.flags |= "QSCALE"
@@ -52,7 +54,9 @@ def encode_mp4(frames: Sequence[np.ndarray], fps: int, codec: str, crf: int = 18
 
 def _yuv420p(av: Any, pixels: np.ndarray) -> Any:
     """``pixels`` as a 4:2:0 frame whose every byte is set, the row padding past the width included (zeros)."""
-    converted = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(format="yuv420p")
+    converted = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(
+        format="yuv420p", threads=1
+    )
     frame = av.VideoFrame(converted.width, converted.height, "yuv420p")
     for source, target in zip(converted.planes, frame.planes, strict=True):
         rows = np.frombuffer(source, np.uint8).reshape(source.height, source.line_size)[:, : source.width]
