@@ -147,6 +147,15 @@ def apply_rules(
     return result
 
 
+def key_prefix(keys: Iterable[str], suffix: str, what: str, where: str) -> str:
+    """The one prefix that ``keys`` ending in ``suffix`` share: finds where a part of a checkpoint lives, so
+    each key layout of a family loads without listing the layouts."""
+    found = sorted({key[: -len(suffix)] for key in keys if key.endswith(suffix)})
+    if len(found) != 1:
+        raise CheckpointError(f"{where}: cannot find the {what} (expected one key ending in {suffix!r}, found {found})")
+    return found[0]
+
+
 def invert_rules(
     rules: Iterable[Rule],
     tensors: Mapping[str, torch.Tensor],

@@ -14,7 +14,7 @@ from typing import Any
 
 from vlmkit.checkpoints.clip_siglip import vision_config_from_hf, vision_rules
 from vlmkit.checkpoints.hf_activations import HF_ACTIVATIONS
-from vlmkit.checkpoints.keymap import Rule, copy
+from vlmkit.checkpoints.keymap import Rule, copy, key_prefix
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules, ignored_key
 from vlmkit.config import ProjectorConfig, VlmConfig
 from vlmkit.errors import CheckpointError
@@ -52,19 +52,12 @@ def vlm_config_from_hf(hf: dict[str, Any], where: str) -> VlmConfig:
     )
 
 
-def _prefix(keys: Iterable[str], suffix: str, what: str, where: str) -> str:
-    found = sorted({key[: -len(suffix)] for key in keys if key.endswith(suffix)})
-    if len(found) != 1:
-        raise CheckpointError(f"{where}: cannot find the {what} (expected one key ending in {suffix!r}, found {found})")
-    return found[0]
-
-
 def llava_rules(config: VlmConfig, keys: Iterable[str], where: str) -> tuple[list[Rule], Callable[[str], bool]]:
     """The key map for this checkpoint's layout, and the predicate of source keys that may go unused."""
     keys = list(keys)
-    vision = _prefix(keys, ".embeddings.patch_embedding.weight", "vision tower", where)
-    body = _prefix(keys, "embed_tokens.weight", "language model", where)
-    projector = _prefix(keys, "linear_1.weight", "projector", where)
+    vision = key_prefix(keys, ".embeddings.patch_embedding.weight", "vision tower", where)
+    body = key_prefix(keys, "embed_tokens.weight", "language model", where)
+    projector = key_prefix(keys, "linear_1.weight", "projector", where)
     heads = [key for key in keys if key.endswith("lm_head.weight")]
     head = heads[0].removesuffix("weight") if heads else "lm_head."
     rules = [
