@@ -10,6 +10,7 @@ the same prompt ids, so they answer alike (``tests/bench/test_bench_backends.py`
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,13 +93,16 @@ class TransformersBackend:
         self.device = device
 
     def answer(self, prompts: Sequence[Prompt], max_new_tokens: int) -> list[str]:
+        padding = {"padding": True}
+        if "processor_kwargs" in inspect.signature(self.processor.apply_chat_template).parameters:
+            padding = {"processor_kwargs": padding}  # transformers 5 takes the processor's own arguments so
         inputs = self.processor.apply_chat_template(
             [_conversation(prompt) for prompt in prompts],
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
             return_tensors="pt",
-            padding=True,
+            **padding,
         ).to(self.device)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
