@@ -7,6 +7,7 @@ import pytest
 from vlmkit.bench import scoring
 from vlmkit.bench.formats import Sample
 from vlmkit.bench.tasks import circular_copies, get_task
+from vlmkit.errors import InputError
 
 
 def _sample(index, answers, category="", group="", choices=()):
@@ -74,6 +75,8 @@ def test_circular_eval_over_copies_made_for_a_file_without_them():
     assert [s.index for s in copies] == ["1", "1000001", "2", "1000002", "2000002"]
     assert [s.answers[0] for s in copies] == ["A", "B", "B", "A", "C"]
     assert circular_copies(copies) == copies  # a file that carries copies is used as it is
+    with pytest.raises(InputError, match="index 3: an MMBench question needs its options"):
+        circular_copies([_sample(3, ["A"])])
     task = get_task("mmbench")
     regrouped = [Sample(s.index, s.question, s.answers, choices=s.choices, category=s.category,
                         group=str(int(s.index) % 1_000_000)) for s in copies]  # fmt: skip

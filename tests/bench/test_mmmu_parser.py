@@ -6,6 +6,7 @@ import pytest
 
 from vlmkit.bench.formats import Sample
 from vlmkit.bench.mmmu import mmmu_correct, mmmu_prompt, normalize, open_correct, parse_multiple_choice, parse_open
+from vlmkit.errors import InputError
 
 CHOICES = ("red", "blue", "green", "yellow")
 
@@ -67,3 +68,5 @@ def test_prompt_places_images_at_their_markers(tmp_path):
     text, images = mmmu_prompt(Sample("v2", "How many?", ("3",), (one,)))
     assert text.startswith("<image>\nHow many?\n\nAnswer the question using a single word") and images == (one,)
     assert mmmu_correct(sample, "(A)") and not mmmu_correct(sample, "(B)")
+    with pytest.raises(InputError, match="question v3: it shows <image 2> but has 1"):
+        mmmu_prompt(Sample("v3", "<image 2>?", ("x",), (one,)))

@@ -24,6 +24,7 @@ import random
 import re
 
 from vlmkit.bench.formats import IMAGE_MARKER, Sample
+from vlmkit.errors import InputError
 from vlmkit.processing.chat import IMAGE_TOKEN, LETTERS
 
 _END_MARKS = (",", ".", "!", "?", ";", ":", "'")
@@ -46,6 +47,8 @@ def mmmu_prompt(sample: Sample) -> tuple[str, tuple]:
     else:
         text = f"{sample.question}\n\nAnswer the question using a single word or phrase."
     order = [int(k) - 1 for k in IMAGE_MARKER.findall(text)]
+    if any(not 0 <= k < len(sample.images) for k in order):
+        raise InputError(f"question {sample.index}: it shows <image {max(order) + 1}> but has {len(sample.images)}")
     if not order:
         return IMAGE_TOKEN * len(sample.images) + ("\n" if sample.images else "") + text, sample.images
     return IMAGE_MARKER.sub(IMAGE_TOKEN, text), tuple(sample.images[k] for k in order)

@@ -105,6 +105,8 @@ def circular_copies(samples: list[Sample]) -> list[Sample]:
         return samples
     copies = []
     for sample in samples:
+        if not sample.choices:
+            raise InputError(f"index {sample.index}: an MMBench question needs its options in columns A, B, ...")
         question = MultipleChoice(sample.index, sample.question, sample.choices, LETTERS.index(sample.answers[0]))
         for variant in circular_variants(question):
             copies.append(
