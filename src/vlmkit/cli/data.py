@@ -64,7 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     docs.set_defaults(handler=run_docs)
 
     video = commands.add_parser(
-        "video", help="generate a VideoWorld dataset of short clips with timed events", formatter_class=HelpFormatter
+        "video",
+        help="generate a VideoWorld dataset of short clips with timed events (MP4: H.264 if PyAV has libx264, "
+        "else MPEG-4; plus the frames as PNG)",
+        formatter_class=HelpFormatter,
     )
     video.add_argument("--out", required=True, help="output folder (with --split all: one subfolder per split)")
     video.add_argument("--n", type=int, default=1000, help="clips (train clips with --split all)")
@@ -73,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     video.add_argument("--frames", type=int, default=16, help="frames per clip")
     video.add_argument("--fps", type=int, default=8, help="frames per second")
     video.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    video.add_argument(
+        "--held-out",
+        default=None,
+        metavar="PAIRS",
+        help='compositional pairs, e.g. "red triangle,blue star" (default: the 5 ShapesWorld pairs)',
+    )
     for split in ("val", "test", "compositional"):
         video.add_argument(
             f"--n-{split}", type=int, default=None, metavar="N", help=f"{split} clips with --split all (default: n/10)"
@@ -163,7 +172,10 @@ def run_video(args: argparse.Namespace) -> int:
     require("av", "video")
     from vlmkit.data.videoworld import VideoWorldConfig, generate_all, generate_split
 
-    config = VideoWorldConfig(image_size=args.size, frames=args.frames, fps=args.fps)
+    fields = {"image_size": args.size, "frames": args.frames, "fps": args.fps}
+    if args.held_out is not None:
+        fields["held_out"] = _held_out(args.held_out)
+    config = VideoWorldConfig(**fields)
     return _generate(args, ("val", "test", "compositional"), "clips", generate_all, generate_split, config)
 
 

@@ -125,3 +125,8 @@ def test_cli_writes_a_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "wrote 2 clips" in capsys.readouterr().out
     record = _records(out)[0]
     assert record["meta"]["frames"] == 8 and record["meta"]["duration"] == 2.0
+    held = tmp_path / "held"
+    args = ["data", "video", "--out", str(held), "--n", "2", "--split", "compositional", "--held-out", "red circle"]
+    assert main([*args, "--workers", "1"]) == 0
+    assert all("red circle" in json.dumps(r["events"]) for r in _records(held))
+    assert json.loads((held / "videoworld.json").read_text())["config"]["held_out"] == [["red", "circle"]]
