@@ -7,6 +7,15 @@ the limit while being read. A body must arrive within ``body_timeout_s`` (408 pa
 trickling bytes cannot hold a request open), and the bodies of all requests in flight together may
 not exceed ``max_buffered_bytes`` (503 past it), so concurrency cannot multiply the body limit
 without bound.
+
+A body is held in memory only up to ``SPOOL_BYTES``; past that it goes to an unnamed temporary file
+(in ``tempfile.gettempdir()``, removed by the kernel when closed) until it is complete, so a client
+that sends most of a large body and stalls costs the server disk pages, not heap. Held in the heap,
+the budget's worth of stalled bodies left glibc's heap fragmented and RSS higher after every round
+of such clients (docs/results.md, Reliability). Errors found while reading are returned, not raised:
+an exception raised through ``asyncio.wait_for`` forms a reference cycle (exception, traceback,
+``wait_for``'s frame, its task, the exception) that kept the refused body alive until the cyclic
+collector's rare full collection.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +54,8 @@ class ServerLimits:
         max_images: most images one request may hold.
         max_request_pixels: most pixels (width * height, from the headers) of all of a request's images.
         body_timeout_s: time a client has to send the whole body once its headers are in (408 past it).
-        max_buffered_bytes: most request-body bytes held at once by all requests in flight (503 past it).
+        max_buffered_bytes: most request-body bytes held at once by all requests in flight (503 past it),
+            in memory up to ``SPOOL_BYTES`` per request and in a temporary file past that.
     """
 
     max_batch: int = 16
@@ -60,7 +71,7 @@ class ServerLimits:
     max_images: int = 32
     max_request_pixels: int = 64_000_000
     body_timeout_s: float = 30.0
-    max_buffered_bytes: int = 128 * 1024 * 1024  # benchmarks/soak.py: 306 MB RSS growth at 256, 128 at 128
+    max_buffered_bytes: int = 128 * 1024 * 1024  # disk pages mostly: a body past SPOOL_BYTES waits in a file
 
     def __post_init__(self) -> None:
         counts = ("max_batch", "queue", "max_tokens_cap", "max_body_bytes", "max_image_pixels", "max_text_chars")
@@ -106,6 +117,9 @@ async def _send_error(send: Send, error: ApiError, *, close: bool = False) -> No
     await send({"type": "http.response.body", "body": body})
 
 
+SPOOL_BYTES = 1024 * 1024  # a body's bytes held in memory while it arrives; the rest wait in a temporary file
+
+
 class GuardMiddleware:
     """Refuses requests that are unauthorised, too large or too slow before the application sees them.
 
@@ -137,40 +151,48 @@ class GuardMiddleware:
             return
         held = [0]  # bytes this request counts in self.buffered, updated as chunks arrive
         try:
-            try:
-                body = await asyncio.wait_for(self._read(receive, held), self.limits.body_timeout_s)
-            except ApiError as error:
-                await _send_error(send, error, close=True)
-                return
-            except asyncio.TimeoutError:
-                seconds = f"{self.limits.body_timeout_s:g}"
-                error = ApiError(408, f"the request body did not arrive within {seconds} s", code="body_timeout")
-                await _send_error(send, error, close=True)
-                return
-            if body is not None:
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+                try:
+                    body = await asyncio.wait_for(self._read(receive, spool, held), self.limits.body_timeout_s)
+                except asyncio.TimeoutError:
+                    seconds = f"{self.limits.body_timeout_s:g}"
+                    body = ApiError(408, f"the request body did not arrive within {seconds} s", code="body_timeout")
+            if isinstance(body, ApiError):
+                await _send_error(send, body, close=True)
+            elif body is not None:
                 await self.app(scope, _replay(body, receive), send)
         finally:
             self.buffered -= held[0]
 
-    async def _read(self, receive: Receive, held: list[int]) -> bytes | None:
-        """The whole body, counted against both budgets as it arrives; None if the client left."""
-        chunks: list[bytes] = []
+    async def _read(
+        self, receive: Receive, spool: tempfile.SpooledTemporaryFile[bytes], held: list[int]
+    ) -> bytes | ApiError | None:
+        """The whole body, counted against both budgets as it arrives and kept in ``spool`` until complete;
+        the error to answer when a budget is exceeded; None if the client left."""
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client left before sending it all
                 return None
-            chunks.append(message.get("body", b""))
-            held[0] += len(chunks[-1])
-            self.buffered += len(chunks[-1])
+            chunk = message.get("body", b"")
+            held[0] += len(chunk)
+            self.buffered += len(chunk)
             if held[0] > self.limits.max_body_bytes:
-                raise self._too_large()
+                return self._too_large()
             if self.buffered > self.limits.max_buffered_bytes:
-                raise ApiError(
+                return ApiError(
                     503, "the server is holding too many request bodies; retry shortly", code="server_busy",
                     headers={"Retry-After": "1"},
                 )  # fmt: skip
+            try:
+                spool.write(chunk)
+            except OSError as error:  # the temporary folder is full or unwritable
+                return ApiError(
+                    503, f"the server cannot store request bodies ({error.strerror}); retry shortly",
+                    code="server_busy", headers={"Retry-After": "1"},
+                )  # fmt: skip
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                spool.seek(0)
+                return spool.read()
 
     def _too_large(self) -> ApiError:
         return ApiError(
