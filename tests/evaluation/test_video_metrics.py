@@ -8,6 +8,7 @@ from vlmkit.errors import InputError
 from vlmkit.evaluation.video import (
     caption_scores,
     grounding_scores,
+    prior_predictions,
     score_clips,
     temporal_iou,
     video_qa_accuracy,
@@ -81,3 +82,27 @@ def test_a_folder_scored_whole() -> None:
     assert result["caption"]["cider"] == pytest.approx(10.0)
     with pytest.raises(InputError, match=r"predictions\[1\].qa: expected 1 items, got 2"):
         score_clips(records, [predictions[0], {"qa": ["1", "2"]}])
+
+
+def test_prior_predictions_by_hand() -> None:
+    def record(qa: list[tuple[str, str, str]], moments: list[tuple[float, float]], caption: str) -> dict:
+        return {
+            "captions": [caption],
+            "qa": [{"question": q, "answer": a, "type": t} for q, a, t in qa],
+            "grounding": [{"query": "x", "start": s, "end": e} for s, e in moments],
+        }
+
+    train = [
+        record([("how many objects appear?", "0", "count"), ("which way?", "left", "direction")], [(0.0, 1.0)], "a"),
+        record([("how many objects appear?", "0", "count")], [(1.0, 2.0)], "b"),
+        record([("how many objects appear?", "1", "count"), ("which way?", "up", "direction")], [], "b"),
+        record([("how many objects move?", "1", "count")], [], "c"),
+    ]
+    test = [
+        record([("how many objects appear?", "1", "count"), ("how many things happen?", "2", "count")], [(0, 2)], "z")
+    ]
+    (prediction,) = prior_predictions(train, test)
+    # the question's own commonest answer ("0"), else its type's ("0": three of the five count answers)
+    assert prediction == {"qa": ["0", "0"], "grounding": [[0.5, 1.5]], "caption": "b"}
+    result = score_clips(test, [prediction])
+    assert result["qa"]["accuracy"] == 0.0 and result["grounding"]["miou"] == 0.5

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,3 +127,31 @@ def score_clips(records: Sequence[Mapping[str, Any]], predictions: Sequence[Mapp
         captions = caption_scores(hyps, refs)
         result["caption"] = {"cider": captions.cider, "bleu4": captions.bleu4, "count": len(hyps)}
     return result
+
+
+def prior_predictions(train: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The floor a model must clear, in ``score_clips``'s format: for each question the commonest training
+    answer of its question text with the numbers and names left in (falling back to its type's commonest
+    answer), for each query the mean training moment, for each clip the commonest training caption. A model
+    that only learns the answer statistics of the training split scores about this."""
+    by_question = Counter((qa["question"], qa["answer"]) for record in train for qa in record.get("qa", []))
+    by_type = Counter((qa.get("type", "all"), qa["answer"]) for record in train for qa in record.get("qa", []))
+    best_question: dict[str, str] = {}
+    for (question, answer), _ in by_question.most_common():
+        best_question.setdefault(question, answer)
+    best_type: dict[str, str] = {}
+    for (kind, answer), _ in by_type.most_common():
+        best_type.setdefault(kind, answer)
+    moments = [(item["start"], item["end"]) for record in train for item in record.get("grounding", [])]
+    if not moments or not best_type:
+        raise InputError("prior: the training records hold no questions or no grounding queries")
+    mean = (sum(m[0] for m in moments) / len(moments), sum(m[1] for m in moments) / len(moments))
+    caption = Counter(c for record in train for c in record.get("captions", [])[:1]).most_common(1)[0][0]
+    return [
+        {
+            "qa": [best_question.get(qa["question"], best_type.get(qa.get("type", "all"), "")) for qa in record["qa"]],
+            "grounding": [list(mean) for _ in record.get("grounding", [])],
+            "caption": caption,
+        }
+        for record in records
+    ]
