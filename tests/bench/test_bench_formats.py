@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchfiles import b64, png, write_tsv
-from vlmkit.bench import read_mmmu, read_tsv
+from vlmkit.bench import get_task, read_mmmu, read_tsv
 from vlmkit.errors import InputError
 
 RED, BLUE = png((255, 0, 0)), png((0, 0, 255))
@@ -115,3 +115,47 @@ def test_malformed_mmmu_records(tmp_path, overrides, message):
     (tmp_path / "m.json").write_text(json.dumps([_mmmu_record(**overrides)]))
     with pytest.raises(InputError, match=f"m.json: {message}"):
         read_mmmu(tmp_path / "m.json")
+
+
+def test_the_benchmarks_own_json_files(tmp_path):
+    docvqa = {"dataset_name": "docvqa", "dataset_split": "val", "data": [
+        {"questionId": 49153, "question": "What is the total?", "question_types": ["handwritten", "form"],
+         "image": "documents/pybv0228_81.png", "docId": 14465, "answers": ["0.28", "$0.28"]}]}  # fmt: skip
+    (tmp_path / "val_v1.0.json").write_text(json.dumps(docvqa))
+    (doc,) = get_task("docvqa").read(tmp_path / "val_v1.0.json")
+    assert doc.index == "49153" and doc.answers == ("0.28", "$0.28") and doc.category == "handwritten"
+    assert doc.images == (tmp_path / "documents" / "pybv0228_81.png",)
+
+    textvqa = {"dataset_name": "textvqa", "data": [
+        {"question_id": 34602, "question": "what brand?", "image_id": "003a8ae2ef43b901",
+         "answers": ["nokia"] * 10}]}  # fmt: skip
+    (tmp_path / "TextVQA_0.5.1_val.json").write_text(json.dumps(textvqa))
+    (text,) = get_task("textvqa").read(tmp_path / "TextVQA_0.5.1_val.json")
+    assert text.images == (tmp_path / "train_images" / "003a8ae2ef43b901.jpg",) and len(text.answers) == 10
+
+    chart = [{"imgname": "41699051005347.png", "query": "What is the peak?", "label": "42"},
+             {"imgname": "2.png", "query": "Which year?", "label": "2019"}]  # fmt: skip
+    (tmp_path / "test_human.json").write_text(json.dumps(chart))
+    first, second = get_task("chartqa").read(tmp_path / "test_human.json")
+    assert (first.index, second.index) == ("0", "1") and first.answers == ("42",)
+    assert first.images == (tmp_path / "png" / "41699051005347.png",)
+
+    coco = "COCO_val2014_000000310196.jpg"
+    pope = [{"question_id": 1, "image": coco, "text": "Is there a snowboard?", "label": "yes"},
+            {"question_id": 2, "image": coco, "text": "Is there a dog?", "label": "no"}]  # fmt: skip
+    (tmp_path / "coco_pope_random.json").write_text("".join(json.dumps(line) + "\n" for line in pope))  # JSONL
+    yes, no = get_task("pope").read(tmp_path / "coco_pope_random.json")
+    assert (yes.question, yes.answers, no.answers) == ("Is there a snowboard?", ("yes",), ("no",))
+    assert yes.group == no.group
+
+
+def test_a_json_record_without_its_image_field_names_it(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps([{"query": "Q", "label": "1"}]))
+    with pytest.raises(InputError, match=r"c\.json: row 1: field 'imgname': missing \(it names the image\)"):
+        get_task("chartqa").read(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text(json.dumps({"data": [{"question": "Q", "image": "x.png", "answers": []}]}))
+    with pytest.raises(InputError, match=r"d\.json: row 1: field 'questionId': missing"):
+        get_task("docvqa").read(tmp_path / "d.json")
+    (tmp_path / "e.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"e\.json: not JSON, nor JSONL"):
+        get_task("pope").read(tmp_path / "e.json")

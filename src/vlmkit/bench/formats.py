@@ -14,6 +14,8 @@
   (``multiple-choice`` | ``open``), ``subfield`` or ``category``, and ``image_1`` ... ``image_7`` as paths
   relative to the file (kept in that order). ``<image k>`` markers in the question and options say where each
   image goes.
+- **The benchmarks' own JSON files** (``read_records`` with a ``RecordFields`` map): DocVQA, TextVQA, ChartQA and
+  POPE as their authors publish them, images looked up relative to the file.
 
 A malformed file fails with one ``InputError`` naming the file, the row and the field.
 """
@@ -175,19 +177,78 @@ def _row_images(row: Mapping[str, str], cell: str, path: Path, number: int) -> t
     return tuple(_decode(item, path, number) for item in (_literal_list(cell) or [cell]))
 
 
+def _json_records(path: Path) -> list[Any]:
+    """A JSON list, a JSON object whose ``data`` is the list (DocVQA, TextVQA), or JSONL (one object a line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read ({error})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not JSON, nor JSONL ({error})") from None
+    if isinstance(data, dict):
+        return data["data"] if isinstance(data.get("data"), list) else [data]
+    return data if isinstance(data, list) else [data]
+
+
 def read_mmmu(path: str | Path) -> list[Sample]:
     """MMMU records (module docstring); every ``<image k>`` marker must name a given image."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        records = json.loads(text) if text.lstrip().startswith("[") else _jsonl(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read as JSON or JSONL ({error})") from None
-    return [_mmmu_sample(record, path, number) for number, record in enumerate(records, start=1)]
+    return [_mmmu_sample(record, path, number) for number, record in enumerate(_json_records(path), start=1)]
 
 
-def _jsonl(text: str) -> list[Any]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+@dataclass(frozen=True)
+class RecordFields:
+    """Where a benchmark's own JSON file keeps each part of a question. ``image`` is a template over the
+    record's fields giving the image's path relative to the file (``"png/{imgname}"``); ``index`` None numbers
+    the records from 0; ``category`` may name a list field, whose first item is taken."""
+
+    question: str
+    answers: str
+    image: str
+    index: str | None = None
+    category: str | None = None
+
+
+# the benchmarks' own files: DocVQA's val_v1.0.json, TextVQA_0.5.1_val.json (beside train_images/), ChartQA's
+# test/test_human.json and test_augmented.json (beside png/), POPE's coco_pope_*.json (beside the COCO images)
+DOCVQA_FIELDS = RecordFields("question", "answers", "{image}", "questionId", "question_types")
+TEXTVQA_FIELDS = RecordFields("question", "answers", "train_images/{image_id}.jpg", "question_id")
+CHARTQA_FIELDS = RecordFields("query", "label", "png/{imgname}")
+POPE_FIELDS = RecordFields("text", "label", "{image}", "question_id")
+
+
+def read_records(path: str | Path, fields: RecordFields) -> list[Sample]:
+    """A benchmark's own JSON or JSONL file, read by ``fields``; a missing field names its record."""
+    path = Path(path)
+    samples = []
+    for number, record in enumerate(_json_records(path), start=1):
+        if not isinstance(record, dict):
+            raise _fail(path, number, "record", "expected a JSON object")
+        for name in (fields.question, fields.answers, fields.index):
+            if name is not None and name not in record:
+                raise _fail(path, number, name, "missing")
+        try:
+            image = path.parent / fields.image.format(**record)
+        except (KeyError, IndexError) as error:
+            raise _fail(path, number, str(error).strip("'"), "missing (it names the image)") from None
+        answers = record[fields.answers]
+        category = record.get(fields.category, "") if fields.category else ""
+        samples.append(
+            Sample(
+                index=str(record[fields.index] if fields.index else number - 1),
+                question=str(record[fields.question]),
+                answers=tuple(map(str, answers)) if isinstance(answers, list) else (str(answers),),
+                images=(image,),
+                category=str((category or [""])[0] if isinstance(category, list) else category),
+                group=str(image),
+            )
+        )
+    return samples
 
 
 def _mmmu_sample(record: Any, path: Path, number: int) -> Sample:

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlmkit.bench import scoring
-from vlmkit.bench.formats import Image, Sample, read_mmmu, read_tsv
+from vlmkit.bench import formats, scoring
+from vlmkit.bench.formats import Image, RecordFields, Sample, read_mmmu, read_records, read_tsv
 from vlmkit.bench.mmmu import mmmu_correct, mmmu_prompt, parse_multiple_choice
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.circular import MultipleChoice, circular_variants
@@ -120,6 +120,15 @@ def circular_copies(samples: list[Sample]) -> list[Sample]:
     return copies
 
 
+def tsv_or_json(fields: RecordFields) -> Callable[[Path], list[Sample]]:
+    """A reader of the benchmark's VLMEvalKit TSV (``.tsv``) or of its own JSON file, read by ``fields``."""
+
+    def read(path: Path) -> list[Sample]:
+        return read_tsv(path) if path.suffix == ".tsv" else read_records(path, fields)
+
+    return read
+
+
 def _read_mmmu(path: Path) -> list[Sample]:
     return read_tsv(path) if path.suffix == ".tsv" else read_mmmu(path)
 
@@ -157,7 +166,14 @@ for _task in (
         max_new_tokens=32,
         description="MMMU (records or TSV): MMMU's own answer parsing",
     ),
-    Task("pope", read_tsv, short_answer_prompt, scoring.pope_label, scoring.pope_metrics, description="POPE: yes/no"),
+    Task(
+        "pope",
+        tsv_or_json(formats.POPE_FIELDS),
+        short_answer_prompt,
+        scoring.pope_label,
+        scoring.pope_metrics,
+        description="POPE (TSV or its JSONL): yes/no accuracy, F1, yes-ratio",
+    ),
     Task(
         "mme",
         read_tsv,
@@ -165,7 +181,7 @@ for _task in (
         scoring.mme_label,
         scoring.mme_metrics,
         headline="score",
-        description="MME: acc and acc+ per subtask",
+        description="MME (VLMEvalKit TSV): acc and acc+ per subtask",
     ),
     Task(
         "ocrbench",
@@ -174,23 +190,23 @@ for _task in (
         metric=scoring.ocrbench_metrics,
         headline="score",
         max_new_tokens=32,
-        description="OCRBench: gold answer contained in the response",
+        description="OCRBench (VLMEvalKit TSV): a gold answer contained in the response",
     ),
-    Task("textvqa", read_tsv, short_answer_prompt, description="TextVQA: VQA accuracy"),
+    Task("textvqa", tsv_or_json(formats.TEXTVQA_FIELDS), short_answer_prompt, description="TextVQA (TSV or its JSON): VQA accuracy"),
     Task(
         "docvqa",
-        read_tsv,
+        tsv_or_json(formats.DOCVQA_FIELDS),
         short_answer_prompt,
         metric=scoring.anls_metrics,
         headline="anls",
-        description="DocVQA: ANLS",
+        description="DocVQA (TSV or its JSON): ANLS",
     ),
     Task(
         "chartqa",
-        read_tsv,
+        tsv_or_json(formats.CHARTQA_FIELDS),
         short_answer_prompt,
         metric=scoring.relaxed_metrics,
-        description="ChartQA: relaxed accuracy (5% numeric tolerance)",
+        description="ChartQA (TSV or its JSON): relaxed accuracy (5% numeric tolerance)",
     ),
 ):
     register(_task)
