@@ -192,7 +192,12 @@ for _task in (
         max_new_tokens=32,
         description="OCRBench (VLMEvalKit TSV): a gold answer contained in the response",
     ),
-    Task("textvqa", tsv_or_json(formats.TEXTVQA_FIELDS), short_answer_prompt, description="TextVQA (TSV or its JSON): VQA accuracy"),
+    Task(
+        "textvqa",
+        tsv_or_json(formats.TEXTVQA_FIELDS),
+        short_answer_prompt,
+        description="TextVQA (TSV or its JSON): VQA accuracy",
+    ),
     Task(
         "docvqa",
         tsv_or_json(formats.DOCVQA_FIELDS),
