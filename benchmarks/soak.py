@@ -9,7 +9,8 @@ probes ``/healthz`` every 0.1 s (target: max < 1 s) and samples the server's VmR
 200 MB over its value at the attack's start). For the slow-client attacks, the server-side TCP
 connections of the attack's sockets still open after the deadline are counted from /proc/net/tcp
 (target 0). Last, a fixed set of normal requests (embeddings, classify, greedy chat, search) must
-answer bit-identically to before the attacks.
+answer bit-identically to before the attacks. ``benchmarks/stalled_rounds.py`` repeats the
+stalled-body attack alone against one server, to show that its memory levels off.
 
     .venv/bin/python benchmarks/soak.py [--body-mb 19] [--images 20] [--image-side 4000] [--chats 64]
                                         [--stallers 16] [--silent 50] [--body-timeout-s 5] [--header-timeout-s 3]
