@@ -53,3 +53,25 @@ def test_a_dual_encoder_cannot_imagine(tmp_path, capsys):
     save_pretrained(tiny_model(), tmp_path / "clip")
     assert main(["imagine", "a dog", "--model", str(tmp_path / "clip"), "--out", str(tmp_path / "x.png")]) == 2
     assert "needs a text-to-image model" in capsys.readouterr().err
+
+
+def test_geneval_validates_the_reader_and_scores_a_model(model_dir, tmp_path, capsys):
+    import json
+
+    from vlmkit.data.shapesworld import ShapesWorldConfig, generate_split
+
+    split = generate_split(
+        tmp_path / "test",
+        ShapesWorldConfig(image_size=64, max_objects=2),
+        "test",
+        30,
+        seed=2,
+        workers=1,
+        progress=False,
+    )
+    assert main(["geneval", "--data", str(split), "--validate-reader", "--limit", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 4
+    args = ["geneval", "--data", str(split), "--model", model_dir, "--per-task", "1", "-n", "1", "--steps", "2"]
+    assert main([*args, "--sheet", str(tmp_path / "sheet.png")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 <= result["overall"] <= 1.0 and (tmp_path / "sheet.png").exists()
