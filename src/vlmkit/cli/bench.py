@@ -101,7 +101,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
         return 0
     for name, result in results["tasks"].items():
-        figures = "  ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+        figures = "  ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items())
         print(f"{name} ({result['samples']} samples): {figures}")
     print(f"results: {json_path} and {md_path}")
     return 0
@@ -117,7 +117,7 @@ def run_score(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.task} ({result['samples']} samples)")
     for name, value in result["metrics"].items():
-        print(f"{name:<20} {value:.4f}")
+        print(f"{name:<20} {value:.4g}")
     return 0
 
 
