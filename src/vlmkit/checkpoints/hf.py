@@ -1,7 +1,7 @@
 """Which converter reads a Hugging Face directory, by its ``config.json`` ``model_type``.
 
-The family modules (``clip_siglip``, ``llama``, ``llava``, ``paligemma``) turn a config into a vlmkit config and a
-key map; this one reads the weights, builds the vlmkit model once on the meta device, and fills it
+The family modules (``clip_siglip``, ``llama``, ``llava``, ``llava_next``, ``paligemma``) turn a config into a
+vlmkit config and a key map; this one reads the weights, builds the vlmkit model once on the meta device, and fills it
 through the map, which checks every tensor against that same model.
 """
 
@@ -20,6 +20,9 @@ from vlmkit.checkpoints.llama import MODEL_TYPES as LLAMA_TYPES
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules, ignored_key
 from vlmkit.checkpoints.llava import MODEL_TYPES as LLAVA_TYPES
 from vlmkit.checkpoints.llava import llava_rules, vlm_config_from_hf
+from vlmkit.checkpoints.llava_next import MODEL_TYPES as LLAVA_NEXT_TYPES
+from vlmkit.checkpoints.llava_next import llava_next_rules
+from vlmkit.checkpoints.llava_next import vlm_config_from_hf as llava_next_config_from_hf
 from vlmkit.checkpoints.paligemma import MODEL_TYPES as PALIGEMMA_TYPES
 from vlmkit.checkpoints.paligemma import paligemma_rules
 from vlmkit.checkpoints.paligemma import vlm_config_from_hf as paligemma_config_from_hf
@@ -28,7 +31,7 @@ from vlmkit.config import ConfigBase
 from vlmkit.errors import CheckpointError
 from vlmkit.models import build_model
 
-SUPPORTED = (*CLIP_SIGLIP_TYPES, *LLAMA_TYPES, *LLAVA_TYPES, *PALIGEMMA_TYPES)
+SUPPORTED = (*CLIP_SIGLIP_TYPES, *LLAMA_TYPES, *LLAVA_TYPES, *LLAVA_NEXT_TYPES, *PALIGEMMA_TYPES)
 
 
 def convert_hf(raw: dict[str, Any], directory: Path, dtype: torch.dtype | None = None) -> tuple[ConfigBase, nn.Module]:
@@ -45,6 +48,8 @@ def convert_hf(raw: dict[str, Any], directory: Path, dtype: torch.dtype | None =
             config = decoder_config_from_hf(raw, where)
         elif model_type in LLAVA_TYPES:
             config = vlm_config_from_hf(raw, where)
+        elif model_type in LLAVA_NEXT_TYPES:
+            config = llava_next_config_from_hf(raw, where)
         elif model_type in PALIGEMMA_TYPES:
             config = paligemma_config_from_hf(raw, where)
         else:
@@ -56,6 +61,8 @@ def convert_hf(raw: dict[str, Any], directory: Path, dtype: torch.dtype | None =
         rules, ignore = decoder_rules(config), ignored_key(config)
     elif model_type in LLAVA_TYPES:
         rules, ignore = llava_rules(config, tensors, where)
+    elif model_type in LLAVA_NEXT_TYPES:
+        rules, ignore = llava_next_rules(config, tensors, where)
     elif model_type in PALIGEMMA_TYPES:
         rules, ignore = paligemma_rules(config, tensors, where)
     else:

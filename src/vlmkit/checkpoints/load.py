@@ -27,7 +27,7 @@ from vlmkit.config import ConfigBase, config_from_json
 from vlmkit.errors import CheckpointError
 from vlmkit.files import read_json_object
 from vlmkit.models import build_model
-from vlmkit.processing.images import ImagePreprocessor
+from vlmkit.processing.anyres import image_processor_from_dict, image_processor_from_hf
 from vlmkit.processing.jinja_chat import JinjaChatTemplate, read_chat_template
 from vlmkit.processing.text import TextTokenizer
 
@@ -88,12 +88,12 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
     chat template) from whichever files the directory has."""
     settings = read_json_object(directory / PREPROCESSOR) if (directory / PREPROCESSOR).exists() else {}
     if "image" in settings:
-        model.image_processor = ImagePreprocessor.from_dict(settings["image"])
+        model.image_processor = image_processor_from_dict(settings["image"])
     elif (directory / "preprocessor_config.json").exists():
         hf_settings = read_json_object(directory / "preprocessor_config.json")
-        model.image_processor = ImagePreprocessor.from_hf_config(hf_settings)
+        model.image_processor = image_processor_from_hf(hf_settings)
     elif isinstance(nested := _hf_processor_settings(directory).get("image_processor"), dict):
-        model.image_processor = ImagePreprocessor.from_hf_config(nested)
+        model.image_processor = image_processor_from_hf(nested)
     elif (directory / OPEN_CLIP_CONFIG).exists():
         model.image_processor = open_clip_image_processor(directory)
     if (directory / TOKENIZER).exists():

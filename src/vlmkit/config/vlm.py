@@ -221,6 +221,12 @@ class VlmConfig(ConfigBase):
             ``<image>`` in the text); their embeddings are replaced by the projected image tokens.
         chat_template: name of the prompt format in ``vlmkit.processing.chat.TEMPLATES``
             ("vlmkit" for models trained with vlmkit, "llava" for LLaVA 1.5 checkpoints).
+        image_grid_pinpoints: LLaVA-NeXT's "anyres" tiling when not empty: the (height, width) resolutions,
+            multiples of the tower's ``image_size``, one of which each image is tiled at
+            (``vlmkit.processing.anyres``). The tower then reads a base view plus the tiles, the tile
+            features are packed into one map cropped to the image, and a learned ``image_newline`` ends
+            each of its rows, so an image's token count depends on its size (``image_tokens``). Empty:
+            one view, ``tokens_per_image`` tokens.
     """
 
     vision: VisionConfig | EfficientNetConfig = field(default_factory=VisionConfig)
@@ -228,6 +234,7 @@ class VlmConfig(ConfigBase):
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     image_token_id: int = 32000
     chat_template: str = "vlmkit"
+    image_grid_pinpoints: tuple[tuple[int, int], ...] = ()
 
     @property
     def convolutional(self) -> bool:
@@ -277,6 +284,8 @@ class VlmConfig(ConfigBase):
                     f"{where}.projector.pixel_shuffle: {shuffle} does not divide the {self.vision_grid}x"
                     f"{self.vision_grid} token grid"
                 )
+        if self.image_grid_pinpoints:
+            self._validate_anyres(where)
         if not 0 <= self.image_token_id < self.decoder.vocab_size:
             raise ConfigError(
                 f"{where}.image_token_id: {self.image_token_id} is not below the decoder's vocab_size "
@@ -286,3 +295,18 @@ class VlmConfig(ConfigBase):
         projector = features * width + (width * width if self.projector.kind == "mlp" else 0)
         total = self.vision.parameter_count() + self.decoder.parameter_count() + projector
         _size(where, total, **{"projector input (vision width x pixel_shuffle^2)": features, "decoder.width": width})
+
+    def _validate_anyres(self, where: str) -> None:
+        """Tiling needs a ViT whose tile tokens form its patch grid (no class token kept, no shuffle) and
+        resolutions that are whole tiles."""
+        if not isinstance(self.vision, VisionConfig) or self.keeps_class_token or self.projector.pixel_shuffle > 1:
+            raise ConfigError(
+                f"{where}.image_grid_pinpoints: anyres tiling needs a ViT tower with its class token dropped "
+                "and no pixel_shuffle"
+            )
+        tile = self.vision.image_size
+        for pair in self.image_grid_pinpoints:
+            if len(pair) != 2 or any(side <= 0 or side % tile for side in pair):
+                raise ConfigError(
+                    f"{where}.image_grid_pinpoints: {list(pair)} is not [height, width] in whole {tile} px tiles"
+                )

@@ -1,8 +1,12 @@
 """Generative vision-language model: vision tower -> projector -> decoder (the LLaVA and PaliGemma layouts).
 
-Prompts carry ``tokens_per_image`` copies of the image token per image (the chat template expands
-each ``<image>``); their input embeddings are replaced, in order, by the projected vision tokens of
-the images, and the decoder runs on the result as on any text. ``vision``, ``projector`` and
+Prompts carry ``image_tokens(size)`` copies of the image token per image (the chat template or processor
+expands each ``<image>``); their input embeddings are replaced, in order, by the projected vision tokens
+of the images, and the decoder runs on the result as on any text. The count is fixed
+(``tokens_per_image``) unless the config tiles images (LLaVA-NeXT's ``image_grid_pinpoints``), where it
+follows each image's size and the image's features are its base view's tokens, then the packed tile map
+with an ``image_newline`` after every row (``_pack_tiles``; ``modeling_llava_next.py``'s
+``pack_image_features`` in transformers 5.24). ``vision``, ``projector`` and
 ``decoder`` are plain submodules, so a training recipe freezes a part with ``requires_grad_``.
 """
 
@@ -23,6 +27,7 @@ from vlmkit.models.generation import GenerationConfig, generate, pad_left
 from vlmkit.models.projector import Projector
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.nn.kv_cache import KVCache
+from vlmkit.processing.anyres import anyres_token_count, tile_grid, unpadded_span
 from vlmkit.processing.chat import IMAGE_TOKEN
 
 if TYPE_CHECKING:
@@ -50,6 +55,8 @@ class VisionLanguageModel(nn.Module):
         self.vision = vision
         self.projector = Projector(config.projector, config.vision_width, config.decoder.width)
         self.decoder = decoder if decoder is not None else Decoder(config.decoder)
+        # Ends each row of a tiled image's feature map (LLaVA-NeXT); absent without tiling.
+        self.image_newline = nn.Parameter(torch.zeros(config.decoder.width)) if config.image_grid_pinpoints else None
         self.tokenizer: TextTokenizer | None = None
         self.image_processor: ImagePreprocessor | None = None
 
@@ -92,7 +99,28 @@ class VisionLanguageModel(nn.Module):
 
     @property
     def tokens_per_image(self) -> int:
-        return self.config.tokens_per_image
+        return self.image_tokens()
+
+    def image_tokens(self, image_size: tuple[int, int] | None = None) -> int:
+        """Image tokens one image takes in a prompt: the fixed count, or with tiling the count for an image
+        of ``image_size`` (height, width), which it then needs."""
+        if not self.config.image_grid_pinpoints:
+            return self.config.tokens_per_image
+        if image_size is None:
+            raise InputError(
+                "this model tiles images (image_grid_pinpoints), so an image's token count depends on its size; "
+                "give the image's (height, width)"
+            )
+        height, width = image_size
+        vision = self.config.vision
+        return anyres_token_count(
+            height,
+            width,
+            self.config.image_grid_pinpoints,
+            vision.image_size,
+            vision.grid,
+            self.config.tokens_per_image,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -118,9 +146,45 @@ class VisionLanguageModel(nn.Module):
             tokens = tokens[:, 1:]
         return tokens
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``."""
-        return self.projector(self.vision_tokens(pixels))
+    def encode_images(self, pixels: torch.Tensor, image_sizes: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``.
+
+        With tiling, ``pixels`` are the processor's ``(N, 1 + tiles, C, H, W)`` (trailing zero crops are
+        padding) or those crops concatenated ``(crops, C, H, W)``, and ``image_sizes`` ``(N, 2)`` give each
+        image's (height, width); the result is every image's tokens in order, ``(tokens, decoder width)``.
+        """
+        if not self.config.image_grid_pinpoints:
+            return self.projector(self.vision_tokens(pixels))
+        if image_sizes is None:
+            raise InputError("this model tiles images (image_grid_pinpoints): pass image_sizes with pixel_values")
+        sizes = [(int(h), int(w)) for h, w in image_sizes.tolist()]
+        tile = self.config.vision.image_size
+        crops = [
+            1 + rows * cols
+            for rows, cols in (tile_grid(h, w, self.config.image_grid_pinpoints, tile) for h, w in sizes)
+        ]
+        if pixels.dim() == 5:
+            if pixels.shape[0] != len(sizes) or pixels.shape[1] < max(crops):
+                raise InputError(
+                    f"pixel_values {tuple(pixels.shape)}: expected {len(sizes)} images of up to {max(crops)} crops"
+                )
+            pixels = torch.cat([views[:count] for views, count in zip(pixels, crops, strict=True)])
+        if pixels.shape[0] != sum(crops):
+            raise InputError(f"pixel_values hold {pixels.shape[0]} crops but the image_sizes need {sum(crops)}")
+        features = self.projector(self.vision_tokens(pixels)).split(crops)
+        return torch.cat([self._pack_tiles(f, size) for f, size in zip(features, sizes, strict=True)])
+
+    def _pack_tiles(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """One image's ``(1 + tiles, grid^2, D)`` features as its token sequence: the base view's tokens, then
+        the tiles' map (rows of tiles, each ``grid`` x ``grid``) cropped to the image, a newline per row."""
+        grid, width = self.config.vision.grid, features.shape[-1]
+        rows, cols = tile_grid(*size, self.config.image_grid_pinpoints, self.config.vision.image_size)
+        tiles = features[1:].view(rows, cols, grid, grid, width).permute(0, 2, 1, 3, 4)
+        tiles = tiles.reshape(rows * grid, cols * grid, width)
+        kept_rows, kept_cols = unpadded_span(*size, rows * grid, cols * grid)
+        tiles = tiles[kept_rows, kept_cols]
+        newline = self.image_newline.to(tiles.dtype).expand(tiles.shape[0], 1, width)  # type: ignore[union-attr]
+        return torch.cat([features[0], torch.cat([tiles, newline], dim=1).reshape(-1, width)])
 
     def embed(self, input_ids: torch.Tensor, image_features: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder input embeddings with the image tokens' rows replaced by ``image_features`` in order."""
@@ -128,10 +192,17 @@ class VisionLanguageModel(nn.Module):
         slots = input_ids == self.config.image_token_id
         found = int(slots.sum())
         images = 0 if image_features is None else image_features.shape[0]
-        if found != images * self.tokens_per_image:
+        if image_features is not None and image_features.dim() == 2:  # tiled images' tokens, concatenated
+            if found != images:
+                raise InputError(
+                    f"the prompt holds {found} image tokens but the images given fill {images}; expand each "
+                    "<image> to image_tokens((height, width)) of its image"
+                )
+        elif found != images * self.config.tokens_per_image:
+            each = self.config.tokens_per_image
             raise InputError(
                 f"the prompt holds {found} image tokens but {images} image(s) were given, which need "
-                f"{images * self.tokens_per_image} ({self.tokens_per_image} each); give one image per <image>"
+                f"{images * each} ({each} each); give one image per <image>"
             )
         if image_features is None or not found:
             return embeds
@@ -145,6 +216,7 @@ class VisionLanguageModel(nn.Module):
         labels: torch.Tensor | None = None,
         *,
         pixel_values: torch.Tensor | None = None,
+        image_sizes: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         image_features: torch.Tensor | None = None,
         vision_tokens: torch.Tensor | None = None,
@@ -155,9 +227,10 @@ class VisionLanguageModel(nn.Module):
         """Logits, and the loss when ``labels`` (B, L) are given (-100 where not predicted).
 
         ``pixels`` (N, C, H, W; or by its Hugging Face name ``pixel_values``) hold the images of the whole
-        batch in order of appearance. Instead, ``image_features`` (from ``encode_images``) reuse a whole
-        encoding, and ``vision_tokens`` (from ``vision_tokens``) reuse a frozen tower's output while the
-        projector still trains.
+        batch in order of appearance; a tiling model takes the processor's ``(N, 1 + tiles, C, H, W)`` with
+        ``image_sizes`` (N, 2), as LLaVA-NeXT's processor gives them (see ``encode_images``).
+        Instead, ``image_features`` (from ``encode_images``) reuse a whole encoding, and ``vision_tokens``
+        (from ``vision_tokens``) reuse a frozen tower's output while the projector still trains.
         ``labels`` also give a prefix-LM decoder its attention blocks (``answer_blocks``), so
         teacher-forced logits never see the answer, unless ``token_type_ids`` (B, L) give them as the
         PaliGemma processor does (0 on the prefix, read bidirectionally; 1 on the suffix, read causally).
@@ -170,7 +243,7 @@ class VisionLanguageModel(nn.Module):
         if vision_tokens is not None and image_features is None:
             image_features = self.projector(vision_tokens.to(self.projector.fc1.weight.dtype))
         if pixels is not None and image_features is None:
-            image_features = self.encode_images(pixels)
+            image_features = self.encode_images(pixels, image_sizes)
         embeds = self.embed(input_ids, image_features)
         hidden = self.decoder.hidden_states(
             inputs_embeds=embeds,
@@ -183,13 +256,16 @@ class VisionLanguageModel(nn.Module):
         return VlmOutput(self.decoder.head(hidden) if return_logits or labels is None else None, loss)
 
     def prepare(
-        self, prompts: Sequence[Sequence[int]], pixels: torch.Tensor | None = None
+        self,
+        prompts: Sequence[Sequence[int]],
+        pixels: torch.Tensor | None = None,
+        image_sizes: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Left-padded ids, their mask, and input embeddings with the images spliced in, for generation."""
         ids, mask = pad_left(prompts, self.config.decoder.pad_token_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.inference_mode():
-            features = None if pixels is None else self.encode_images(pixels.to(self.device))
+            features = None if pixels is None else self.encode_images(pixels.to(self.device), image_sizes)
             return ids, mask, self.embed(ids, features)
 
     def generate(
@@ -198,15 +274,17 @@ class VisionLanguageModel(nn.Module):
         pixels: torch.Tensor | None = None,
         config: GenerationConfig | None = None,
         token_type_ids: Sequence[Sequence[int]] | None = None,
+        image_sizes: torch.Tensor | None = None,
         **options: Any,
     ) -> list[list[int]]:
         """Generated ids per prompt (token lists with expanded image tokens); images in prompt order.
 
         ``token_type_ids`` (one list per prompt, as PaliGemma's processor gives them) let a prefix-LM's
         prompt end in a suffix already begun, read causally; without them the prompt is one block.
+        ``image_sizes`` (N, 2) come with a tiling model's pixels (see ``encode_images``).
         ``options`` go to ``vlmkit.models.generation.generate`` (``tokenizer`` for stop strings).
         """
-        ids, mask, embeds = self.prepare(prompts, pixels)
+        ids, mask, embeds = self.prepare(prompts, pixels, image_sizes)
         segments = None
         if token_type_ids is not None:
             if [len(t) for t in token_type_ids] != [len(p) for p in prompts]:

@@ -54,16 +54,19 @@ def jinja_template_of(model: Model) -> JinjaChatTemplate | None:
     return getattr(model, "jinja_template", None)
 
 
-def chat_encoder(model: Model) -> ChatEncoder | JinjaChatEncoder:
+def chat_encoder(model: Model, image_size: tuple[int, int] | None = None) -> ChatEncoder | JinjaChatEncoder:
     """The encoder matching a model's tokenizer, prompt format and image geometry.
 
     A checkpoint that ships its own Jinja template is prompted through it; vlmkit's own models (and
-    checkpoints without one) use their named ``ChatTemplate``.
+    checkpoints without one) use their named ``ChatTemplate``. A model whose image token count follows
+    the image's size (LLaVA-NeXT's tiling) needs that ``image_size`` (height, width).
     """
     check_generative(model)
     tokenizer = _tokenizer(model)
     image_token_id, tokens_per_image = (
-        (model.config.image_token_id, model.tokens_per_image) if isinstance(model, VisionLanguageModel) else (None, 0)
+        (model.config.image_token_id, model.image_tokens(image_size))
+        if isinstance(model, VisionLanguageModel)
+        else (None, 0)
     )
     jinja = jinja_template_of(model)
     if jinja is not None:
@@ -82,12 +85,27 @@ def with_template_stops(model: Model, config: GenerationConfig | None) -> Genera
     return dataclasses.replace(config, stop=template_of(model).stop)
 
 
-def pixels_of(model: Model, images: Sequence[ImageSource]) -> torch.Tensor:
+def image_inputs(model: Model, images: Sequence[ImageSource]) -> dict[str, torch.Tensor]:
+    """The image processor's outputs by their Hugging Face names, on the model's device: ``pixel_values``,
+    and ``image_sizes`` from a tiling processor (LLaVA-NeXT's), which ``encode_images`` then needs."""
     if not isinstance(model, VisionLanguageModel):
         raise InputError(f"{type(model).__name__} is a text-only model; it cannot take images")
     if model.image_processor is None:
         raise InputError("this model has no image processor; load it with vlmkit.load() or set model.image_processor")
-    return model.image_processor(list(images)).to(model.device, model.dtype)
+    outputs = model.image_processor(list(images))
+    outputs = outputs if isinstance(outputs, dict) else {"pixel_values": outputs}
+    outputs["pixel_values"] = outputs["pixel_values"].to(model.device, model.dtype)
+    return outputs
+
+
+def pixels_of(model: Model, images: Sequence[ImageSource]) -> torch.Tensor:
+    return image_inputs(model, images)["pixel_values"]
+
+
+def _size_of(inputs: dict[str, torch.Tensor]) -> tuple[int, int] | None:
+    """The first image's (height, width) when the processor reports sizes."""
+    sizes = inputs.get("image_sizes")
+    return None if sizes is None else (int(sizes[0, 0]), int(sizes[0, 1]))
 
 
 def respond(
@@ -98,20 +116,29 @@ def respond(
 ) -> list[str]:
     """Generated text for each prompt (ids with image tokens expanded); ``images`` in prompt order."""
     check_generative(model)
-    pixels = pixels_of(model, images) if images else None
+    return _respond(model, prompts, image_inputs(model, images) if images else {}, config)
+
+
+def _respond(
+    model: Model, prompts: Sequence[Sequence[int]], inputs: dict[str, torch.Tensor], config: GenerationConfig | None
+) -> list[str]:
     config = with_template_stops(model, config)
     tokenizer = _tokenizer(model)
     if isinstance(model, VisionLanguageModel):
-        ids, mask, embeds = model.prepare(prompts, pixels)
+        ids, mask, embeds = model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes"))
         return generate_text(model.decoder, ids, tokenizer, config, attention_mask=mask, inputs_embeds=embeds)
     return generate_text(model, prompts, tokenizer, config)
 
 
 def ask(model: Model, image: ImageSource | None, question: str, config: GenerationConfig | None = None) -> str:
     """The model's answer to ``question`` about ``image`` (None for a text-only question)."""
+    check_generative(model)
     text = question if image is None else with_image(question)
-    prompt = chat_encoder(model).encode([{"role": "user", "content": text}], add_generation_prompt=True)
-    return respond(model, [prompt.input_ids], [] if image is None else [image], config)[0]
+    inputs = {} if image is None else image_inputs(model, [image])
+    prompt = chat_encoder(model, _size_of(inputs)).encode(
+        [{"role": "user", "content": text}], add_generation_prompt=True
+    )
+    return _respond(model, [prompt.input_ids], inputs, config)[0]
 
 
 class Chat:
@@ -130,14 +157,16 @@ class Chat:
         system: str | None = None,
         config: GenerationConfig | None = None,
     ) -> None:
+        check_generative(model)
         self.model = model
         self.config = with_template_stops(model, config)
-        self.encoder = chat_encoder(model)
         self.system = system
         self.features: torch.Tensor | None = None
-        if image is not None:
+        inputs = {} if image is None else image_inputs(model, [image])
+        if inputs:
             with torch.inference_mode():
-                self.features = model.encode_images(pixels_of(model, [image]))  # type: ignore[union-attr]
+                self.features = model.encode_images(inputs["pixel_values"], inputs.get("image_sizes"))  # type: ignore[union-attr]
+        self.encoder = chat_encoder(model, _size_of(inputs))
         self.reset()
 
     def reset(self) -> None:
