@@ -130,3 +130,9 @@ def test_cli_writes_a_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*args, "--workers", "1"]) == 0
     assert all("red circle" in json.dumps(r["events"]) for r in _records(held))
     assert json.loads((held / "videoworld.json").read_text())["config"]["held_out"] == [["red", "circle"]]
+
+
+def test_data_show_draws_first_frames_with_captions(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", str(dataset), "--n", "4", "--out", str(out)]) == 0
+    assert Image.open(out).size[0] > CONFIG.image_size
