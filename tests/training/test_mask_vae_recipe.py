@@ -11,7 +11,7 @@ import torch
 
 import vlmkit
 from vlmkit.data.records import read_records
-from vlmkit.data.shapesworld.masks import rle_decode
+from vlmkit.data.shapesworld.masks import rle_decode, rle_encode
 from vlmkit.errors import InputError
 from vlmkit.models import MaskTokenizer
 from vlmkit.processing.masks import mask_crop
@@ -68,6 +68,16 @@ def test_masks_other_than_uncompressed_rle_are_one_line_errors(tmp_path):
     )
     with pytest.raises(InputError, match=r"a\.png: objects\[0\]\.mask: polygons"):
         _recipe(str(tmp_path)).prepare()
+
+
+def test_objects_with_an_empty_box_are_skipped(tmp_path):
+    full = np.zeros((8, 8), bool)
+    full[2:6, 1:4] = True
+    rle = rle_encode(full)
+    objects = [{"label": "a", "box": [3, 3, 3, 6], "mask": rle}, {"label": "b", "box": [1, 2, 4, 6], "mask": rle}]
+    (tmp_path / "records.jsonl").write_text(json.dumps({"image": "a.png", "objects": objects}) + "\n")
+    [(crop, box, _)] = list(object_masks(str(tmp_path)))
+    assert box == [1, 2, 4, 6] and crop.min() > 0.99
 
 
 def test_ema_moves_each_used_code_to_its_latents_and_restarts_dead_ones():

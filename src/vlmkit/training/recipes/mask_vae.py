@@ -26,7 +26,7 @@ from vlmkit.data.shapesworld.masks import rle_decode
 from vlmkit.data.sources import scan_records
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import MaskTokenizer
-from vlmkit.processing.masks import mask_crop, paste_mask
+from vlmkit.processing.masks import box_pixels, mask_crop, paste_mask
 from vlmkit.training.objective import Prepared
 from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.vq import MaskBatch, VqObjective, code_usage
@@ -73,7 +73,7 @@ class MaskVaeRecipe(Recipe):
         )
 
     def prepare(self) -> Prepared:
-        crops = [crop for crop, _, _ in object_masks(self.data)]
+        crops = [_to_uint8(crop) for crop, _, _ in object_masks(self.data)]  # uint8 at once: 4 KiB a mask
         if not crops:
             raise InputError(f"{self.data}: no objects with masks (COCO uncompressed RLE) to train on")
         torch.manual_seed(self.train.seed)
@@ -83,7 +83,7 @@ class MaskVaeRecipe(Recipe):
             config.num_codes, config.embedding_dim, self.commitment, self.ema_decay, self.restart_below
         )
         evaluate = reconstruction_evaluation(self.eval_data, self.eval_masks) if self.eval_data else None
-        return Prepared(model, objective, MaskCrops(_to_uint8(np.stack(crops)), self.train.seed), evaluate)
+        return Prepared(model, objective, MaskCrops(torch.from_numpy(np.stack(crops)), self.train.seed), evaluate)
 
 
 class MaskCrops:
@@ -101,8 +101,8 @@ class MaskCrops:
         return MaskBatch(self.crops[items].float() / 255.0)
 
 
-def _to_uint8(crops: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.round(crops * 255.0).astype(np.uint8))
+def _to_uint8(crop: np.ndarray) -> np.ndarray:
+    return np.round(crop * 255.0).astype(np.uint8)
 
 
 def object_masks(spec: str, limit: int | None = None) -> Iterator[tuple[np.ndarray, list[float], dict[str, Any]]]:
@@ -117,8 +117,8 @@ def object_masks(spec: str, limit: int | None = None) -> Iterator[tuple[np.ndarr
             if annotation.mask is None:
                 continue
             full = _full_mask(annotation, f"{record.image}: objects[{position}].mask")
-            x0, y0, x1, y1 = annotation.box
-            if round(x1) <= round(x0) or round(y1) <= round(y0):
+            x0, y0, x1, y1 = box_pixels(annotation.box, *full.shape)
+            if x1 == x0 or y1 == y0:
                 continue
             count += 1
             yield mask_crop(full, annotation.box), list(annotation.box), annotation.mask
