@@ -12,7 +12,11 @@ tokens/s, over the bandwidth of a large copy measured here). Time to first token
 image prompt (image encoding + prefill + first token).
 
     .venv/bin/python benchmarks/generate.py [--new-tokens 128] [--repeats 3] [--threads N] [--models 25m,135m,llava]
-        [--device cuda]
+        [--device cuda] [--clock cpu]
+
+``--clock cpu`` times by this process's CPU seconds instead of wall seconds (the copy bandwidth too): on a
+machine shared with other jobs, wall time mostly measures how long the others held the cores. It is only
+meaningful on the CPU with ``--threads 1`` (with more threads it adds up every thread's time).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 
 import torch
 import transformers
@@ -32,11 +37,14 @@ from vlmkit.models.generation import GenerationConfig, generate, pad_left
 PROMPT = 32
 
 
-def copy_bandwidth(device: str, megabytes: int = 256, repeats: int = 5) -> float:
+Clock = Callable[[], float]
+
+
+def copy_bandwidth(device: str, clock: Clock, megabytes: int = 256, repeats: int = 5) -> float:
     """Bytes per second moved by a large copy (read + write): the practical memory-bandwidth ceiling."""
     source = torch.empty(megabytes * 2**20, dtype=torch.uint8, device=device)
     target = torch.empty_like(source)
-    seconds = interleaved_medians({"copy": lambda: target.copy_(source)}, repeats=repeats)["copy"]
+    seconds = interleaved_medians({"copy": lambda: target.copy_(source)}, repeats=repeats, clock=clock)["copy"]
     return 2 * source.numel() / seconds
 
 
@@ -117,6 +125,7 @@ def bench(
     repeats: int,
     bandwidth: float,
     device: str,
+    clock: Clock,
 ) -> str:
     hf.to(device, dtype)
     ours.to(device, dtype)
@@ -146,7 +155,7 @@ def bench(
 
     with torch.inference_mode():
         same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
-        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0)
+        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
     ours_rate, hf_rate = batch * new_tokens / times["ours"], batch * new_tokens / times["hf"]
     bound = f"{100 * decoder_bytes(decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
     dtype_name = str(dtype).removeprefix("torch.")
@@ -157,7 +166,7 @@ def bench(
 
 
 def time_to_first_token(
-    hf: torch.nn.Module, ours: torch.nn.Module, dtype: torch.dtype, repeats: int, device: str
+    hf: torch.nn.Module, ours: torch.nn.Module, dtype: torch.dtype, repeats: int, device: str, clock: Clock
 ) -> str:
     hf.to(device, dtype)
     ours.to(device, dtype)
@@ -174,6 +183,7 @@ def time_to_first_token(
                 ),
             },
             repeats=repeats,
+            clock=clock,
         )
     return (
         f"TTFT llava {str(dtype).removeprefix('torch.'):9} ({len(rows[0])} prompt tokens): "
@@ -191,15 +201,18 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    bandwidth = copy_bandwidth(args.device)
+    bandwidth = copy_bandwidth(args.device, clock)
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, {where}, "
-        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; prompt {PROMPT} tokens, {args.new_tokens} new tokens"
+        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; prompt {PROMPT} tokens, {args.new_tokens} new tokens; "
+        f"{args.clock} clock"
     )
     print(f"{'model':8} {'dtype':9} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]
@@ -214,12 +227,12 @@ def main() -> None:
             for batch in map(int, args.batches.split(",")):
                 start = time.perf_counter()
                 print(
-                    bench(name, hf, ours, dtype, batch, args.new_tokens, args.repeats, bandwidth, args.device)
+                    bench(name, hf, ours, dtype, batch, args.new_tokens, args.repeats, bandwidth, args.device, clock)
                     + f"   ({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
             if name == "llava":
-                print(time_to_first_token(hf, ours, dtype, args.repeats, args.device), flush=True)
+                print(time_to_first_token(hf, ours, dtype, args.repeats, args.device, clock), flush=True)
 
 
 if __name__ == "__main__":
