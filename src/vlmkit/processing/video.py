@@ -9,13 +9,15 @@ frames whatever the length of the file.
 Where the targets come from:
 
 - ``uniform``: ``frames`` frames spread over the whole clip, the middle frame of each of ``frames`` equal
-  parts (the segment sampling of TSN, LLaVA-Video's ``frames_upbound`` and Qwen2-VL's ``nframes`` work alike);
+  parts (TSN's segment sampling; LLaVA-Video and Qwen2-VL take ``linspace`` from the first frame to the last,
+  which differs only in where the ends fall);
 - ``fps``: one frame every ``1 / fps`` seconds from the start, at most ``frames`` of them (the budget); a
-  clip that would give more is sampled uniformly with the budget instead, as Qwen2-VL does with ``max_frames``.
+  clip that would give more is sampled uniformly with the budget instead (Qwen2-VL likewise caps its
+  fps-derived frame count at ``max_frames``).
 
 What is refused, each with one line (``InputError``) naming the file: a file FFmpeg cannot open (damaged,
 cut short before its index, not a video), one without a video stream, a codec this FFmpeg cannot decode,
-a clip longer than ``max_seconds``, frames larger than ``max_pixels``, and a stream that ends before the
+a clip longer than ``max_seconds``, frames larger than ``max_pixels``, and a stream that ends well before the
 duration its header gives (a file cut short after its index).
 """
 
@@ -80,10 +82,11 @@ class FrameSampling:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the header says: seconds, frame rate (frames per second), frame size, codec name."""
+    """What the header says: seconds (None: not given, as in some live recordings), frame rate (frames per
+    second; 0: not given), frame size, codec name."""
 
     path: str
-    duration: float
+    duration: float | None
     fps: float
     width: int
     height: int
@@ -123,7 +126,7 @@ def _info(path: str | Path, stream: Any, container: Any) -> VideoInfo:
     elif container.duration is not None:
         duration = container.duration / 1_000_000  # AV_TIME_BASE
     else:
-        raise InputError(f"{path}: its header gives no duration")
+        duration = None
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
     context = stream.codec_context
@@ -131,7 +134,7 @@ def _info(path: str | Path, stream: Any, container: Any) -> VideoInfo:
 
 
 def _check(info: VideoInfo, limits: VideoLimits) -> None:
-    if limits.max_seconds is not None and info.duration > limits.max_seconds:
+    if limits.max_seconds is not None and info.duration is not None and info.duration > limits.max_seconds:
         raise InputError(f"{info.path}: lasts {info.duration:.1f} s; the limit is {limits.max_seconds:g} s")
     pixels = info.width * info.height
     if limits.max_pixels is not None and pixels > limits.max_pixels:
@@ -150,6 +153,8 @@ def probe(path: str | Path, limits: VideoLimits | None = None) -> VideoInfo:
 
 def sample_times(info: VideoInfo, sampling: FrameSampling) -> list[float]:
     """Target times (seconds) of ``sampling`` over a clip; each is a frame's own time when the rate is known."""
+    if info.duration is None:
+        raise InputError(f"{info.path}: its header gives no duration, so frames cannot be spread over it")
     step = 1.0 / info.fps if info.fps > 0 else 0.0
     last = max(0.0, info.duration - step)  # the last frame is shown at duration - 1/fps
     if sampling.mode == "fps":
@@ -175,8 +180,10 @@ def decode_frames(
 ) -> Iterator[Frame]:
     """For each target in ``times`` (ascending, possibly endless), the first frame shown at or after it.
 
-    A frame that reaches several targets is given once. ``strict`` (targets taken from the header's duration)
-    makes a stream that ends before its last target an error: the file was cut short after its index."""
+    A frame that reaches several targets is given once. ``strict`` is for targets taken from the header's
+    duration: a stream whose last frame comes more than two frames or 5% of the duration before the one the
+    header promises was cut short after its index, an error; a smaller shortfall (headers round, and a
+    container's duration may be its audio's) gives the last frame for the targets past it."""
     limits = limits or VideoLimits()
     av = import_av()
     targets = iter(times)
@@ -190,28 +197,36 @@ def decode_frames(
         stream.thread_type = "AUTO"
         slack = 0.25 / info.fps if info.fps > 0 else 1e-6
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        resize, seconds = _scaled(info.width, info.height, limits.max_side), 0.0
+        resize, seconds, last, given = _scaled(info.width, info.height, limits.max_side), 0.0, None, True
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
+                last, given = frame, False
                 seconds = max(0.0, float(frame.pts * stream.time_base) - start)
                 if limits.max_seconds is not None and seconds > limits.max_seconds:
                     raise InputError(f"{path}: runs past the limit of {limits.max_seconds:g} s (its header said less)")
                 if seconds + slack < target:
                     continue
                 yield Frame(round(seconds, 3), frame.to_image(**resize).convert("RGB"))
+                given = True
                 while target is not None and target <= seconds + slack:
                     target = next(targets, None)
                 if target is None:
                     return
         except av.FFmpegError as error:
             raise InputError(f"{path}: cannot decode ({error}): damaged or cut short") from None
-    if strict and target is not None:
-        raise InputError(
-            f"{path}: cut short or damaged: frames stop at {seconds:.2f} s of the {info.duration:.2f} s "
-            "its header gives"
-        )
+        if not strict:
+            return
+        step = 1.0 / info.fps if info.fps > 0 else 0.0
+        short = (info.duration or 0.0) - step - seconds  # how far before its promised last frame it stopped
+        if last is None or short > max(2 * step, 0.05 * (info.duration or 0.0)):
+            told = f"{info.duration:.2f} s" if info.duration is not None else "end"
+            raise InputError(
+                f"{path}: cut short or damaged: frames stop at {seconds:.2f} s, before the {told} its header gives"
+            )
+        if not given:
+            yield Frame(round(seconds, 3), last.to_image(**resize).convert("RGB"))
 
 
 def read_video(
