@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tokenizers import processors
 
 from chat_templates import LLAVA
 from testkit import WORDS
@@ -24,6 +25,10 @@ def llava_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("llava")
     corpus = [*WORDS, "user: assistant: describe the image.", "what colour is it? red circle"] * 4
     tokenizer = train_bpe_tokenizer(corpus, vocab_size=300, special_tokens=["<image>"], max_length=128)
+    # like Llama's: the tokenizer itself starts every text with <bos>
+    bos = tokenizer.tokenizer.token_to_id("<bos>")
+    starts = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+    tokenizer.tokenizer.post_processor = starts
     tokenizer.save(directory / "tokenizer.json")
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_file=str(directory / "tokenizer.json"),
@@ -31,6 +36,7 @@ def llava_dir(tmp_path_factory):
         eos_token="<eos>",
         pad_token="<pad>",
         model_max_length=128,
+        add_bos_token=True,
     )
     image_id = fast.convert_tokens_to_ids("<image>")
     vision = transformers.CLIPVisionConfig(
@@ -64,11 +70,13 @@ def test_prompt_ids_equal_the_processors(llava_dir):
     model = from_pretrained(llava_dir)
     assert model.jinja_template is not None
     messages = [{"role": "user", "content": "<image>\nwhat colour is it?"}]
-    hf_messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\nwhat colour is it?"}]}]
-    text = processor.apply_chat_template(hf_messages, add_generation_prompt=True)
-    expected = processor(images=[_image()], text=text, return_tensors="pt")["input_ids"][0].tolist()
+    hf_messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what colour is it?"}]}]
+    inputs = processor.apply_chat_template(
+        hf_messages, add_generation_prompt=True, tokenize=True, return_dict=True, images=[_image()]
+    )
+    expected = list(inputs["input_ids"][0])
     got = chat_encoder(model).encode(messages, add_generation_prompt=True).input_ids
-    assert got == expected
+    assert got[0] == model.tokenizer.bos_id and got == expected
     assert got.count(model.config.image_token_id) == model.tokens_per_image == 16
 
 

@@ -162,11 +162,16 @@ def read_chat_template(directory: str | Path) -> JinjaChatTemplate | None:
 
 
 def _parts(text: str) -> list[dict[str, str]]:
-    """vlmkit's ``<image>`` placeholders as multimodal content parts."""
+    """vlmkit's ``<image>`` placeholders as multimodal content parts.
+
+    The newline vlmkit writes after an image (``with_image``) is its own template's layout; a content
+    part list leaves layout to the checkpoint's template, so it is dropped.
+    """
     parts: list[dict[str, str]] = []
     for index, piece in enumerate(text.split(IMAGE_TOKEN)):
         if index:
             parts.append({"type": "image"})
+            piece = piece.removeprefix("\n")
         if piece:
             parts.append({"type": "text", "text": piece})
     return parts
@@ -176,9 +181,10 @@ def _parts(text: str) -> list[dict[str, str]]:
 class JinjaChatEncoder:
     """``ChatEncoder``'s contract (ids, labels, images) under a checkpoint's Jinja template.
 
-    The whole rendering is tokenised at once, as transformers tokenises it (no special tokens added:
-    the template writes them), then each image token becomes ``tokens_per_image`` copies.
-    ``multimodal`` passes turns as content parts (vision-language models) instead of strings.
+    The whole rendering is tokenised at once, as transformers tokenises it, then each image token becomes
+    ``tokens_per_image`` copies. ``multimodal`` passes turns as content parts (vision-language models)
+    instead of strings, and tokenises as a processor's ``apply_chat_template`` does: the tokenizer's BOS
+    is added unless the rendering already starts with it (a text tokenizer's adds nothing).
     """
 
     tokenizer: TextTokenizer
@@ -202,6 +208,9 @@ class JinjaChatEncoder:
         ids: list[int] = []
         labels: list[int] = []
         images = 0
+        bos = self.tokenizer.bos_id
+        if self.multimodal and bos is not None and not text.startswith(self.tokenizer.tokenizer.id_to_token(bos)):
+            ids, labels = [bos], [IGNORE_INDEX]
         for token, (start, _end) in zip(encoding.ids, encoding.offsets, strict=True):
             if self.image_token_id is not None and token == self.image_token_id:
                 if self.tokens_per_image < 1:

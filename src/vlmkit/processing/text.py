@@ -221,8 +221,18 @@ class TextTokenizer:
                 )
             return found
 
-        eos_id = token_id("eos_token") if (family["eos"] if family else config.get("add_eos_token")) else None
-        bos_id = token_id("bos_token") if (family["bos"] if family else config.get("add_bos_token")) else None
+        def adds(key: str, token: int | None) -> bool:
+            """Whether texts get this special token: the family's rule, the config's ``add_*_token``, or else
+            what tokenizer.json's own post-processor does (transformers 5 and Llama 3 keep it there)."""
+            if family:
+                return bool(family[key.removesuffix("_token")])
+            if config.get(f"add_{key}") is not None:
+                return bool(config[f"add_{key}"])
+            probe = tokenizer.encode("a", add_special_tokens=True).ids
+            return token is not None and (probe[0] == token if key == "bos_token" else probe[-1] == token)
+
+        eos_id = token_id("eos_token") if adds("eos_token", token_id("eos_token")) else None
+        bos_id = token_id("bos_token") if adds("bos_token", token_id("bos_token")) else None
         pad_id = token_id("pad_token")
         pad_id = pad_id if pad_id is not None else token_id("eos_token")
         if pad_id is None:
