@@ -16,9 +16,13 @@ VOCAB = 96
 PINPOINTS = [[32, 64], [64, 32], [64, 64]]
 
 
-def hf_llava_next(strategy: str = "default", layer: int = -2) -> transformers.LlavaNextForConditionalGeneration:
-    vision = transformers.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, image_size=32, patch_size=8
+def hf_llava_next(
+    strategy: str = "default", layer: int = -2, tower: str = "clip"
+) -> transformers.LlavaNextForConditionalGeneration:
+    """``tower`` "clip" (a class token, read with strategy "default") or "siglip" (none, read with "full")."""
+    shape = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, image_size=32)
+    vision = (transformers.CLIPVisionConfig if tower == "clip" else transformers.SiglipVisionConfig)(
+        **shape, patch_size=8
     )
     text = transformers.LlamaConfig(
         vocab_size=VOCAB,
@@ -66,7 +70,7 @@ def save_tiny_processor(directory, strategy: str = "default") -> transformers.Ll
         tokenizer=fast,
         patch_size=8,
         vision_feature_select_strategy=strategy,
-        num_additional_image_tokens=1,
+        num_additional_image_tokens=int(strategy == "default"),
     )
     processor.save_pretrained(directory)
     return processor

@@ -120,6 +120,22 @@ def test_save_load_round_trip(setup, tmp_path):
         torch.testing.assert_close(again(**inputs).logits, ours(**inputs).logits, atol=0, rtol=0)
 
 
+def test_siglip_tower_read_in_full(tmp_path):
+    """The "full" strategy with a tower that has no class token (SigLIP's), the pairing transformers can pack."""
+    torch.manual_seed(1)
+    hf = hf_llava_next(strategy="full", layer=-1, tower="siglip")
+    hf.save_pretrained(tmp_path)
+    processor = save_tiny_processor(tmp_path, strategy="full")
+    ours = vlmkit.load(tmp_path)
+    assert not ours.config.vision.class_token and ours.config.tokens_per_image == 16
+    inputs = processor(text=TEXTS, images=_images(SIZES[2:4]), return_tensors="pt", padding=True)
+    counts = [ours.image_tokens(tuple(s)) for s in inputs["image_sizes"].tolist()]
+    assert counts == (inputs["input_ids"] == IMAGE).sum(1).tolist()
+    real = inputs["attention_mask"].bool()
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**inputs).logits[real], hf(**inputs).logits[real], atol=TOL, rtol=0)
+
+
 def _rewrite(directory, name: str, change) -> None:
     path = directory / name
     data = json.loads(path.read_text())
