@@ -81,3 +81,16 @@ def test_bad_settings_name_their_field(shapes_dataset, field, value, message):
     settings = _recipe(shapes_dataset).to_dict() | {field: value}
     with pytest.raises(ConfigError, match=message):
         T2IRecipe.from_dict(settings)
+
+
+def test_training_continues_from_a_t2i_model(shapes_dataset, tmp_path):
+    first = _run(_recipe(shapes_dataset, steps=2, eval_every=0), tmp_path / "first")
+    recipe = _recipe(shapes_dataset, steps=2, eval_every=0)
+    recipe.init_from = str(first.model_dir)
+    prepared = recipe.prepare()
+    exported = from_pretrained(first.model_dir)
+    assert all(torch.equal(v, exported.state_dict()[k]) for k, v in prepared.model.state_dict().items())
+    assert prepared.model.tokenizer.to_dict() == exported.tokenizer.to_dict()
+    recipe.image_size = 32
+    with pytest.raises(ConfigError, match="generates 16 px"):
+        recipe.prepare()

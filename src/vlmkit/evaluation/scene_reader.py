@@ -222,11 +222,14 @@ def classify_shape(
         return 1 - float(error / max(((covered + target) * weight).sum(), 1e-9))
 
     scores: dict[str, tuple[float, float, float, np.ndarray]] = {}  # shape -> (fit, rotation, radius, centre)
+    radii = (own,) if abs(own / named - 1) < 0.02 else (own, named)  # an unoccluded object: one radius will do
     for shape in shapes:
         for rotation in ROTATIONS:
             offset = _centroid_offset(shape, rotation)
-            for radius in (own, named):
-                for center in (box_center, centroid - offset * radius):
+            for radius in radii:
+                centred = centroid - offset * radius
+                centers = (box_center,) if np.abs(centred - box_center).max() < 0.2 else (box_center, centred)
+                for center in centers:
                     score = fit(shape, rotation, radius, center)
                     if shape not in scores or score > scores[shape][0]:
                         scores[shape] = (score, rotation, radius, center)

@@ -74,6 +74,9 @@ class T2IRecipe(Recipe):
     preset: Literal["tiny", "small", "base"] = option("tiny", "DiT shape")
     image_size: int = option(32, "side of the generated images in pixels (the data is resized to it)")
     patch_size: int = option(4, "patch side in pixels")
+    init_from: str | None = option(
+        None, "a t2i model directory to continue training (its shape and tokenizer)", flag="--from"
+    )
     text_from: str | None = option(None, "dual encoder whose text tower and tokenizer to use (default: train one)")
     train_text: bool = option(False, "train the text tower taken from --text-from (from scratch it always trains)")
     cond_dropout: float = option(0.1, "share of items trained without their text (classifier-free guidance)")
@@ -97,6 +100,8 @@ class T2IRecipe(Recipe):
             raise ConfigError(f"{where}: image_size {self.image_size} must be a positive multiple of patch_size")
         if self.time_std <= 0 or self.eval_images < 1:
             raise ConfigError(f"{where}: time_std and eval_images must be positive")
+        if self.init_from and self.text_from:
+            raise ConfigError(f"{where}: --from already brings its text tower; drop --text-from")
         if self.train_text and not self.text_from:
             raise ConfigError(f"{where}.train_text: only with --text-from (a tower trained from scratch always trains)")
         ImagineSettings(steps=self.sample_steps, guidance=self.sample_guidance).check()
@@ -106,7 +111,7 @@ class T2IRecipe(Recipe):
         processor = pixel_processor(self.image_size)
         images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
         captions = [c for r in images.records for c in r.captions or []]
-        model = self._new_model(captions[:50_000])
+        model = self._pretrained() if self.init_from else self._new_model(captions[:50_000])
         batches = PromptBatches(images, model.tokenizer, self.train.seed)  # type: ignore[arg-type]
         objective = FlowObjective(
             model, self.cond_dropout, self.time_mean, self.time_std, self.ema_decay, self.train.grad_accum
@@ -180,6 +185,16 @@ class T2IRecipe(Recipe):
             model.text.requires_grad_(self.train_text)
         model.tokenizer = tokenizer
         return model
+
+    def _pretrained(self) -> DiT:
+        model = from_pretrained(self.init_from)  # type: ignore[arg-type]
+        if not isinstance(model, DiT) or model.tokenizer is None:
+            raise InputError(f"{self.init_from}: --from needs a text-to-image model directory (a t2i run's model/)")
+        if model.config.image_size != self.image_size:
+            raise ConfigError(
+                f"--image-size {self.image_size}: {self.init_from} generates {model.config.image_size} px"
+            )
+        return model.train()
 
     def _pretrained_text(self) -> tuple[TextConfig, TextTokenizer, nn.Module]:
         encoder = from_pretrained(self.text_from)  # type: ignore[arg-type]
