@@ -8,8 +8,10 @@ the same prompts (left-padded at batch 8), timed interleaved in one run, in floa
 
 Columns: tokens/s of each, their ratio, whether the generated ids are identical, and at batch 1
 the fraction of the memory-bandwidth bound reached by vlmkit (weight bytes read per token times
-tokens/s, over the bandwidth of a large copy measured here). Time to first token (TTFT) is for one
-image prompt (image encoding + prefill + first token).
+tokens/s, over the bandwidth of a large copy measured here), and ``mm%bw``, the fraction that one row
+multiplied through every weight matrix of the decoder reaches on its own: the ceiling of a decoding step
+that does nothing but its matmuls (vlmkit's matrices in the layout its generation uses). Time to first
+token (TTFT) is for one image prompt (image encoding + prefill + first token).
 
     .venv/bin/python benchmarks/generate.py [--new-tokens 128] [--repeats 3] [--threads N] [--models 25m,135m,llava]
         [--device cuda] [--clock cpu]
@@ -115,6 +117,20 @@ def decoder_bytes(decoder: torch.nn.Module) -> int:
     return total if decoder.lm_head is None else total - embedding.numel() * embedding.element_size()
 
 
+def matmul_rate(decoder: torch.nn.Module, clock: Clock, repeats: int) -> float:
+    """Tokens/s of a step that only multiplies one row by each weight matrix (the output head included)."""
+    weights = [m.weight for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    weights = weights if decoder.lm_head is not None else [*weights, decoder.embed.weight]
+    rows = {w.shape[1]: torch.randn(1, 1, w.shape[1], dtype=w.dtype, device=w.device) for w in weights}
+
+    def step() -> None:
+        for weight in weights:
+            torch.nn.functional.linear(rows[weight.shape[1]], weight)
+
+    with torch.inference_mode():
+        return 1 / interleaved_medians({"mm": step}, repeats=5 * repeats, clock=clock)["mm"]
+
+
 def bench(
     name: str,
     hf: torch.nn.Module,
@@ -157,11 +173,14 @@ def bench(
         same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
         times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
     ours_rate, hf_rate = batch * new_tokens / times["ours"], batch * new_tokens / times["hf"]
-    bound = f"{100 * decoder_bytes(decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
+    bound, ceiling = "     -", "     -"
+    if batch == 1:
+        bound = f"{100 * decoder_bytes(decoder) * ours_rate / bandwidth:5.1f}%"
+        ceiling = f"{100 * decoder_bytes(decoder) * matmul_rate(decoder, clock, repeats) / bandwidth:5.1f}%"
     dtype_name = str(dtype).removeprefix("torch.")
     return (
         f"{name:8} {dtype_name:9} {batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x "
-        f"{same:6.2f} {bound}"
+        f"{same:6.2f} {bound} {ceiling}"
     )
 
 
@@ -214,7 +233,8 @@ def main() -> None:
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; prompt {PROMPT} tokens, {args.new_tokens} new tokens; "
         f"{args.clock} clock"
     )
-    print(f"{'model':8} {'dtype':9} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
+    header = f"{'model':8} {'dtype':9} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6}"
+    print(f"{header} {'%bw':>6} {'mm%bw':>6}")
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]
     for name in args.models.split(","):
         hf = (

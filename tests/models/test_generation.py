@@ -8,7 +8,15 @@ import torch
 from tiny_vlm import tiny_chat_tokenizer, tiny_decoder_config
 from vlmkit.errors import InputError
 from vlmkit.models import Decoder
-from vlmkit.models.generation import GenerationConfig, TextStream, _Sampler, generate, generate_text, stream_text
+from vlmkit.models.generation import (
+    GenerationConfig,
+    TextStream,
+    _Sampler,
+    decoding_layout,
+    generate,
+    generate_text,
+    stream_text,
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +107,21 @@ def test_text_stream_holds_back_partial_characters_and_stop_prefixes(tokenizer):
 def test_prompt_too_long_is_an_input_error(decoder):
     with pytest.raises(InputError, match="max_positions"):
         generate(decoder, [[5] * 200])
+
+
+def test_generation_relays_weights_and_keeps_greedy_output(tokenizer):
+    torch.manual_seed(1)
+    decoder = Decoder(tiny_decoder_config(tokenizer)).eval()
+    prompt = torch.tensor([PROMPTS[0]])
+    expected = []
+    with torch.no_grad():  # uncached full forwards, weights as built (row-major)
+        ids = prompt
+        for _ in range(8):
+            token = decoder(ids)[0, -1].argmax()
+            expected.append(int(token))
+            ids = torch.cat([ids, token.view(1, 1)], dim=1)
+    assert decoder.output_weight.is_contiguous()
+    config = GenerationConfig(max_new_tokens=8, eos_token_ids=())
+    assert generate(decoder, prompt, config) == [expected]
+    assert decoder.output_weight.t().is_contiguous() and decoder.blocks[0].attn.qkv.weight.t().is_contiguous()
+    assert decoding_layout(decoder) == 0

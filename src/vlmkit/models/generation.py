@@ -8,6 +8,9 @@ repetition penalty) cost only when switched on. Text-level concerns (stop string
 without splitting a multi-byte character) live in ``TextStream``, which needs a tokenizer; the
 token loop does not.
 
+On the CPU a float32 decoder's matrices are re-laid for one-row matmuls when a generation starts
+(``vlmkit.nn.gemv_layout``: same values and shapes, ~1.4x faster reads at batch 1).
+
 A token is fed to the model only when the next one is wanted, so generation that stops (EOS, stop
 string, length) never pays for a forward pass whose logits nobody reads. The cache then holds the
 prompt and every generated token but the last.
@@ -20,8 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from vlmkit.errors import InputError
+from vlmkit.nn.gemv_layout import transpose_storage_
 from vlmkit.nn.kv_cache import KVCache
 
 if TYPE_CHECKING:
@@ -128,7 +133,8 @@ class Decoding:
     without them a prefill is one block.
 
     Rows that ``finish`` keep being fed the pad id (their output is complete, the batch goes on).
-    The cache ends up holding the prompt and every generated token but the last.
+    The cache ends up holding the prompt and every generated token but the last. A decoder in eval
+    mode has its matrices re-laid for decoding (``decoding_layout``) the first time.
     """
 
     def __init__(
@@ -144,6 +150,8 @@ class Decoding:
     ) -> None:
         self.decoder = decoder
         self.config = config or GenerationConfig()
+        if not decoder.training:
+            decoding_layout(decoder)
         batch, length = input_ids.shape
         self.cache = cache if cache is not None else decoder.new_cache(batch, length + self.config.max_new_tokens)
         room = decoder.config.max_positions - self.cache.length - length + 1
@@ -186,6 +194,17 @@ class Decoding:
     def finish(self, row: int) -> None:
         self.finished[row] = True
         self._finished[row] = True
+
+
+def decoding_layout(decoder: Decoder) -> int:
+    """Re-lay the decoder's matmul weights (the output head too, tied or not) for one-row products; the
+    number re-laid (0 once done, and on devices or dtypes ``vlmkit.nn.gemv_layout`` leaves alone).
+
+    A tied output head is the token embedding, whose lookups then gather a strided column per token:
+    a few microseconds per token, against milliseconds saved reading the head every step.
+    """
+    weights = [module.weight for module in decoder.modules() if isinstance(module, nn.Linear)]
+    return transpose_storage_([*weights, decoder.output_weight])
 
 
 def eos_ids(decoder: Decoder, config: GenerationConfig, tokenizer: TextTokenizer | None = None) -> frozenset[int]:
