@@ -65,6 +65,11 @@ def test_ask_and_chat_commands(saved, capsys, monkeypatch):
     assert main(["chat", str(image), "--model", str(directory), "--max-new-tokens", "4"]) == 0
 
 
+def test_a_text_only_question_needs_no_size(saved):
+    _, _, directory, _ = saved
+    assert isinstance(ask(vlmkit.load(directory), None, QUESTION, GenerationConfig(max_new_tokens=3)), str)
+
+
 def test_a_fixed_count_caller_is_told_the_count_needs_the_size(saved):
     _, _, directory, image = saved
     with pytest.raises(InputError, match="depends on its size"):

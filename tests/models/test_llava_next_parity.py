@@ -90,6 +90,17 @@ def test_logits_match_on_processor_outputs(setup):
         expected = hf(**inputs).logits
         got = ours(**inputs).logits
     torch.testing.assert_close(got[real], expected[real], atol=TOL, rtol=0)
+    # The crops may also come concatenated (crops, 3, H, W), without the batch's zero padding.
+    crops = [1 + 2, 1 + 2]  # both images tile at 32x64 or 64x32
+    flat = torch.cat([views[:count] for views, count in zip(inputs["pixel_values"], crops, strict=True)])
+    with torch.no_grad():
+        again = ours(
+            inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            pixel_values=flat,
+            image_sizes=inputs["image_sizes"],
+        ).logits
+    torch.testing.assert_close(again, got, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("index", [0, 3])

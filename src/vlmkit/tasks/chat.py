@@ -54,17 +54,20 @@ def jinja_template_of(model: Model) -> JinjaChatTemplate | None:
     return getattr(model, "jinja_template", None)
 
 
-def chat_encoder(model: Model, image_size: tuple[int, int] | None = None) -> ChatEncoder | JinjaChatEncoder:
+def chat_encoder(
+    model: Model, image_size: tuple[int, int] | None = None, *, images: bool = True
+) -> ChatEncoder | JinjaChatEncoder:
     """The encoder matching a model's tokenizer, prompt format and image geometry.
 
     A checkpoint that ships its own Jinja template is prompted through it; vlmkit's own models (and
     checkpoints without one) use their named ``ChatTemplate``. A model whose image token count follows
-    the image's size (LLaVA-NeXT's tiling) needs that ``image_size`` (height, width).
+    the image's size (LLaVA-NeXT's tiling) needs that ``image_size`` (height, width), unless the
+    conversation holds no image (``images=False``).
     """
     check_generative(model)
     tokenizer = _tokenizer(model)
     image_token_id, tokens_per_image = (
-        (model.config.image_token_id, model.image_tokens(image_size))
+        (model.config.image_token_id, model.image_tokens(image_size) if images else 0)
         if isinstance(model, VisionLanguageModel)
         else (None, 0)
     )
@@ -135,7 +138,7 @@ def ask(model: Model, image: ImageSource | None, question: str, config: Generati
     check_generative(model)
     text = question if image is None else with_image(question)
     inputs = {} if image is None else image_inputs(model, [image])
-    prompt = chat_encoder(model, _size_of(inputs)).encode(
+    prompt = chat_encoder(model, _size_of(inputs), images=image is not None).encode(
         [{"role": "user", "content": text}], add_generation_prompt=True
     )
     return _respond(model, [prompt.input_ids], inputs, config)[0]
@@ -166,7 +169,7 @@ class Chat:
         if inputs:
             with torch.inference_mode():
                 self.features = model.encode_images(inputs["pixel_values"], inputs.get("image_sizes"))  # type: ignore[union-attr]
-        self.encoder = chat_encoder(model, _size_of(inputs))
+        self.encoder = chat_encoder(model, _size_of(inputs), images=image is not None)
         self.reset()
 
     def reset(self) -> None:
