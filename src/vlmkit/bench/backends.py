@@ -22,8 +22,8 @@ from vlmkit.bench.tasks import Prompt
 from vlmkit.errors import ConfigError
 from vlmkit.evaluation.runner import model_fingerprint
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import IMAGE_TOKEN
 from vlmkit.processing.images import load_image
+from vlmkit.processing.jinja_chat import content_parts
 from vlmkit.tasks.chat import chat_encoder, check_generative, respond
 
 
@@ -58,16 +58,9 @@ class VlmkitBackend:
 
 
 def _conversation(prompt: Prompt) -> list[dict]:
-    """One user message in transformers' content-list form, an image entry where each placeholder was; the text
-    between is kept as it is (newlines too), as vlmkit's own rendering of a Jinja template keeps it."""
+    """One user message in transformers' content-list form, made as vlmkit makes it for a Jinja template."""
     text, images = prompt
-    content: list[dict] = []
-    for position, piece in enumerate(text.split(IMAGE_TOKEN)):
-        if position:
-            content.append({"type": "image", "image": load_image(images[position - 1])})
-        if piece:
-            content.append({"type": "text", "text": piece})
-    return [{"role": "user", "content": content}]
+    return [{"role": "user", "content": content_parts(text, [load_image(image) for image in images])}]
 
 
 class TransformersBackend:

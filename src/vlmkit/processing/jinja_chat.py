@@ -161,16 +161,17 @@ def read_chat_template(directory: str | Path) -> JinjaChatTemplate | None:
     return JinjaChatTemplate(source, tokens)
 
 
-def _parts(text: str) -> list[dict[str, str]]:
-    """vlmkit's ``<image>`` placeholders as multimodal content parts.
+def content_parts(text: str, images: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """vlmkit's ``<image>`` placeholders as multimodal content parts (``images``, when given, go into the
+    image parts in order, as a transformers processor takes them).
 
     The newline vlmkit writes after an image (``with_image``) is its own template's layout; a content
     part list leaves layout to the checkpoint's template, so it is dropped.
     """
-    parts: list[dict[str, str]] = []
+    parts: list[dict[str, Any]] = []
     for index, piece in enumerate(text.split(IMAGE_TOKEN)):
         if index:
-            parts.append({"type": "image"})
+            parts.append({"type": "image"} if images is None else {"type": "image", "image": images[index - 1]})
             piece = piece.removeprefix("\n")
         if piece:
             parts.append({"type": "text", "text": piece})
@@ -200,7 +201,8 @@ class JinjaChatEncoder:
         max_length: int | None = None,
     ) -> EncodedChat:
         conversation = [
-            {"role": role, "content": _parts(text) if self.multimodal else text} for role, text in turns(messages)
+            {"role": role, "content": content_parts(text) if self.multimodal else text}
+            for role, text in turns(messages)
         ]
         text = self.template.render(conversation, add_generation_prompt)
         answers = self._answer_spans(conversation, text)
