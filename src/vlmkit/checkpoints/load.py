@@ -103,7 +103,7 @@ def _attach_preprocessing(model: nn.Module, directory: Path, config: ConfigBase)
             model.tokenizer = TextTokenizer.from_hf_dir(directory, default_max_length=_context_length(config))
     if "chat_template" in settings:
         model.jinja_template = JinjaChatTemplate.from_dict(settings["chat_template"])
-    elif model.tokenizer is not None and (template := read_chat_template(directory)) is not None:
+    elif getattr(model, "tokenizer", None) is not None and (template := read_chat_template(directory)) is not None:
         model.jinja_template = template
 
 
