@@ -33,8 +33,8 @@ def build_model(config: ConfigBase, device: str | torch.device | None = None) ->
 
 __all__ = [
     "ConSEModel",
-    "DiT",
     "Decoder",
+    "DiT",
     "DualEncoder",
     "DualEncoderOutput",
     "MaskTokenizer",
