@@ -51,6 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve /v1/read, the text of page images, with this OCR engine (ppocr when none is named; "
         "tesseract)",
     )
+    serve.add_argument(
+        "--mask-tokenizer",
+        help="the mask tokenizer --vlm was trained with (`vlmkit train mask-vae`): serves /v1/segment",
+    )
+    serve.add_argument(
+        "--max-video-seconds", type=float, default=300.0, help="longest clip a chat may send (400 past it; 300)"
+    )
+    serve.add_argument(
+        "--video-frames", type=int, default=8, help="frames sampled from a clip in a chat (at most --max-images; 8)"
+    )
     serve.add_argument("--model-name", help="id clients use for --model (default: its directory name)")
     serve.add_argument("--vlm-name", help="id clients use for --vlm (default: its directory name)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -174,6 +184,18 @@ def _index_encoder(store: SearchStore, encoder: DualEncoder | None, names: tuple
     return chosen
 
 
+def _mask_tokenizer(source: str, with_vlm: bool, device: str) -> Any:
+    """The mask tokenizer ``/v1/segment`` decodes masks with; it serves the --vlm it was trained with."""
+    from vlmkit.checkpoints import from_pretrained
+
+    if not with_vlm:
+        raise ConfigError("serve: --mask-tokenizer serves segmentation for a --vlm; give --vlm too")
+    codec = from_pretrained(source, device=device)
+    if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
+        raise ConfigError(f"--mask-tokenizer {source}: expected a mask tokenizer (`vlmkit train mask-vae`)")
+    return codec
+
+
 def limits_from(args: argparse.Namespace) -> Any:
     from vlmkit.serving import ServerLimits
 
@@ -192,6 +214,8 @@ def limits_from(args: argparse.Namespace) -> Any:
         max_request_pixels=args.max_request_pixels,
         body_timeout_s=args.body_timeout_s,
         max_buffered_bytes=int(args.max_buffered_mb * 1024 * 1024),
+        max_video_seconds=args.max_video_seconds,
+        video_frames=args.video_frames,
     )
 
 
@@ -236,6 +260,8 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         models.chat_id = model_id(args.vlm, args.vlm_name)
         if args.model and models.chat_id == models.encoder_id:
             raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")
+    if args.mask_tokenizer:
+        models.mask_tokenizer = _mask_tokenizer(args.mask_tokenizer, bool(args.vlm), device)
     if args.index:
         from vlmkit.search.store import SearchStore
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vlmkit import __version__
 from vlmkit.errors import ConfigError
-from vlmkit.serving import openai_routes, vlmkit_routes
+from vlmkit.serving import grounding, openai_routes, vlmkit_routes
 from vlmkit.serving.errors import install_handlers
 from vlmkit.serving.limits import GuardMiddleware, ServerLimits
 from vlmkit.serving.metrics import MetricsMiddleware
@@ -39,9 +39,14 @@ ENDPOINTS = (
     "/v1/classify",
     "/v1/search",
     "/v1/read",
+    "/v1/detect",
+    "/v1/segment",
 )
-# The page loads nothing from elsewhere; images it shows are data: or blob: URLs.
-PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'"
+# The page loads nothing from elsewhere; images and clips it shows are data: or blob: URLs.
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'"
+)
 
 
 def create_app(models: ServedModels, limits: ServerLimits | None = None) -> FastAPI:
@@ -60,9 +65,11 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
 
     app = FastAPI(title="vlmkit", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.vlmkit = state
+    app.state.grounding = grounding.ground_service(models, state.limits)
     install_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(vlmkit_routes.router)
+    app.include_router(grounding.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -73,6 +80,9 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
             "embeddings": state.encoder is not None,
             "search": state.search is not None,
             "read": state.read is not None,
+            "detect": app.state.grounding is not None,
+            "segment": app.state.grounding is not None and app.state.grounding.segments,
+            "video": state.chat is not None and state.chat.takes_images,
             "auth": state.limits.api_key is not None,
         }
 

@@ -56,6 +56,8 @@ class ServerLimits:
         body_timeout_s: time a client has to send the whole body once its headers are in (408 past it).
         max_buffered_bytes: most request-body bytes held at once by all requests in flight (503 past it),
             in memory up to ``SPOOL_BYTES`` per request and in a temporary file past that.
+        max_video_seconds: longest clip a chat request may send (400 past it, from the clip's header).
+        video_frames: frames sampled from a clip when its part does not say (at most ``max_images``).
     """
 
     max_batch: int = 16
@@ -72,14 +74,16 @@ class ServerLimits:
     max_request_pixels: int = 64_000_000
     body_timeout_s: float = 30.0
     max_buffered_bytes: int = 128 * 1024 * 1024  # disk pages mostly: a body past SPOOL_BYTES waits in a file
+    max_video_seconds: float = 300.0
+    video_frames: int = 8
 
     def __post_init__(self) -> None:
         counts = ("max_batch", "queue", "max_tokens_cap", "max_body_bytes", "max_image_pixels", "max_text_chars")
-        for name in (*counts, "max_images", "max_request_pixels", "max_buffered_bytes"):
+        for name in (*counts, "max_images", "max_request_pixels", "max_buffered_bytes", "video_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve: {name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_wait_ms < 0 or self.timeout_s <= 0 or self.body_timeout_s <= 0:
-            raise ConfigError("serve: batch_wait_ms must be >= 0, timeout_s and body_timeout_s > 0")
+        if self.batch_wait_ms < 0 or self.timeout_s <= 0 or self.body_timeout_s <= 0 or self.max_video_seconds <= 0:
+            raise ConfigError("serve: batch_wait_ms must be >= 0, timeout_s, body_timeout_s and max_video_seconds > 0")
         if self.max_buffered_bytes < self.max_body_bytes:
             raise ConfigError("serve: max_buffered_bytes must be at least max_body_bytes (one largest body)")
         if self.api_key is not None and not self.api_key:

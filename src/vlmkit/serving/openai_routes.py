@@ -10,7 +10,9 @@ Content parts are normalised, so the answer never depends on their order: a user
 ``image_url`` parts become ``<image>`` placeholders that go first, each on its own line and in the
 order the images came, then its text parts, joined by newlines. One image and one text part in
 either order give ``<image>\\ntext``, the prompt ``vlmkit ask`` builds (``processing.chat.with_image``)
-and the one the models were trained on.
+and the one the models were trained on. A ``video_url`` part (a vlmkit extension, ``serving.video``) becomes
+its sampled frames; a reply that writes location tokens or a moment also carries them parsed on its message
+(``objects``, ``moment``), and in a stream on the last chunk's delta.
 
 Every request is measured before it costs anything: its text in characters (``max_text_chars``), its
 images by count and header pixels; then it is admitted to its worker (503 when the queue is full),
@@ -25,7 +27,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +44,10 @@ from vlmkit.serving.encoder import EncoderService
 from vlmkit.serving.errors import ApiError
 from vlmkit.serving.images import check_image_count, decode_images
 from vlmkit.serving.limits import ServerLimits
-from vlmkit.serving.openai_schema import ChatRequest, EmbeddingRequest, Message, TextPart
+from vlmkit.serving.openai_schema import ChatRequest, EmbeddingRequest, Message, TextPart, VideoPart
 from vlmkit.serving.requests import ClientGone, check_text_size, disconnected, min_side, next_event
 from vlmkit.serving.state import Deadline, ServerState, result, submit
+from vlmkit.serving.video import ClipRequest, clip_request, reply_fields, with_clip
 
 MAX_EMBEDDING_INPUTS = 2048
 MAX_STOP_STRINGS = 4
@@ -135,6 +138,7 @@ class Conversation:
     urls: list[str]
     params: list[str]  # where each image came from, for errors
     chars: int  # characters of text in all the turns
+    video: ClipRequest | None = None  # at most one clip (``serving.video``); its frames replace images
 
 
 def conversation(messages: Sequence[Message], service: ChatService) -> Conversation:
@@ -161,10 +165,15 @@ def conversation(messages: Sequence[Message], service: ChatService) -> Conversat
                 raise ApiError(400, "images are accepted in user messages only", param=param)
             if not service.takes_images:
                 raise ApiError(400, f"the model {service.model_id!r} is text-only; it takes no images", param=param)
+            if isinstance(part, VideoPart):
+                found.video = clip_request(part, len(found.turns), param, found.video)
+                continue
             found.urls.append(part.image_url.url)
             found.params.append(f"{param}.image_url.url")
             images.append(IMAGE_TOKEN)
         found.turns.append({"role": role, "content": "\n".join([*images, *pieces])})
+    if found.video is not None and found.urls:
+        raise ApiError(400, "send a video or images in one request, not both", param=found.video.param)
     return found
 
 
@@ -191,6 +200,8 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
     check_text_size(asked.chars + sum(len(stop) for stop in config.stop), state.limits, "messages")
     check_image_count(len(asked.urls), state.limits, "messages")
     with state.admit(service.batcher):
+        video = asked.video
+        clip = await with_clip(asked.turns, video, state.limits, deadline, min_side(service)) if video else None
         prompt = await deadline.wait(asyncio.to_thread(service.encode, asked.turns))
         if len(prompt) >= service.max_positions:
             raise ApiError(
@@ -201,6 +212,8 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
                 code="context_length_exceeded",
             )
         images = await decode_images(asked.urls, asked.params, state.limits, deadline, min_side(service))
+        images = clip.images if clip else images
+        boxes_on = asked.urls[-1] if asked.urls else None  # the image a reply's boxes are about
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -215,7 +228,8 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
         first = await next_event(events, deadline, gone)  # before any byte is sent: errors keep their status
         if isinstance(first, Failed):
             _raise_failure(first)
-        reply = Reply(_completion_id(), service.model_id, len(prompt))
+        extras = lambda text: reply_fields(request.app.state.grounding, boxes_on, state.limits, clip, text)  # noqa: E731
+        reply = Reply(_completion_id(), service.model_id, len(prompt), extras)
         if not body.stream:
             return await reply.collect(first, events, deadline, gone)
         usage = body.stream_options is not None and body.stream_options.include_usage
@@ -236,8 +250,11 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
 class Reply:
     """One completion's id and bookkeeping, as a JSON body or as server-sent events."""
 
-    def __init__(self, completion_id: str, model_id: str, prompt_tokens: int) -> None:
+    def __init__(
+        self, completion_id: str, model_id: str, prompt_tokens: int, extras: Callable[[str], dict[str, Any]]
+    ) -> None:
         self.id = completion_id
+        self.extras = extras  # fields of the whole answer besides its text: objects, a moment
         self.model = model_id
         self.created = int(time.time())
         self.prompt_tokens = prompt_tokens
@@ -264,7 +281,7 @@ class Reply:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(text)},
+                    "message": {"role": "assistant", "content": "".join(text), **self.extras("".join(text))},
                     "finish_reason": event.reason,
                     "logprobs": None,
                 }
@@ -272,7 +289,7 @@ class Reply:
             "usage": self.usage(event.completion_tokens),
         }
 
-    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> str:
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
         return self._sse({"choices": [choice]})
 
@@ -283,17 +300,20 @@ class Reply:
     async def stream(
         self, event: Event, events: asyncio.Queue[Event], deadline: Deadline, cancel: Any, include_usage: bool
     ) -> AsyncIterator[str]:
-        """SSE chunks: the role, then text deltas, then the finish reason (and usage), then ``[DONE]``.
+        """SSE chunks: the role, then text deltas, then the finish reason with the answer's extras (and usage),
+        then ``[DONE]``.
 
         A client that disconnects closes this generator; ``cancel`` then stops its row of the batch.
         """
+        text: list[str] = []
         try:
             yield self.chunk({"role": "assistant", "content": ""})
             while True:
                 if isinstance(event, Piece):
+                    text.append(event.text)
                     yield self.chunk({"content": event.text})
                 elif isinstance(event, Finished):
-                    yield self.chunk({}, event.reason)
+                    yield self.chunk(self.extras("".join(text)), event.reason)
                     if include_usage:
                         yield self._sse({"choices": [], "usage": self.usage(event.completion_tokens)})
                     break

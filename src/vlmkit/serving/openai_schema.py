@@ -43,7 +43,19 @@ class ImagePart(BaseModel):
     image_url: ImageUrl
 
 
-ContentPart = TextPart | ImagePart
+class VideoUrl(BaseModel):
+    """vlmkit extension: a clip as a base64 ``data:video/...`` URL; ``frames``: how many to sample."""
+
+    url: Text
+    frames: int | None = Field(default=None, ge=1)
+
+
+class VideoPart(BaseModel):
+    type: Literal["video_url"]
+    video_url: VideoUrl
+
+
+ContentPart = TextPart | ImagePart | VideoPart
 
 
 class Message(BaseModel):
@@ -97,6 +109,15 @@ class ReadRequest(BaseModel):
     """vlmkit extension: read the text of one page image (a base64 data URL)."""
 
     image: Text
+
+
+class GroundRequest(BaseModel):
+    """vlmkit extension: the objects ``labels`` (a list or one ``;``-separated string) or ``expression`` name."""
+
+    model: Text | None = None
+    image: Text
+    labels: Text | list[Text] | None = Field(default=None, max_length=64)
+    expression: Text | None = None
 
 
 class SearchRequest(BaseModel):

@@ -40,6 +40,7 @@ class ServedModels:
         images_root: folder that relative paths in ``index`` are relative to.
         absolute_paths: search hits name files by their absolute server paths (else relative ones).
         read_engine: the OCR engine ``/v1/read`` uses (None: the route is off).
+        mask_tokenizer: the mask tokenizer ``chat`` was trained with (``/v1/segment``; None: off).
     """
 
     encoder: DualEncoder | None = None
@@ -52,6 +53,7 @@ class ServedModels:
     images_root: Path | None = None
     absolute_paths: bool = False
     read_engine: str | None = None
+    mask_tokenizer: Any = None
 
 
 @dataclass
