@@ -129,3 +129,102 @@ def test_page_reads_a_dropped_page_and_draws_its_regions(page, tmp_path):
         assert tinted > 100
         page.screenshot(path=str(tmp_path / "read.png"), full_page=True)
     assert not page.errors, page.errors
+
+
+def _pixel(page, selector: str, x: int, y: int) -> list[int]:
+    return page.evaluate(
+        f"""() => Array.from(document.querySelector('{selector}').getContext('2d').getImageData({x}, {y}, 1, 1)
+            .data.slice(0, 3))"""
+    )
+
+
+def test_page_draws_labelled_boxes_and_translucent_masks_over_the_image(page, tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+    from PIL import Image
+    from playwright.sync_api import expect
+    from scripted_chat import script_chat
+    from serving_live import serve
+
+    import vlmkit.tasks.ground as ground
+    from grounding_kit import GridCodec, grounding_vlm, script
+    from vlmkit.processing.locations import format_object
+    from vlmkit.processing.masks import mask_crop
+    from vlmkit.serving import ServedModels, create_app
+
+    torch.manual_seed(0)
+    model, codec = grounding_vlm(), GridCodec()
+    picture = tmp_path / "grey.png"
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(picture)
+    box = [32, 20, 96, 84]  # a 64 px square: the mask is its left half
+    truth = np.zeros((120, 160), dtype=bool)
+    truth[20:84, 32:64] = True
+    codes = codec.encode(torch.from_numpy(mask_crop(truth, box))[None])[0].tolist()
+    script(monkeypatch, ground, lambda prompt: format_object("star", box, 160, 120, codes))
+    script_chat(monkeypatch, model, format_object("circle", [100, 10, 150, 60], 160, 120))
+    with serve(create_app(ServedModels(chat=model, chat_id="grounder", mask_tokenizer=codec))) as url:
+        page.goto(url + "/")
+        expect(page.locator("#status")).to_contain_text("segment")
+        page.set_input_files("#image-input", str(picture))
+        page.fill("#find", "star")
+        page.click("#segment")
+        expect(page.locator("#ground-status")).to_have_text("1 object found by segmenting.")
+        expect(page.locator("#object-list li")).to_have_text("star · box 32, 20, 96, 84 · mask")
+        expect(page.locator("#objects")).to_be_visible()
+        inside, outside = _pixel(page, "#objects", 48, 52), _pixel(page, "#objects", 80, 52)
+        assert outside == [128, 128, 128]  # in the box, off the mask: the image itself
+        assert inside != outside and max(abs(v - 128) for v in inside) > 20  # tinted, and translucent:
+        assert all(0 < v < 255 for v in inside)  # halfway between the grey and the label's colour
+        edge = _pixel(page, "#objects", 95, 60)  # on the box's right side: outlined in the same colour
+        assert edge != outside
+
+        page.fill("#question", "where is the circle?")
+        page.keyboard.press("Enter")
+        expect(page.locator("#transcript li.assistant")).to_have_attribute("data-done", "true")
+        expect(page.locator("#ground-status")).to_have_text("1 object found by the answer.")
+        expect(page.locator("#object-list li")).to_have_text("circle · box 100, 10, 150, 60")
+        assert _pixel(page, "#objects", 48, 52) == [128, 128, 128]  # redrawn: the old mask is gone
+        assert _pixel(page, "#objects", 100, 35) != [128, 128, 128]
+        page.screenshot(path=str(tmp_path / "objects.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_page_plays_a_dropped_clip_and_marks_the_answer_s_moment(page, tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+    from playwright.sync_api import expect
+    from scripted_chat import script_chat
+    from serving_live import serve, tiny_chat_model
+
+    from vlmkit.data.videoworld import encode_mp4, resolve_codec
+    from vlmkit.serving import ServedModels, ServerLimits, create_app
+
+    pytest.importorskip("av")
+    torch.manual_seed(0)
+    model = tiny_chat_model()
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(encode_mp4([rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(12)], 6,
+                                resolve_codec("auto")))  # fmt: skip
+    runs = script_chat(monkeypatch, model, "1.25 to 1.75")
+    with serve(create_app(ServedModels(chat=model), ServerLimits(video_frames=3))) as url:
+        page.goto(url + "/")
+        expect(page.locator("#status")).to_contain_text("chat")
+        page.set_input_files("#image-input", str(clip))
+        expect(page.locator("#clip")).to_be_visible()
+        expect(page.locator("#preview")).to_be_hidden()
+        assert page.evaluate("document.getElementById('player').src").startswith("blob:")
+        expect(page.locator("#moment")).to_be_hidden()
+        page.fill("#question", "When does the star appear?")
+        page.keyboard.press("Enter")
+        expect(page.locator("#transcript li.assistant .text")).to_have_text("1.25 to 1.75")
+        expect(page.locator("#moment")).to_be_visible()
+        expect(page.locator("#moment-text")).to_contain_text("1.25 s to 1.75 s of 2 s")
+        left, width = page.evaluate(
+            "(() => { const s = document.getElementById('moment').style; return [parseFloat(s.left), "
+            "parseFloat(s.width)]; })()"
+        )
+        assert left == pytest.approx(62.5, abs=0.5) and width == pytest.approx(25, abs=0.5)
+        page.screenshot(path=str(tmp_path / "clip.png"), full_page=True)
+    assert len(runs) == 1 and model.tokenizer.decode(runs[0].input_ids[0]).count("frame at ") == 3
+    assert not page.errors, page.errors

@@ -1,11 +1,12 @@
-// The vlmkit page: one image, and four things to do with it (chat, classify, read its text, search).
+// The vlmkit page: one image (or clip), and what to do with it: chat, classify, find objects, read its text,
+// search. Drawing over the image and the clip's timeline is overlay.js's.
 // Plain browser JavaScript talking to the same server's JSON API; no build step, no dependencies.
 "use strict";
 
 const MAX_SIDE = 1024; // larger images are scaled down before upload: the model sees far fewer pixels anyway
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, messages: [], models: {}, abort: null };
+const state = { image: null, video: null, messages: [], models: {}, abort: null };
 
 function apiKey() {
   return $("api-key").value.trim();
@@ -49,12 +50,14 @@ async function connect() {
       for (const capability of model.capabilities || []) models[capability] ??= model.id;
     }
     state.models = models;
-    const offered = ["chat", "embeddings", "search", "read"].filter((name) => health[name]);
+    const offered = ["chat", "embeddings", "search", "read", "detect", "segment"].filter((name) => health[name]);
     $("status").textContent = `Connected: ${offered.join(", ") || "nothing"} available.`;
     $("chat-section").hidden = !state.models.chat;
     $("classify-section").hidden = !state.models.classify;
     $("search-section").hidden = !health.search;
     $("read-section").hidden = !health.read;
+    $("ground-section").hidden = !health.detect;
+    $("segment").hidden = !health.segment;
   } catch (error) {
     $("status").textContent = `Cannot reach the server: ${error.message}`;
   }
@@ -90,8 +93,9 @@ async function shrink(dataUrl) {
 }
 
 async function useFile(file) {
+  if (file && file.type.startsWith("video/")) return useVideo(file);
   if (!file || !file.type.startsWith("image/")) {
-    $("status").textContent = "That is not an image file.";
+    $("status").textContent = "That is neither an image nor a video file.";
     return;
   }
   try {
@@ -100,19 +104,52 @@ async function useFile(file) {
     $("status").textContent = "The browser could not read that image.";
     return;
   }
+  clearVideo();
   $("preview").src = state.image;
   $("preview").alt = `Chosen image: ${file.name}`;
   $("preview").hidden = false;
-  $("drop-text").textContent = `${file.name} — drop another image to replace it`;
+  $("drop-text").textContent = `${file.name} — drop another file to replace it`;
   $("clear-image").hidden = false;
   resetChat(); // a conversation is about one image
   clearReading();
+}
+
+// A clip goes to the chat whole (the server samples its frames); the player shows it, and the timeline under
+// it the moment an answer names.
+async function useVideo(file) {
+  try {
+    state.video = await readAsDataUrl(file);
+  } catch {
+    $("status").textContent = "The browser could not read that video.";
+    return;
+  }
+  state.image = null;
+  $("preview").hidden = true;
+  $("preview").removeAttribute("src");
+  if ($("player").src) URL.revokeObjectURL($("player").src);
+  $("player").src = URL.createObjectURL(file);
+  $("clip").hidden = false;
+  $("drop-text").textContent = `${file.name} — drop another file to replace it`;
+  $("clear-image").hidden = false;
+  resetChat(); // a conversation is about one clip
+  clearReading();
+}
+
+function clearVideo() {
+  state.video = null;
+  if ($("player").src) URL.revokeObjectURL($("player").src);
+  $("player").removeAttribute("src");
+  $("clip").hidden = true;
+  clearMoment($("moment"), $("moment-text"));
 }
 
 function clearReading() {
   $("regions").hidden = true;
   $("read-text").textContent = "";
   $("read-status").textContent = "";
+  $("objects").hidden = true;
+  $("object-list").replaceChildren();
+  $("ground-status").textContent = "";
 }
 
 $("image-input").addEventListener("change", (event) => useFile(event.target.files[0]));
@@ -138,9 +175,10 @@ $("clear-image").addEventListener("click", () => {
   state.image = null;
   $("preview").hidden = true;
   $("preview").removeAttribute("src");
-  $("drop-text").textContent = "Drop an image here, or press Enter to choose a file";
+  $("drop-text").textContent = "Drop an image or a short video here, or press Enter to choose a file";
   $("clear-image").hidden = true;
   $("image-input").value = "";
+  clearVideo();
   resetChat();
   clearReading();
 });
@@ -169,16 +207,21 @@ function resetChat() {
 }
 
 function userMessage(text) {
-  if (state.messages.length === 0 && state.image) {
-    return {
-      role: "user",
-      content: [
-        { type: "image_url", image_url: { url: state.image } },
-        { type: "text", text },
-      ],
-    };
+  const first = state.messages.length === 0;
+  if (first && state.video) {
+    return { role: "user", content: [{ type: "video_url", video_url: { url: state.video } }, { type: "text", text }] };
+  }
+  if (first && state.image) {
+    return { role: "user", content: [{ type: "image_url", image_url: { url: state.image } }, { type: "text", text }] };
   }
   return { role: "user", content: text };
+}
+
+// What a reply carries besides its text (on the stream's last delta): objects to draw over the image, a moment
+// to mark on the clip's timeline.
+async function showExtras(delta) {
+  if (delta.objects && state.image) await showObjects(delta.objects, "the answer");
+  if (delta.moment && state.video) markMoment($("timeline"), $("moment"), $("moment-text"), $("player"), delta.moment);
 }
 
 // Server-sent events: "data: {json}" lines separated by blank lines; "data: [DONE]" ends the stream.
@@ -222,8 +265,9 @@ async function sendChat(event) {
     const response = await postJson("/v1/chat/completions", body, state.abort.signal);
     for await (const chunk of sseData(response)) {
       if (chunk.error) throw new Error(chunk.error.message);
-      const delta = chunk.choices[0]?.delta?.content;
-      if (delta) output.textContent += delta;
+      const delta = chunk.choices[0]?.delta || {};
+      if (delta.content) output.textContent += delta.content;
+      await showExtras(delta);
     }
     state.messages.push({ role: "assistant", content: output.textContent });
   } catch (error) {
@@ -295,6 +339,48 @@ function showMessage(list, text) {
   item.textContent = text;
   list.replaceChildren(item);
 }
+
+// ------------------------------------------------------------------------------------ find objects
+
+async function showObjects(objects, source) {
+  await drawObjects($("objects"), state.image, objects);
+  const items = objects.map((object) => {
+    const item = document.createElement("li");
+    const [r, g, b] = labelColour(object.label);
+    item.style.borderLeftColor = `rgb(${r}, ${g}, ${b})`;
+    const box = object.box.map((v) => Math.round(v)).join(", ");
+    item.textContent = `${object.label} · box ${box}${object.mask ? " · mask" : ""}`;
+    return item;
+  });
+  $("object-list").replaceChildren(...items);
+  $("ground-status").textContent = `${objects.length} object${objects.length === 1 ? "" : "s"} found by ${source}.`;
+}
+
+async function ground(route) {
+  const text = $("find").value.trim();
+  if (!state.image) {
+    $("ground-status").textContent = "Choose an image first.";
+    return;
+  }
+  if (!text) {
+    $("ground-status").textContent = "Type what to find.";
+    return;
+  }
+  $("ground-status").textContent = "Looking…";
+  const asked = $("as-expression").checked ? { expression: text } : { labels: text };
+  try {
+    const found = await (await postJson(route, { image: state.image, ...asked })).json();
+    await showObjects(found.objects, route === "/v1/segment" ? "segmenting" : "detecting");
+  } catch (error) {
+    $("ground-status").textContent = `Finding failed: ${error.message}`;
+  }
+}
+
+$("ground-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  ground("/v1/detect");
+});
+$("segment").addEventListener("click", () => ground("/v1/segment"));
 
 // ------------------------------------------------------------------------------------ read
 
