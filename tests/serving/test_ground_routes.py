@@ -127,3 +127,37 @@ def test_a_chat_reply_with_location_tokens_carries_its_objects(model, monkeypatc
     last = chunks[-1]["choices"][0]
     assert last["finish_reason"] == "stop" and last["delta"]["objects"] == message["objects"]
     assert "objects" not in text_only.json()["choices"][0]["message"]  # no image: nothing to place boxes on
+
+
+def test_serve_takes_the_mask_tokenizer_from_the_command_line(model, tmp_path, monkeypatch):
+    from vlmkit.checkpoints import save_pretrained
+    from vlmkit.cli import build_parser
+    from vlmkit.cli.serve import build_app
+    from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
+    from vlmkit.errors import ConfigError
+    from vlmkit.models.mask_tokenizer import MaskTokenizer
+
+    codec = MaskTokenizer(
+        MaskTokenizerConfig(embedding_dim=8, encoder_channels=(4, 4, 4, 8), decoder_channels=(8, 4, 4, 4))
+    )
+    save_pretrained(model, tmp_path / "grounder")
+    save_pretrained(codec, tmp_path / "masks")
+
+    def app(*extra: str):
+        return build_app(build_parser().parse_args(["serve", *extra]))
+
+    box = [16, 10, 48, 42]
+    script(monkeypatch, ground, lambda prompt: format_object("star", box, WIDTH, HEIGHT, [5] * 16))
+    served = app(
+        "--vlm", str(tmp_path / "grounder"), "--mask-tokenizer", str(tmp_path / "masks"), "--video-frames", "3"
+    )
+    assert served.state.vlmkit.limits.video_frames == 3
+    with serve(served) as url:
+        reply = httpx.post(url + "/v1/segment", json={"image": IMAGE, "labels": "star"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    mask = rle_decode(reply.json()["objects"][0]["mask"])
+    assert mask.shape == (HEIGHT, WIDTH) and not mask[:10].any() and not mask[:, :16].any()  # inside its box
+    with pytest.raises(ConfigError, match="give --vlm too"):
+        app("--read", "--mask-tokenizer", str(tmp_path / "masks"))
+    with pytest.raises(ConfigError, match="expected a mask tokenizer"):
+        app("--vlm", str(tmp_path / "grounder"), "--mask-tokenizer", str(tmp_path / "grounder"))

@@ -184,12 +184,10 @@ def _index_encoder(store: SearchStore, encoder: DualEncoder | None, names: tuple
     return chosen
 
 
-def _mask_tokenizer(source: str, with_vlm: bool, device: str) -> Any:
+def _mask_tokenizer(source: str, device: str) -> Any:
     """The mask tokenizer ``/v1/segment`` decodes masks with; it serves the --vlm it was trained with."""
     from vlmkit.checkpoints import from_pretrained
 
-    if not with_vlm:
-        raise ConfigError("serve: --mask-tokenizer serves segmentation for a --vlm; give --vlm too")
     codec = from_pretrained(source, device=device)
     if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
         raise ConfigError(f"--mask-tokenizer {source}: expected a mask tokenizer (`vlmkit train mask-vae`)")
@@ -244,6 +242,8 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         raise ConfigError(
             "serve: give --model (a dual encoder), --vlm (a generative model), --index, --read, or several"
         )
+    if args.mask_tokenizer and not args.vlm:
+        raise ConfigError("serve: --mask-tokenizer serves segmentation for a --vlm; give --vlm too")
     limits = limits_from(args)
     device = resolve_device(args.device)
     models = ServedModels()
@@ -261,7 +261,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         if args.model and models.chat_id == models.encoder_id:
             raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")
     if args.mask_tokenizer:
-        models.mask_tokenizer = _mask_tokenizer(args.mask_tokenizer, bool(args.vlm), device)
+        models.mask_tokenizer = _mask_tokenizer(args.mask_tokenizer, device)
     if args.index:
         from vlmkit.search.store import SearchStore
 
