@@ -84,9 +84,11 @@ def test_grounding_is_off_without_location_tokens_or_a_mask_tokenizer_and_asks_a
         empty = httpx.post(url + "/v1/detect", json={"image": IMAGE, "labels": "a ; "})
         split = httpx.post(url + "/v1/detect", json={"image": IMAGE, "expression": "a ; b"})
         broken = httpx.post(url + "/v1/detect", json={"image": "data:image/png;base64,AAAA", "labels": "a"})
+        other = httpx.post(url + "/v1/detect", json={"image": IMAGE, "labels": "a", "model": "other"})
     assert no_masks.status_code == 404 and no_masks.json()["error"]["code"] == "no_segmentation"
     assert [r.status_code for r in (both, empty, split, broken)] == [400, 400, 400, 400]
     assert broken.json()["error"]["param"] == "image"
+    assert other.status_code == 404 and other.json()["error"]["code"] == "model_not_found"
 
 
 def test_a_full_grounding_queue_is_503(model):

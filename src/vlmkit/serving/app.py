@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vlmkit import __version__
 from vlmkit.errors import ConfigError
-from vlmkit.serving import grounding, openai_routes, vlmkit_routes
+from vlmkit.serving import grounding, openai_routes, video, vlmkit_routes
 from vlmkit.serving.errors import install_handlers
 from vlmkit.serving.limits import GuardMiddleware, ServerLimits
 from vlmkit.serving.metrics import MetricsMiddleware
@@ -82,7 +82,7 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
             "read": state.read is not None,
             "detect": app.state.grounding is not None,
             "segment": app.state.grounding is not None and app.state.grounding.segments,
-            "video": state.chat is not None and state.chat.takes_images,
+            "video": state.chat is not None and state.chat.takes_images and video.available(),
             "auth": state.limits.api_key is not None,
         }
 

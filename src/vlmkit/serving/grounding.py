@@ -25,6 +25,7 @@ from vlmkit.processing.locations import has_location_tokens, has_segment_tokens,
 from vlmkit.serving.errors import ApiError
 from vlmkit.serving.images import decode_images, image_source
 from vlmkit.serving.limits import ServerLimits
+from vlmkit.serving.openai_routes import unknown_model
 from vlmkit.serving.openai_schema import GroundRequest
 from vlmkit.serving.requests import check_text_size
 from vlmkit.serving.state import Deadline, ServedModels
@@ -126,7 +127,7 @@ def service_of(request: Request, segmenting: bool) -> GroundService:
 def _asked(body: GroundRequest, service: GroundService) -> str | list[str]:
     """What to find: the labels (a list or one ``;``-separated string) or one referring expression."""
     if body.model is not None and body.model != service.model_id:
-        raise ApiError(404, f"the model {body.model!r} is not served for grounding", param="model")
+        raise unknown_model(body.model, [service.model_id], "grounding")
     if (body.labels is None) == (body.expression is None):
         raise ApiError(400, "give exactly one of 'labels' and 'expression'", param="labels")
     if body.expression is not None:

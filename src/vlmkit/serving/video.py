@@ -13,6 +13,7 @@ wait in a temporary file while PyAV reads them (it opens paths), removed as soon
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class Clip:
         """The moment an answer names, with the clip's duration (for a timeline), or None."""
         found = parse_moment(answer)
         return None if found is None else {"start": found[0], "end": found[1], "duration": self.duration}
+
+
+def available() -> bool:
+    """Whether this server can decode clips (PyAV is installed: ``vlmkit[video]``)."""
+    return importlib.util.find_spec("av") is not None
 
 
 def clip_request(part: VideoPart, turn: int, param: str, found: ClipRequest | None) -> ClipRequest:
