@@ -163,3 +163,35 @@ def test_serve_takes_the_mask_tokenizer_from_the_command_line(model, tmp_path, m
         app("--read", "--mask-tokenizer", str(tmp_path / "masks"))
     with pytest.raises(ConfigError, match="expected a mask tokenizer"):
         app("--vlm", str(tmp_path / "grounder"), "--mask-tokenizer", str(tmp_path / "grounder"))
+
+
+def test_groundings_run_one_at_a_time_and_a_timed_out_one_holds_its_turn_until_done(model):
+    import asyncio
+    import threading
+    import time
+
+    from vlmkit.serving.grounding import GroundService
+    from vlmkit.serving.state import Deadline
+
+    service = GroundService(model, "grounder", None, queue=4)
+    running, spans = threading.Lock(), []
+
+    def work(name: str):
+        def run():
+            assert running.acquire(blocking=False), "two groundings ran at once"
+            started = time.monotonic()
+            time.sleep(0.2)
+            spans.append((name, started, time.monotonic()))
+            running.release()
+            return name
+
+        return run
+
+    async def main():
+        with pytest.raises(ApiError) as late:
+            await Deadline(0.05).wait(service.run(work("first")))
+        return late.value.status, await service.run(work("second"))
+
+    status, second = asyncio.run(main())
+    assert status == 504 and second == "second"
+    assert [name for name, *_ in spans] == ["first", "second"] and spans[1][1] >= spans[0][2]
