@@ -209,7 +209,7 @@ def test_page_plays_a_dropped_clip_and_marks_the_answer_s_moment(page, tmp_path,
     runs = script_chat(monkeypatch, model, "1.25 to 1.75")
     with serve(create_app(ServedModels(chat=model), ServerLimits(video_frames=3))) as url:
         page.goto(url + "/")
-        expect(page.locator("#status")).to_contain_text("chat")
+        expect(page.locator("#status")).to_contain_text("chat, video")
         page.set_input_files("#image-input", str(clip))
         expect(page.locator("#clip")).to_be_visible()
         expect(page.locator("#preview")).to_be_hidden()

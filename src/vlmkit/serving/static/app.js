@@ -50,7 +50,7 @@ async function connect() {
       for (const capability of model.capabilities || []) models[capability] ??= model.id;
     }
     state.models = models;
-    const offered = ["chat", "embeddings", "search", "read", "detect", "segment"].filter((name) => health[name]);
+    const offered = ["chat", "video", "embeddings", "search", "read", "detect", "segment"].filter((name) => health[name]);
     $("status").textContent = `Connected: ${offered.join(", ") || "nothing"} available.`;
     $("chat-section").hidden = !state.models.chat;
     $("classify-section").hidden = !state.models.classify;
