@@ -130,8 +130,7 @@ def _generate(
     args: argparse.Namespace,
     held_out_splits: tuple[str, ...],
     unit: str,
-    generate_all: Callable[..., object],
-    generate_split: Callable[..., object],
+    generate_split: Callable[..., Path],
     config: object,
 ) -> int:
     """Write ``--split`` (or every split: train ``--n``, the others ``--n-SPLIT`` or n/10) and say how fast."""
@@ -139,7 +138,9 @@ def _generate(
     if args.split == "all":
         default = max(1, args.n // 10)
         counts = {"train": args.n, **{s: getattr(args, f"n_{s}") or default for s in held_out_splits}}
-        generate_all(args.out, config, counts, args.seed, args.workers)
+        from vlmkit.data.generator_folder import generate_splits
+
+        generate_splits(generate_split, args.out, config, counts, args.seed, args.workers)
         total = sum(counts.values())
     else:
         generate_split(args.out, config, args.split, args.n, args.seed, args.workers)
@@ -150,33 +151,33 @@ def _generate(
 
 
 def run_shapes(args: argparse.Namespace) -> int:
-    from vlmkit.data.shapesworld import ShapesWorldConfig, generate_all, generate_split
+    from vlmkit.data.shapesworld import ShapesWorldConfig, generate_split
 
     fields = {"image_size": args.size, "max_objects": args.objects, "background": args.background}
     if args.held_out is not None:
         fields["held_out"] = _held_out(args.held_out)
     config = ShapesWorldConfig(**fields)
-    return _generate(args, ("val", "test", "compositional"), "images", generate_all, generate_split, config)
+    return _generate(args, ("val", "test", "compositional"), "images", generate_split, config)
 
 
 def run_docs(args: argparse.Namespace) -> int:
     require("matplotlib", "docs")  # the fonts come with it
-    from vlmkit.data.docworld import KINDS, DocWorldConfig, generate_all, generate_split
+    from vlmkit.data.docworld import KINDS, DocWorldConfig, generate_split
 
     kinds = KINDS if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
     config = DocWorldConfig(page_width=args.width, kinds=kinds, clean=args.clean)
-    return _generate(args, ("val", "test"), "pages", generate_all, generate_split, config)
+    return _generate(args, ("val", "test"), "pages", generate_split, config)
 
 
 def run_video(args: argparse.Namespace) -> int:
     require("av", "video")
-    from vlmkit.data.videoworld import VideoWorldConfig, generate_all, generate_split
+    from vlmkit.data.videoworld import VideoWorldConfig, generate_split
 
     fields = {"image_size": args.size, "frames": args.frames, "fps": args.fps}
     if args.held_out is not None:
         fields["held_out"] = _held_out(args.held_out)
     config = VideoWorldConfig(**fields)
-    return _generate(args, ("val", "test", "compositional"), "clips", generate_all, generate_split, config)
+    return _generate(args, ("val", "test", "compositional"), "clips", generate_split, config)
 
 
 def run_show(args: argparse.Namespace) -> int:

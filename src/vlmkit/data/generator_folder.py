@@ -3,20 +3,24 @@ to write again after a run that stopped.
 
 The generator's spec file (generator, version, split, count, seed, config) goes in first and
 ``records.jsonl`` last, so a folder with records is complete and one without them is a run that stopped;
-the same command on such a folder (or on a complete one) rewrites it with identical bytes. DocWorld keeps
-its own copy of this rule in ``docworld/generate.py``; VideoWorld writes its folders through this one.
+the same command on such a folder (or on a complete one) rewrites it with identical bytes. DocWorld and
+VideoWorld write their folders through this one. What every generator shares besides: a folder per split
+(``generate_splits``), a spec file read back to regenerate a folder (``read_spec``), and chunk results drained
+in order under a progress bar (``drain``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from vlmkit.data.generator_config import GeneratorConfig
 from vlmkit.data.records import RECORDS_FILE
-from vlmkit.errors import InputError
+from vlmkit.errors import ConfigError, InputError
 from vlmkit.files import WriterLock, atomic_write_json, remove_stale_temps
 
 
@@ -53,3 +57,46 @@ def claimed_folder(
         yield folder
     finally:
         lock.release()
+
+
+Config = TypeVar("Config", bound=GeneratorConfig)
+
+
+def generate_splits(
+    generate_split: Callable[..., Path],
+    out_dir: str | os.PathLike[str],
+    config: GeneratorConfig,
+    counts: Mapping[str, int],
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """One folder per split, ``out_dir/<split>``, with ``counts[split]`` items each, by a generator's
+    ``generate_split``."""
+    return {
+        split: generate_split(Path(out_dir) / split, config, split, n, seed, workers, progress)
+        for split, n in counts.items()
+    }
+
+
+def read_spec(
+    config_file: str | os.PathLike[str], config_class: type[Config], version: int
+) -> tuple[Config, str, int, int]:
+    """The config, split, count and seed a folder's spec file records, to regenerate that folder."""
+    label = config_class.LABEL
+    try:
+        spec = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        config = config_class.from_dict(spec["config"])
+        split, n, seed, made_by = spec["split"], int(spec["n"]), int(spec["seed"]), spec["version"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{config_file}: not a readable {label} config ({error})") from None
+    if made_by != version:
+        raise ConfigError(f"{config_file}: made by generator version {made_by}, this is {version}")
+    return config, split, n, seed
+
+
+def drain(results: Iterable[list[dict[str, Any]]], bar: Any) -> Iterator[dict[str, Any]]:
+    """Records of the chunks in chunk order (so in index order) as they complete, counted on ``bar``."""
+    for records in results:
+        yield from records
+        bar.update(len(records))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vlmkit.data.docworld import CONFIG_FILE, GENERATOR_VERSION, DocWorldConfig, generate_all, generate_split
+from vlmkit.data.docworld import CONFIG_FILE, GENERATOR_VERSION, DocWorldConfig, generate_split
+from vlmkit.data.generator_folder import generate_splits
 from vlmkit.data.records import read_records
 from vlmkit.errors import ConfigError, InputError
 
@@ -73,7 +74,9 @@ def test_refuses_other_datasets_and_bad_arguments(dataset: Path, tmp_path: Path)
 
 def test_splits_never_share_a_page(tmp_path: Path) -> None:
     clean = DocWorldConfig(clean=True)
-    folders = generate_all(tmp_path, clean, {"train": 4, "val": 3, "test": 3}, seed=0, workers=1, progress=False)
+    folders = generate_splits(
+        generate_split, tmp_path, clean, {"train": 4, "val": 3, "test": 3}, seed=0, workers=1, progress=False
+    )
     assert sorted(folders) == ["test", "train", "val"]
     images = {}
     for split, folder in folders.items():

@@ -11,7 +11,7 @@ degrade (the scan, and the boxes through it), page (one page end to end), genera
 
 from vlmkit.data.docworld.config import GENERATOR, GENERATOR_VERSION, KINDS, SPLITS, DocWorldConfig
 from vlmkit.data.docworld.degrade import Scan
-from vlmkit.data.docworld.generate import CONFIG_FILE, generate_all, generate_split
+from vlmkit.data.docworld.generate import CONFIG_FILE, generate_split
 from vlmkit.data.docworld.page import make_page
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "SPLITS",
     "DocWorldConfig",
     "Scan",
-    "generate_all",
     "generate_split",
     "make_page",
 ]

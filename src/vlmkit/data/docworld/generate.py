@@ -10,9 +10,7 @@ anything else is refused. A lock on the folder keeps two runs from writing it at
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,10 @@ from vlmkit.data.chunks import chunked
 from vlmkit.data.docworld.config import GENERATOR_VERSION, SPLITS, DocWorldConfig
 from vlmkit.data.docworld.fonts import font_dir
 from vlmkit.data.docworld.page import make_page
-from vlmkit.data.records import RECORDS_FILE, write_records
-from vlmkit.errors import ConfigError, InputError
-from vlmkit.files import WriterLock, atomic_write_bytes, atomic_write_json, remove_stale_temps
+from vlmkit.data.generator_folder import claimed_folder, drain
+from vlmkit.data.records import write_records
+from vlmkit.errors import ConfigError
+from vlmkit.files import atomic_write_bytes, remove_stale_temps
 from vlmkit.progress import progress as progress_bar
 
 CONFIG_FILE = "docworld.json"
@@ -46,20 +45,6 @@ def _write_chunk(
         atomic_write_bytes(Path(out_dir) / name, data)
         records.append(record)
     return records
-
-
-def _claim(folder: Path, spec: dict[str, Any]) -> None:
-    """Refuse ``folder`` unless it is empty or holds this very dataset (finished or not)."""
-    settings = folder / CONFIG_FILE
-    if settings.exists():
-        try:
-            same = json.loads(settings.read_text(encoding="utf-8")) == spec
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            raise InputError(f"{folder}: holds a DocWorld dataset made with other settings; choose a new folder")
-    elif (folder / RECORDS_FILE).exists() or (folder / "images").exists():
-        raise InputError(f"{folder}: already holds a dataset; choose an empty or new folder")
 
 
 def generate_split(
@@ -88,45 +73,12 @@ def generate_split(
     if chunk_size < 1:
         raise ConfigError(f"DocWorld chunk size: expected an integer >= 1, got {chunk_size}")
     font_dir()  # a missing extra fails here, before the folder is touched
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = WriterLock(folder)
-    if not lock.acquire():
-        raise InputError(f"{folder}: another DocWorld run is writing here")
-    try:
-        spec = {"generator": "docworld", "version": GENERATOR_VERSION, "split": split, "n": n, "seed": seed}
-        spec["config"] = config.to_dict()
-        _claim(folder, spec)
-        remove_stale_temps(folder, targets=(RECORDS_FILE, CONFIG_FILE))  # left by a killed run; we hold the lock
+    spec = {"generator": "docworld", "version": GENERATOR_VERSION, "split": split, "n": n, "seed": seed}
+    spec["config"] = config.to_dict()
+    with claimed_folder(Path(out_dir), spec, CONFIG_FILE, "DocWorld", ("images",)) as folder:
         remove_stale_temps(folder / "images")
-        atomic_write_json(folder / CONFIG_FILE, spec)
-        (folder / "images").mkdir(exist_ok=True)
         job = (str(folder), config.to_dict(), seed, split)
         bar = progress_bar(total=n, desc=f"docworld {split}", unit="page", disable=not progress)
-        write_records(folder, _drain(chunked(_write_chunk, job, n, chunk_size, workers), bar))
+        write_records(folder, drain(chunked(_write_chunk, job, n, chunk_size, workers), bar))
         bar.close()
-    finally:
-        lock.release()
     return folder
-
-
-def _drain(results: Iterable[list[dict[str, Any]]], bar: Any) -> Iterator[dict[str, Any]]:
-    """Records of the chunks in chunk order (so in index order) as they complete."""
-    for records in results:
-        yield from records
-        bar.update(len(records))
-
-
-def generate_all(
-    out_dir: str | os.PathLike[str],
-    config: DocWorldConfig,
-    counts: Mapping[str, int],
-    seed: int = 0,
-    workers: int | None = None,
-    progress: bool = True,
-) -> dict[str, Path]:
-    """Write one folder per split, ``out_dir/<split>``, with ``counts[split]`` pages each."""
-    return {
-        split: generate_split(Path(out_dir) / split, config, split, n, seed, workers, progress)
-        for split, n in counts.items()
-    }

@@ -17,7 +17,7 @@ from vlmkit.data.shapesworld.config import (
     ShapesWorldConfig,
 )
 from vlmkit.data.shapesworld.example import make_example
-from vlmkit.data.shapesworld.generate import generate_all, generate_split, regenerate, vocabulary
+from vlmkit.data.shapesworld.generate import generate_split, regenerate, vocabulary
 from vlmkit.data.shapesworld.grid import draw_grid
 from vlmkit.data.shapesworld.masks import mask_box, rle_decode, rle_encode
 from vlmkit.data.shapesworld.mmbench import write_mmbench_tsv
@@ -35,7 +35,6 @@ __all__ = [
     "SceneObject",
     "ShapesWorldConfig",
     "draw_grid",
-    "generate_all",
     "generate_split",
     "make_example",
     "mask_box",

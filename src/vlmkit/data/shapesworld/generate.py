@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vlmkit.data.chunks import chunked
+from vlmkit.data.generator_folder import read_spec
 from vlmkit.data.records import RECORDS_FILE
 from vlmkit.data.shapesworld.config import GENERATOR_VERSION, SPLITS, ShapesWorldConfig
 from vlmkit.data.shapesworld.example import make_example
@@ -95,21 +96,6 @@ def _drain(results: Iterator[list[str]], records: Any, bar: Any) -> None:
         bar.update(len(lines))
 
 
-def generate_all(
-    out_dir: str | os.PathLike[str],
-    config: ShapesWorldConfig,
-    counts: Mapping[str, int],
-    seed: int = 0,
-    workers: int | None = None,
-    progress: bool = True,
-) -> dict[str, Path]:
-    """Write one folder per split, ``out_dir/<split>``, with ``counts[split]`` images each."""
-    return {
-        split: generate_split(Path(out_dir) / split, config, split, n, seed, workers, progress)
-        for split, n in counts.items()
-    }
-
-
 def regenerate(
     config_file: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -117,14 +103,7 @@ def regenerate(
     progress: bool = True,
 ) -> Path:
     """Rebuild the folder a ``shapesworld.json`` describes, byte-identical, into ``out_dir``."""
-    try:
-        spec = json.loads(Path(config_file).read_text(encoding="utf-8"))
-        config = ShapesWorldConfig.from_dict(spec["config"])
-        split, n, seed, version = spec["split"], int(spec["n"]), int(spec["seed"]), spec["version"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{config_file}: not a readable ShapesWorld config ({error})") from error
-    if version != GENERATOR_VERSION:
-        raise ConfigError(f"{config_file}: made by generator version {version}, this is {GENERATOR_VERSION}")
+    config, split, n, seed = read_spec(config_file, ShapesWorldConfig, GENERATOR_VERSION)
     return generate_split(out_dir, config, split, n, seed, workers, progress)
 
 

@@ -12,7 +12,7 @@ language (clauses, captions, questions, grounding), encode (MP4), example (one c
 from vlmkit.data.videoworld.config import EVENT_KINDS, GENERATOR_VERSION, SPLITS, VideoWorldConfig
 from vlmkit.data.videoworld.encode import encode_mp4, resolve_codec
 from vlmkit.data.videoworld.example import make_example
-from vlmkit.data.videoworld.generate import CONFIG_FILE, generate_all, generate_split, regenerate
+from vlmkit.data.videoworld.generate import CONFIG_FILE, generate_split, regenerate
 
 __all__ = [
     "CONFIG_FILE",
@@ -21,7 +21,6 @@ __all__ = [
     "SPLITS",
     "VideoWorldConfig",
     "encode_mp4",
-    "generate_all",
     "generate_split",
     "make_example",
     "regenerate",

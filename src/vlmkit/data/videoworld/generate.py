@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from vlmkit.data.chunks import chunked
-from vlmkit.data.generator_folder import claimed_folder
+from vlmkit.data.generator_folder import claimed_folder, drain, read_spec
 from vlmkit.data.records import write_records
 from vlmkit.data.shapesworld.example import PNG_COMPRESS_LEVEL
 from vlmkit.data.videoworld.config import GENERATOR_VERSION, SPLITS, VideoWorldConfig
 from vlmkit.data.videoworld.encode import encode_mp4, resolve_codec
 from vlmkit.data.videoworld.example import make_example
-from vlmkit.errors import ConfigError, InputError
+from vlmkit.errors import ConfigError
 from vlmkit.files import atomic_write_bytes, remove_stale_temps
 from vlmkit.progress import progress as progress_bar
 
@@ -97,31 +95,9 @@ def generate_split(
         remove_stale_temps(folder / "videos")
         job = (str(folder), config.to_dict(), seed, split)
         bar = progress_bar(total=n, desc=f"videoworld {split}", unit="clip", disable=not progress)
-        write_records(folder, _drain(chunked(_write_chunk, job, n, chunk_size, workers), bar))
+        write_records(folder, drain(chunked(_write_chunk, job, n, chunk_size, workers), bar))
         bar.close()
     return folder
-
-
-def _drain(results: Iterable[list[dict[str, Any]]], bar: Any) -> Iterator[dict[str, Any]]:
-    """Records of the chunks in chunk order (so in index order) as they complete."""
-    for records in results:
-        yield from records
-        bar.update(len(records))
-
-
-def generate_all(
-    out_dir: str | os.PathLike[str],
-    config: VideoWorldConfig,
-    counts: Mapping[str, int],
-    seed: int = 0,
-    workers: int | None = None,
-    progress: bool = True,
-) -> dict[str, Path]:
-    """Write one folder per split, ``out_dir/<split>``, with ``counts[split]`` clips each."""
-    return {
-        split: generate_split(Path(out_dir) / split, config, split, n, seed, workers, progress)
-        for split, n in counts.items()
-    }
 
 
 def regenerate(
@@ -131,12 +107,5 @@ def regenerate(
     progress: bool = True,
 ) -> Path:
     """Rebuild the folder a ``videoworld.json`` describes, byte-identical (with the same PyAV), into ``out_dir``."""
-    try:
-        spec = json.loads(Path(config_file).read_text(encoding="utf-8"))
-        config = VideoWorldConfig.from_dict(spec["config"])
-        split, n, seed, version = spec["split"], int(spec["n"]), int(spec["seed"]), spec["version"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"{config_file}: not a readable VideoWorld config ({error})") from None
-    if version != GENERATOR_VERSION:
-        raise ConfigError(f"{config_file}: made by generator version {version}, this is {GENERATOR_VERSION}")
+    config, split, n, seed = read_spec(config_file, VideoWorldConfig, GENERATOR_VERSION)
     return generate_split(out_dir, config, split, n, seed, workers, progress)
