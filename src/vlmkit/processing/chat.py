@@ -146,6 +146,16 @@ class EncodedChat:
         suffix (causal), as its processor returns them."""
         return [int(label != IGNORE_INDEX) for label in self.labels]
 
+    def cut(self, max_length: int | None, image_token_id: int | None) -> EncodedChat:
+        """The conversation's first ``max_length`` ids (all of them for None), refusing to cut through an
+        image's tokens: a partial image would not match its features."""
+        ids = self.input_ids
+        if max_length is None or len(ids) <= max_length:
+            return self
+        if image_token_id is not None and image_token_id in ids[max_length:]:
+            raise InputError(f"conversation of {len(ids)} tokens cannot be cut to {max_length} without losing an image")
+        return EncodedChat(ids[:max_length], self.labels[:max_length], self.images)
+
 
 @dataclass
 class ChatEncoder:
@@ -202,13 +212,7 @@ class ChatEncoder:
                 add(self._ids(piece), False)
         if add_generation_prompt:
             add(self._ids(self.template.assistant), False)
-        if max_length is not None and len(ids) > max_length:
-            if self.image_token_id is not None and self.image_token_id in ids[max_length:]:
-                raise InputError(
-                    f"conversation of {len(ids)} tokens cannot be cut to {max_length} without losing an image"
-                )
-            ids, labels = ids[:max_length], labels[:max_length]
-        return EncodedChat(ids, labels, images)
+        return EncodedChat(ids, labels, images).cut(max_length, self.image_token_id)
 
     def _image_ids(self) -> list[int]:
         if self.image_token_id is None or self.tokens_per_image < 1:

@@ -223,13 +223,7 @@ class JinjaChatEncoder:
                 continue
             ids.append(token)
             labels.append(token if any(a <= start < b for a, b in answers) else IGNORE_INDEX)
-        if max_length is not None and len(ids) > max_length:
-            if self.image_token_id is not None and self.image_token_id in ids[max_length:]:
-                raise InputError(
-                    f"conversation of {len(ids)} tokens cannot be cut to {max_length} without losing an image"
-                )
-            ids, labels = ids[:max_length], labels[:max_length]
-        return EncodedChat(ids, labels, images)
+        return EncodedChat(ids, labels, images).cut(max_length, self.image_token_id)
 
     def _answer_spans(self, conversation: list[dict[str, Any]], text: str) -> list[tuple[int, int]]:
         """Character spans of each assistant turn: its rendering minus the rendering up to its prompt."""
