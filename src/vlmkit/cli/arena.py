@@ -123,11 +123,11 @@ def run_arena(args: argparse.Namespace) -> int:
     require("uvicorn", "serve")
     import uvicorn
 
-    from vlmkit.cli.serve import _loopback
+    from vlmkit.cli.serve import is_loopback
     from vlmkit.serving.connections import header_deadline_protocol
 
     app = build_arena(args)
-    if not _loopback(args.host):
+    if not is_loopback(args.host):
         print(f"vlmkit arena: warning: binding {args.host}; anyone who can reach it can vote", file=sys.stderr)
     uvicorn.run(
         app,

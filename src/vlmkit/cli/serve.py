@@ -48,8 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const="ppocr",
         default=None,
         metavar="ENGINE",
-        help="serve /v1/read, the text of page images, with this OCR engine (ppocr when none is named; "
-        "tesseract)",
+        help="serve /v1/read, the text of page images, with this OCR engine (ppocr when none is named; tesseract)",
     )
     serve.add_argument(
         "--mask-tokenizer",
@@ -283,7 +282,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     options = uvicorn_options(args)
     app = build_app(args)
-    if not _loopback(args.host) and limits_from(args).api_key is None:
+    if not is_loopback(args.host) and limits_from(args).api_key is None:
         print(f"vlmkit serve: warning: binding {args.host} without an API key; anyone who can reach it can use it",
               file=sys.stderr)  # fmt: skip
     # uvicorn stops accepting on SIGINT/SIGTERM, lets in-flight requests finish (at most one request
@@ -299,7 +298,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
