@@ -124,4 +124,6 @@ def test_generation_relays_weights_and_keeps_greedy_output(tokenizer):
     config = GenerationConfig(max_new_tokens=8, eos_token_ids=())
     assert generate(decoder, prompt, config) == [expected]
     assert decoder.output_weight.t().is_contiguous() and decoder.blocks[0].attn.qkv.weight.t().is_contiguous()
-    assert decoding_layout(decoder) == 0
+    assert decoding_layout(decoder, 1) == 0
+    generate(decoder, PROMPTS, config)  # three rows: row-major again
+    assert decoder.output_weight.is_contiguous() and decoder.blocks[0].attn.qkv.weight.is_contiguous()
