@@ -31,6 +31,12 @@ SUPERSAMPLE = 4
 """Sub-pixels per side when painting a candidate outline (the renderer's default antialiasing)."""
 FLAT_SHARE = 0.15
 """An exact colour on at least this share of a small object's area is one object's flat interior."""
+DISTINCT_JITTER = 4
+"""Two flat colours are two objects only if some channel differs by more than this: resampling an image
+(a model's output resized up) leaves near-copies of one interior colour, a few units apart."""
+RIM_RESIDUAL = 20.0
+"""Largest mean RGB distance of a region from the blend line of a neighbour's colour for it to be that
+neighbour's rim."""
 INTERIOR_DISTANCE = 45.0
 """Largest RGB distance from a named colour at which a pixel is that colour's interior: the jitter moves
 a colour by at most ~21, and the nearest two named colours are ~100 apart."""
@@ -143,11 +149,14 @@ def split_flat_colours(pixels: np.ndarray, mask: np.ndarray, min_pixels: int) ->
     image without flat colours, such as a generated one) it stays whole.
     """
     values, counts = np.unique(pixels[erode(mask)].reshape(-1, 3), axis=0, return_counts=True)
-    flat = values[counts >= min_pixels].astype(np.float64)
+    flat: list[np.ndarray] = []
+    for value in values[np.argsort(-counts)][np.sort(counts)[::-1] >= min_pixels].astype(np.float64):
+        if all(np.abs(value - kept).max() > DISTINCT_JITTER for kept in flat):  # not a resampling's near-copy
+            flat.append(value)
     if len(flat) < 2:
         return [mask]
     ys, xs = np.nonzero(mask)
-    nearest = ((pixels[ys, xs].astype(np.float64)[:, None] - flat[None]) ** 2).sum(-1).argmin(1)
+    nearest = ((pixels[ys, xs].astype(np.float64)[:, None] - np.array(flat)[None]) ** 2).sum(-1).argmin(1)
     parts = []
     for k in range(len(flat)):
         part = np.zeros_like(mask)
@@ -238,6 +247,26 @@ def classify_shape(
     return best, best_fit
 
 
+def is_rim(pixels: np.ndarray, seed: np.ndarray, colour: int, interior: np.ndarray, alpha: np.ndarray) -> bool:
+    """Whether a region is the blurred edge of a larger neighbour of another colour rather than an object:
+    its pixels lie on the blend from the background to that neighbour's colour, short of it (a resized
+    orange object wears a brown ring, brown being half orange), and it is thin (almost no core), where a
+    real object of that colour beside the neighbour is solid."""
+    if erode(seed).sum() >= 0.25 * seed.sum():
+        return False
+    bg = background_colour(pixels)
+    ys, xs = np.nonzero(seed)
+    values = pixels[ys, xs].astype(np.float64)
+    for other in np.unique(interior[dilate(seed, 1) & ~seed]):
+        if other < 0 or other == colour or (interior == other).sum() <= seed.sum():
+            continue
+        share = alpha[ys, xs, other]
+        residual = np.sqrt(((values - bg - share[:, None] * (_PALETTE[other] - bg)) ** 2).sum(-1))
+        if residual.mean() < RIM_RESIDUAL and share.mean() < 0.9:
+            return True
+    return False
+
+
 def read_scene(image: Image.Image | np.ndarray, shapes: tuple[str, ...] = SHAPES) -> list[ReadObject]:
     """The objects of a square RGB ShapesWorld-style image, largest first."""
     pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
@@ -252,7 +281,7 @@ def read_scene(image: Image.Image | np.ndarray, shapes: tuple[str, ...] = SHAPES
         # object's interior.
         mask = seed | (dilate(seed, 1) & (coverage_map >= 0.5) & (interior < 0))
         area = int(mask.sum())
-        if area < MIN_AREA_SHARE * small:
+        if area < MIN_AREA_SHARE * small or is_rim(pixels, seed, colour, interior, alpha):
             continue
         known = ~(occupied & ~mask)  # pixels another object shows are no evidence either way
         shape, fit = classify_shape(coverage_map, mask, known, shapes)
