@@ -154,11 +154,14 @@ class DiT(nn.Module):
         self.tokenizer = None
 
     def _init_weights(self) -> None:
-        for module in (*self.blocks, self):
-            for name, child in module.named_children():
-                if isinstance(child, nn.Linear) and name not in ("qkv",):
-                    nn.init.xavier_uniform_(child.weight)
-                    nn.init.zeros_(child.bias)
+        """DiT's: Xavier-uniform linear layers with zero biases (the text tower keeps its own init), then
+        the adaLN-Zero zeros: every gate, the cross-attention outputs, the last layer."""
+        text = set(self.text.modules())
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module not in text:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         nn.init.normal_(self.null_tokens, std=0.02)
         nn.init.normal_(self.null_pooled, std=0.02)
         for block in self.blocks:
