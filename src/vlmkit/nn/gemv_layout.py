@@ -2,12 +2,13 @@
 
 Decoding one token multiplies a single row by every weight matrix, so a step takes as long as reading
 the matrices does. ``nn.Linear`` stores its weight ``(out, in)`` row-major and computes
-``x @ weight.t()``. For that operand MKL's float32 kernel reads a decoder's 512-wide rows at about
-10 GB/s on one core of the shared machine this was measured on, while the same values stored
-``(in, out)`` row-major (``weight.t()`` contiguous) are read at about 16 GB/s for one row and twice as
-fast for two; from four rows on, row-major is ~10% faster again (8 rows: 5.7 against 4.9 GB/s) and at
-32 rows they are alike (the figures and the commands are in the decode notes of issue #21). So the
-layout follows the batch: ``TRANSPOSED_UP_TO`` rows or fewer, transposed storage; more, row-major.
+``x @ weight.t()``. For that operand MKL's float32 kernel reads a decoder's 512-wide rows at about 10 GB/s on
+one core of the shared machine this was measured on, while the same values stored ``(in, out)``
+row-major (``weight.t()`` contiguous) are read at about 16 GB/s; with two rows the transposed storage is
+still twice as fast (9.6 against 5.0 GB/s), from four rows on row-major is ~10% faster (8 rows: 5.7
+against 4.9 GB/s), and at 32 rows they are alike (the figures and the commands are in the decode notes
+of issue #21). So the layout follows the batch: ``TRANSPOSED_UP_TO`` rows or fewer, transposed storage;
+more, row-major.
 
 Re-laying keeps every value, the shape and the parameter object; only the strides change, so
 optimisers, state dicts and saving (which makes tensors contiguous) are unaffected. Only float32 CPU
