@@ -91,3 +91,13 @@ def test_run_directories_are_named_for_their_run(tmp_path):
     assert model_id(str(tmp_path / "clip_run" / "model"), None) == "clip_run"
     assert model_id(str(tmp_path / "instruct_run" / "model"), None) == "instruct_run"
     assert model_id(str(tmp_path / "clip_run" / "model"), "mine") == "mine"
+
+
+def test_t2i_serves_image_generations(saved, tmp_path):
+    from t2i_kit import tiny_dit
+
+    save_pretrained(tiny_dit(), tmp_path / "dit-small")
+    app = build_app(args("--t2i", str(tmp_path / "dit-small")))
+    assert app.state.imagine.model_id == "dit-small" and app.state.imagine.size == "16x16"
+    with pytest.raises(ConfigError, match=r"--t2i .*expected a DiT"):
+        build_app(args("--t2i", str(saved / "clip-small")))

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the mask tokenizer --vlm was trained with (`vlmkit train mask-vae`): serves /v1/segment",
     )
     serve.add_argument(
+        "--t2i", help="a text-to-image model (`vlmkit train t2i`): serves /v1/images/generations (OpenAI's shape)"
+    )
+    serve.add_argument(
         "--max-video-seconds", type=float, default=300.0, help="longest clip a chat may send (400 past it; 300)"
     )
     serve.add_argument(
@@ -237,9 +240,10 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     from vlmkit.models import Decoder, VisionLanguageModel
     from vlmkit.serving import ServedModels, create_app
 
-    if not args.model and not args.vlm and not args.index and not args.read:
+    if not args.model and not args.vlm and not args.index and not args.read and not args.t2i:
         raise ConfigError(
-            "serve: give --model (a dual encoder), --vlm (a generative model), --index, --read, or several"
+            "serve: give --model (a dual encoder), --vlm (a generative model), --t2i (a text-to-image model), "
+            "--index, --read, or several"
         )
     if args.mask_tokenizer and not args.vlm:
         raise ConfigError("serve: --mask-tokenizer serves segmentation for a --vlm; give --vlm too")
@@ -261,6 +265,11 @@ def build_app(args: argparse.Namespace) -> FastAPI:
             raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")
     if args.mask_tokenizer:
         models.mask_tokenizer = _mask_tokenizer(args.mask_tokenizer, device)
+    if args.t2i:
+        from vlmkit.models.dit import DiT
+
+        models.t2i = _load(args.t2i, (DiT,), "--t2i", device)
+        models.t2i_id = model_id(args.t2i, None)
     if args.index:
         from vlmkit.search.store import SearchStore
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vlmkit import __version__
 from vlmkit.errors import ConfigError
-from vlmkit.serving import grounding, openai_routes, video, vlmkit_routes
+from vlmkit.serving import grounding, imagine, openai_routes, video, vlmkit_routes
 from vlmkit.serving.errors import install_handlers
 from vlmkit.serving.limits import GuardMiddleware, ServerLimits
 from vlmkit.serving.metrics import MetricsMiddleware
@@ -41,6 +41,7 @@ ENDPOINTS = (
     "/v1/read",
     "/v1/detect",
     "/v1/segment",
+    "/v1/images/generations",
 )
 # The page loads nothing from elsewhere; images and clips it shows are data: or blob: URLs.
 PAGE_POLICY = (
@@ -51,8 +52,10 @@ PAGE_POLICY = (
 
 def create_app(models: ServedModels, limits: ServerLimits | None = None) -> FastAPI:
     """The server for ``models`` under ``limits``; at least an encoder, a chat model or a reader is needed."""
-    if models.encoder is None and models.chat is None and models.read_engine is None:
-        raise ConfigError("serve: give a dual encoder (--model), a generative model (--vlm) or --read")
+    if models.encoder is None and models.chat is None and models.read_engine is None and models.t2i is None:
+        raise ConfigError(
+            "serve: give a dual encoder (--model), a generative model (--vlm), a text-to-image model (--t2i) or --read"
+        )
     state = ServerState(models, limits or ServerLimits())
 
     @asynccontextmanager
@@ -66,10 +69,12 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
     app = FastAPI(title="vlmkit", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.vlmkit = state
     app.state.grounding = grounding.ground_service(models, state.limits)
+    app.state.imagine = imagine.image_service(models, state.limits.queue)
     install_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(vlmkit_routes.router)
     app.include_router(grounding.router)
+    app.include_router(imagine.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -82,6 +87,7 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
             "read": state.read is not None,
             "detect": app.state.grounding is not None,
             "segment": app.state.grounding is not None and app.state.grounding.segments,
+            "images": app.state.imagine is not None,
             "video": state.chat is not None and state.chat.takes_images and video.available(),
             "auth": state.limits.api_key is not None,
         }

@@ -11,9 +11,7 @@ the mask tokenizer the model was trained with (``vlmkit serve --mask-tokenizer D
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,55 +26,27 @@ from vlmkit.serving.limits import ServerLimits
 from vlmkit.serving.openai_routes import unknown_model
 from vlmkit.serving.openai_schema import GroundRequest
 from vlmkit.serving.requests import check_text_size
+from vlmkit.serving.serial import SerialWorker
 from vlmkit.serving.state import Deadline, ServedModels
 from vlmkit.tasks.ground import GroundedObject, Grounding, detect, refer
 from vlmkit.tasks.segment import MaskCodec, segment, with_masks
 
-RETRY_AFTER_S = 1
 LOCATION = re.compile(r"<loc\d{4}>")
 router = APIRouter()
 
 
-class GroundService:
+class GroundService(SerialWorker):
     """The served VLM as a grounding model: one request at a time, at most ``queue`` waiting."""
 
     def __init__(self, model: VisionLanguageModel, model_id: str, mask_tokenizer: MaskCodec | None, queue: int) -> None:
+        super().__init__("grounding", queue)
         self.model = model
         self.model_id = model_id
         self.mask_tokenizer = mask_tokenizer
-        self.queue = queue
-        self.waiting = 0
-        self._lock: asyncio.Lock | None = None
 
     @property
     def segments(self) -> bool:
         return self.mask_tokenizer is not None and has_segment_tokens(self.model.tokenizer)
-
-    def admit(self) -> None:
-        """Count a request in before its image is decoded, or refuse it with 503 when the queue is full."""
-        if self.waiting >= self.queue:
-            raise ApiError(
-                503,
-                f"the grounding queue is full ({self.queue} waiting requests); retry shortly",
-                code="queue_full",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
-        self.waiting += 1
-
-    def leave(self) -> None:
-        self.waiting -= 1
-
-    async def run(self, work: Callable[[], Grounding]) -> Grounding:
-        """``work`` on a thread, after the one before it has finished; awaited under the caller's deadline."""
-        self._lock = self._lock or asyncio.Lock()
-        await self._lock.acquire()
-        try:
-            running = asyncio.ensure_future(asyncio.to_thread(work))
-        except BaseException:
-            self._lock.release()
-            raise
-        running.add_done_callback(lambda _: self._lock.release())  # type: ignore[union-attr]
-        return await asyncio.shield(running)
 
     def objects_in(self, text: str, image_url: str, limits: ServerLimits) -> list[dict[str, Any]] | None:
         """The objects a chat reply about the image at ``image_url`` writes in location tokens, in the sent

@@ -111,6 +111,24 @@ class ReadRequest(BaseModel):
     image: Text
 
 
+class ImageGenerationRequest(BaseModel):
+    """OpenAI's ``images.generate`` body; ``steps``, ``guidance``, ``seed`` and ``sampler`` are vlmkit extensions.
+
+    Numbers are checked by ``tasks.imagine`` (one line naming the field); ``response_format`` may only be
+    ``b64_json``: the server never hosts files to link to.
+    """
+
+    model: Text | None = None
+    prompt: Text
+    n: int = 1
+    size: Text | None = None
+    response_format: Text | None = None
+    steps: int = 20
+    guidance: float = 3.0
+    seed: int | None = None
+    sampler: Text = "euler"
+
+
 class GroundRequest(BaseModel):
     """vlmkit extension: the objects ``labels`` (a list or one ``;``-separated string) or ``expression`` name."""
 

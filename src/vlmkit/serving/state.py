@@ -41,6 +41,7 @@ class ServedModels:
         absolute_paths: search hits name files by their absolute server paths (else relative ones).
         read_engine: the OCR engine ``/v1/read`` uses (None: the route is off).
         mask_tokenizer: the mask tokenizer ``chat`` was trained with (``/v1/segment``; None: off).
+        t2i: text-to-image model for ``/v1/images/generations`` (None: off).
     """
 
     encoder: DualEncoder | None = None
@@ -54,6 +55,8 @@ class ServedModels:
     absolute_paths: bool = False
     read_engine: str | None = None
     mask_tokenizer: Any = None
+    t2i: Any = None
+    t2i_id: str = "t2i"
 
 
 @dataclass
