@@ -228,3 +228,29 @@ def test_page_plays_a_dropped_clip_and_marks_the_answer_s_moment(page, tmp_path,
         page.screenshot(path=str(tmp_path / "clip.png"), full_page=True)
     assert len(runs) == 1 and model.tokenizer.decode(runs[0].input_ids[0]).count("frame at ") == 3
     assert not page.errors, page.errors
+
+
+def test_page_draws_images_from_a_prompt(page, tmp_path):
+    from playwright.sync_api import expect
+    from serving_live import serve
+
+    from t2i_kit import tiny_dit
+    from vlmkit.serving import ServedModels, create_app
+
+    with serve(create_app(ServedModels(t2i=tiny_dit(), t2i_id="dit"))) as url:
+        page.goto(url + "/")
+        expect(page.locator("#status")).to_contain_text("images")
+        expect(page.locator("#imagine-section")).to_be_visible()
+        page.fill("#imagine-prompt", "a green circle")
+        page.fill("#imagine-n", "3")
+        page.click("#imagine")
+        expect(page.locator("#drawn img")).to_have_count(3)
+        expect(page.locator("#imagine-status")).to_contain_text("3 images in")
+        # every picture decoded to the model's 16 x 16 pixels
+        sizes = page.evaluate("() => Array.from(document.querySelectorAll('#drawn img'), (i) => i.naturalWidth)")
+        assert sizes == [16, 16, 16]
+        page.fill("#imagine-prompt", " ")
+        page.click("#imagine")
+        expect(page.locator("#imagine-status")).to_have_text("Describe the image to draw.")
+        page.screenshot(path=str(tmp_path / "imagine.png"), full_page=True)
+    assert not page.errors, page.errors

@@ -50,7 +50,9 @@ async function connect() {
       for (const capability of model.capabilities || []) models[capability] ??= model.id;
     }
     state.models = models;
-    const offered = ["chat", "video", "embeddings", "search", "read", "detect", "segment"].filter((name) => health[name]);
+    const offered = ["chat", "video", "embeddings", "search", "read", "detect", "segment", "images"].filter(
+      (name) => health[name],
+    );
     $("status").textContent = `Connected: ${offered.join(", ") || "nothing"} available.`;
     $("chat-section").hidden = !state.models.chat;
     $("classify-section").hidden = !state.models.classify;
@@ -58,6 +60,7 @@ async function connect() {
     $("read-section").hidden = !health.read;
     $("ground-section").hidden = !health.detect;
     $("segment").hidden = !health.segment;
+    $("imagine-section").hidden = !health.images;
   } catch (error) {
     $("status").textContent = `Cannot reach the server: ${error.message}`;
   }
@@ -472,6 +475,37 @@ $("search-form").addEventListener("submit", (event) => {
 $("search-image").addEventListener("click", () => {
   if (state.image) search({ image: state.image });
   else $("search-status").textContent = "Choose an image first.";
+});
+
+// ------------------------------------------------------------------------------------ imagine
+
+$("imagine-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const prompt = $("imagine-prompt").value.trim();
+  if (!prompt) {
+    $("imagine-status").textContent = "Describe the image to draw.";
+    return;
+  }
+  const body = { prompt, n: Number($("imagine-n").value), seed: Number($("imagine-seed").value) };
+  $("imagine-status").textContent = "Drawing…";
+  try {
+    const started = performance.now();
+    const reply = await (await postJson("/v1/images/generations", body)).json();
+    const items = reply.data.map((image, index) => {
+      const item = document.createElement("li");
+      const picture = document.createElement("img");
+      picture.src = `data:image/png;base64,${image.b64_json}`;
+      picture.alt = `${prompt} (seed ${body.seed + index})`;
+      item.append(picture);
+      return item;
+    });
+    $("drawn").replaceChildren(...items);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    $("imagine-status").textContent = `${items.length} image${items.length === 1 ? "" : "s"} in ${seconds} s.`;
+  } catch (error) {
+    $("drawn").replaceChildren();
+    $("imagine-status").textContent = `Drawing failed: ${error.message}`;
+  }
 });
 
 $("api-key").value = sessionStorage.getItem("vlmkit-api-key") || "";
