@@ -14,7 +14,7 @@ from llava_next_kit import EOS, hf_llava_next, save_tiny_processor
 from vlmkit.cli import main
 from vlmkit.errors import InputError
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import with_image
+from vlmkit.processing.chat import CAPTION_PROMPT, with_image
 from vlmkit.tasks.caption import caption
 from vlmkit.tasks.chat import ask, chat_encoder, image_inputs
 
@@ -70,7 +70,17 @@ def test_a_text_only_question_needs_no_size(saved):
     assert isinstance(ask(vlmkit.load(directory), None, QUESTION, GenerationConfig(max_new_tokens=3)), str)
 
 
+def test_a_batch_of_differently_sized_images_gets_each_its_own_count(saved, tmp_path):
+    _, _, directory, wide = saved
+    tall = tmp_path / "tall.png"
+    Image.effect_noise((33, 61), 60).convert("RGB").save(tall)
+    model = vlmkit.load(directory)
+    config = GenerationConfig(max_new_tokens=4)
+    captions = caption(model, [str(wide), str(tall)], config=config)
+    assert captions == [ask(model, str(image), CAPTION_PROMPT, config) for image in (wide, tall)]
+
+
 def test_a_fixed_count_caller_is_told_the_count_needs_the_size(saved):
-    _, _, directory, image = saved
+    _, _, directory, _ = saved
     with pytest.raises(InputError, match="depends on its size"):
-        caption(vlmkit.load(directory), [str(image)])
+        chat_encoder(vlmkit.load(directory))

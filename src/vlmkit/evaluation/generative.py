@@ -31,21 +31,13 @@ from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, pad_right, with_image
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.locations import has_location_tokens
-from vlmkit.tasks.chat import chat_encoder, pixels_of, respond
+from vlmkit.tasks.chat import answer_images, chat_encoder, pixels_of
 
 
 def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:
     """Greedy answers to single-turn ``<image>`` prompts, ``batch_size`` at a time."""
-    encoder = chat_encoder(model)
     config = GenerationConfig(max_new_tokens=max_new_tokens)
-    ids = [
-        encoder.encode([{"role": "user", "content": with_image(p)}], add_generation_prompt=True).input_ids
-        for p in prompts
-    ]
-    answers: list[str] = []
-    for start in range(0, len(ids), batch_size):
-        answers += respond(model, ids[start : start + batch_size], images[start : start + batch_size], config)
-    return [a.strip() for a in answers]
+    return [answer.strip() for answer in answer_images(model, prompts, images, config, batch_size)]
 
 
 def caption_loss_with_shuffled_images(

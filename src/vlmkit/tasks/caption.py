@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from vlmkit.models import VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
-from vlmkit.processing.chat import CAPTION_PROMPT, with_image
+from vlmkit.processing.chat import CAPTION_PROMPT
 from vlmkit.processing.images import ImageSource
-from vlmkit.tasks.chat import chat_encoder, respond
+from vlmkit.tasks.chat import answer_images
 
 
 def caption(
@@ -26,13 +26,4 @@ def caption(
     ``config`` overrides ``max_new_tokens`` when given.
     """
     config = config or GenerationConfig(max_new_tokens=max_new_tokens)
-    ids = (
-        chat_encoder(model)
-        .encode([{"role": "user", "content": with_image(prompt)}], add_generation_prompt=True)
-        .input_ids
-    )
-    captions: list[str] = []
-    for start in range(0, len(images), batch_size):
-        chunk = list(images[start : start + batch_size])
-        captions += respond(model, [ids] * len(chunk), chunk, config)
-    return captions
+    return answer_images(model, [prompt] * len(images), images, config, batch_size)

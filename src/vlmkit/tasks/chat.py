@@ -105,10 +105,10 @@ def pixels_of(model: Model, images: Sequence[ImageSource]) -> torch.Tensor:
     return image_inputs(model, images)["pixel_values"]
 
 
-def _size_of(inputs: dict[str, torch.Tensor]) -> tuple[int, int] | None:
-    """The first image's (height, width) when the processor reports sizes."""
+def _size_of(inputs: dict[str, torch.Tensor], index: int = 0) -> tuple[int, int] | None:
+    """Image ``index``'s (height, width) when the processor reports sizes."""
     sizes = inputs.get("image_sizes")
-    return None if sizes is None else (int(sizes[0, 0]), int(sizes[0, 1]))
+    return None if sizes is None else (int(sizes[index, 0]), int(sizes[index, 1]))
 
 
 def respond(
@@ -131,6 +131,34 @@ def _respond(
         ids, mask, embeds = model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes"))
         return generate_text(model.decoder, ids, tokenizer, config, attention_mask=mask, inputs_embeds=embeds)
     return generate_text(model, prompts, tokenizer, config)
+
+
+def answer_images(
+    model: VisionLanguageModel,
+    texts: Sequence[str],
+    images: Sequence[ImageSource],
+    config: GenerationConfig | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """One single-turn answer per (text, image), ``with_image(text)`` as the user turn, ``batch_size`` at a time.
+
+    Each prompt is encoded for its own image, so a model whose image token count follows the image's size
+    (LLaVA-NeXT's tiling) gets the right count for every row of a batch.
+    """
+    check_generative(model)
+    if len(texts) != len(images):
+        raise InputError(f"answer_images: {len(texts)} texts for {len(images)} images; expected one each")
+    answers: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        inputs = image_inputs(model, list(images[start : start + batch_size]))
+        prompts = [
+            chat_encoder(model, _size_of(inputs, row))
+            .encode([{"role": "user", "content": with_image(text)}], add_generation_prompt=True)
+            .input_ids
+            for row, text in enumerate(texts[start : start + batch_size])
+        ]
+        answers += _respond(model, prompts, inputs, config)
+    return answers
 
 
 def ask(model: Model, image: ImageSource | None, question: str, config: GenerationConfig | None = None) -> str:
