@@ -37,7 +37,7 @@ def test_docs_all_splits_with_kinds_and_width(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--n", "0"], "number of pages must be >= 1"),
+        (["--n", "0"], "number of pages: expected an integer >= 1"),
         (["--kinds", "receipt,poster"], "'kinds'"),
         (["--width", "50"], "'page_width'"),
         (["--workers", "0"], "workers"),

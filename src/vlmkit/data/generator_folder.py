@@ -62,6 +62,19 @@ def claimed_folder(
 Config = TypeVar("Config", bound=GeneratorConfig)
 
 
+def check_run(
+    label: str, splits: Sequence[str], split: str, n: int, unit: str, seed: int, workers: int | None, chunk_size: int
+) -> None:
+    """One line for a generator run's impossible arguments, before any folder is touched."""
+    if split not in splits:
+        raise ConfigError(f"{label} split: expected one of {sorted(splits)}, got {split!r}")
+    for name, value, least in ((f"number of {unit}", n, 1), ("seed", seed, 0), ("chunk size", chunk_size, 1)):
+        if value < least:
+            raise ConfigError(f"{label} {name}: expected an integer >= {least}, got {value}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"{label} workers: expected an integer >= 1, got {workers}")
+
+
 def generate_splits(
     generate_split: Callable[..., Path],
     out_dir: str | os.PathLike[str],

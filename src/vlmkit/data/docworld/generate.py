@@ -18,9 +18,8 @@ from vlmkit.data.chunks import chunked
 from vlmkit.data.docworld.config import GENERATOR_VERSION, SPLITS, DocWorldConfig
 from vlmkit.data.docworld.fonts import font_dir
 from vlmkit.data.docworld.page import make_page
-from vlmkit.data.generator_folder import claimed_folder, drain
+from vlmkit.data.generator_folder import check_run, claimed_folder, drain
 from vlmkit.data.records import write_records
-from vlmkit.errors import ConfigError
 from vlmkit.files import atomic_write_bytes, remove_stale_temps
 from vlmkit.progress import progress as progress_bar
 
@@ -62,16 +61,7 @@ def generate_split(
     ``workers`` processes (default: all CPUs, capped by the number of chunks; 1 runs in this process) share
     the work in chunks of at most ``chunk_size`` pages; the output is identical for any value of either.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"DocWorld split: expected one of {sorted(SPLITS)}, got {split!r}")
-    if n < 1:
-        raise ConfigError(f"DocWorld: number of pages must be >= 1, got {n}")
-    if seed < 0:
-        raise ConfigError(f"DocWorld seed: expected an integer >= 0, got {seed}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"DocWorld workers: expected an integer >= 1, got {workers}")
-    if chunk_size < 1:
-        raise ConfigError(f"DocWorld chunk size: expected an integer >= 1, got {chunk_size}")
+    check_run("DocWorld", SPLITS, split, n, "pages", seed, workers, chunk_size)
     font_dir()  # a missing extra fails here, before the folder is touched
     spec = {"generator": "docworld", "version": GENERATOR_VERSION, "split": split, "n": n, "seed": seed}
     spec["config"] = config.to_dict()

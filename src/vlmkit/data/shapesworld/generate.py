@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from vlmkit.data.chunks import chunked
-from vlmkit.data.generator_folder import read_spec
+from vlmkit.data.generator_folder import check_run, read_spec
 from vlmkit.data.records import RECORDS_FILE
 from vlmkit.data.shapesworld.config import GENERATOR_VERSION, SPLITS, ShapesWorldConfig
 from vlmkit.data.shapesworld.example import make_example
-from vlmkit.errors import ConfigError, InputError
+from vlmkit.errors import InputError
 from vlmkit.files import atomic_open, atomic_write_bytes, atomic_write_json
 from vlmkit.progress import progress as progress_bar
 
@@ -60,12 +60,7 @@ def generate_split(
     ``workers`` processes (default: all CPUs, capped by the number of chunks of ``chunk_size``
     images; 1 runs in this process) share the work; the output is identical for any value of either.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"ShapesWorld split: expected one of {sorted(SPLITS)}, got {split!r}")
-    if n < 1:
-        raise ConfigError(f"ShapesWorld: number of images must be >= 1, got {n}")
-    if seed < 0:
-        raise ConfigError(f"ShapesWorld seed: expected an integer >= 0, got {seed}")
+    check_run("ShapesWorld", SPLITS, split, n, "images", seed, workers, chunk_size)
     folder = Path(out_dir)
     if (folder / RECORDS_FILE).exists() or (folder / "images").exists():
         raise InputError(f"{folder}: already holds a dataset; choose an empty or new folder")

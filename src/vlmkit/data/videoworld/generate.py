@@ -20,13 +20,12 @@ from typing import Any
 from PIL import Image
 
 from vlmkit.data.chunks import chunked
-from vlmkit.data.generator_folder import claimed_folder, drain, read_spec
+from vlmkit.data.generator_folder import check_run, claimed_folder, drain, read_spec
 from vlmkit.data.records import write_records
 from vlmkit.data.shapesworld.example import PNG_COMPRESS_LEVEL
 from vlmkit.data.videoworld.config import GENERATOR_VERSION, SPLITS, VideoWorldConfig
 from vlmkit.data.videoworld.encode import encode_mp4, resolve_codec
 from vlmkit.data.videoworld.example import make_example
-from vlmkit.errors import ConfigError
 from vlmkit.files import atomic_write_bytes, remove_stale_temps
 from vlmkit.progress import progress as progress_bar
 
@@ -81,13 +80,7 @@ def generate_split(
     ``workers`` processes (default: all CPUs, capped by the number of chunks; 1 runs in this process) share
     the work in chunks of at most ``chunk_size`` clips; the output is identical for any value of either.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"VideoWorld split: expected one of {sorted(SPLITS)}, got {split!r}")
-    for name, value, least in (("number of clips", n, 1), ("seed", seed, 0), ("chunk size", chunk_size, 1)):
-        if value < least:
-            raise ConfigError(f"VideoWorld {name}: expected an integer >= {least}, got {value}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"VideoWorld workers: expected an integer >= 1, got {workers}")
+    check_run("VideoWorld", SPLITS, split, n, "clips", seed, workers, chunk_size)
     config = dataclasses.replace(config, codec=resolve_codec(config.codec))
     spec = {"generator": "videoworld", "version": GENERATOR_VERSION, "split": split, "n": n, "seed": seed}
     spec["config"] = config.to_dict()
