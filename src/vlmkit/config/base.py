@@ -133,6 +133,14 @@ def _layers(where: str, **values: int) -> None:
             raise ConfigError(f"{where}.{name}: {_short(value)} blocks; vlmkit builds at most {MAX_LAYERS}")
 
 
+def _patch_grid(where: str, image_size: int, patch_size: int, width: int, heads: int) -> None:
+    """A transformer over image patches: whole patches, and heads that divide the width."""
+    if image_size % patch_size:
+        raise ConfigError(f"{where}: image_size {image_size} is not a multiple of patch_size {patch_size}")
+    if width % heads:
+        raise ConfigError(f"{where}: width {width} is not a multiple of heads {heads}")
+
+
 def _size(where: str, parameters: int, **sizes: int) -> None:
     """Refuse a config whose (approximate) parameter count is absurd, naming the sizes that make it."""
     if parameters > MAX_PARAMETERS:

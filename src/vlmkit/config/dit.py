@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vlmkit.config.base import ConfigBase, _layers, _positive, _size
+from vlmkit.config.base import ConfigBase, _layers, _patch_grid, _positive, _size
 from vlmkit.config.encoders import TextConfig
 from vlmkit.errors import ConfigError
 
@@ -64,12 +64,7 @@ class DiTConfig(ConfigBase):
             frequency_dim=self.frequency_dim,
         )
         _layers(where, layers=self.layers)
-        if self.image_size % self.patch_size:
-            raise ConfigError(
-                f"{where}: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
-            )
-        if self.width % self.heads:
-            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        _patch_grid(where, self.image_size, self.patch_size, self.width, self.heads)
         if self.width % 4 or self.frequency_dim % 2:
             raise ConfigError(f"{where}: width must be a multiple of 4 and frequency_dim even (sin-cos embeddings)")
         _size(where, self.parameter_count(), image_size=self.image_size, width=self.width, layers=self.layers)

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vlmkit.config.base import Activation, ConfigBase, _at_least_zero, _finite, _layers, _positive, _size
+from vlmkit.config.base import (
+    Activation,
+    ConfigBase,
+    _at_least_zero,
+    _finite,
+    _layers,
+    _patch_grid,
+    _positive,
+    _size,
+)
 from vlmkit.errors import ConfigError
 
 
@@ -72,12 +81,7 @@ class VisionConfig(ConfigBase):
             norm_eps=self.norm_eps,
         )
         _layers(where, layers=self.layers)
-        if self.image_size % self.patch_size:
-            raise ConfigError(
-                f"{where}: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
-            )
-        if self.width % self.heads:
-            raise ConfigError(f"{where}: width {self.width} is not a multiple of heads {self.heads}")
+        _patch_grid(where, self.image_size, self.patch_size, self.width, self.heads)
         if self.conv_stem < 0 or self.patch_size % 2**self.conv_stem:
             raise ConfigError(f"{where}.conv_stem: patch_size {self.patch_size} must be divisible by 2**conv_stem")
         if self.pooling == "cls" and not self.class_token:
