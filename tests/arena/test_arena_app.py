@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
+import sys
 
 import pytest
 from arena_live import NAMES, arena_app, events
@@ -114,3 +116,20 @@ def test_leaderboard_page_shows_the_ratings(client):
     page = client.get("/leaderboard")
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert page.text.count("<tr>") - 1 == len({n for n in NAMES if n in page.text}) >= 2
+
+
+def test_the_arena_imports_without_the_search_extra():
+    """The arena serves votes and ratings, not search: faiss (the search extra) must not be needed to start it."""
+    blocker = (
+        "import sys\n"
+        "class NoFaiss:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'faiss':\n"
+        "            raise ImportError('faiss is blocked')\n"
+        "sys.meta_path.insert(0, NoFaiss())\n"
+        "import vlmkit.arena.app, vlmkit.serving.app\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'faiss'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

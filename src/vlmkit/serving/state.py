@@ -11,10 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
-from vlmkit.search.store import SearchStore
 from vlmkit.serving.batching import Batcher, Job, QueueFull, WorkerClosed
 from vlmkit.serving.chat import ChatService
 from vlmkit.serving.encoder import EncoderService
@@ -22,7 +21,10 @@ from vlmkit.serving.errors import ApiError
 from vlmkit.serving.limits import ServerLimits
 from vlmkit.serving.metrics import Metrics
 from vlmkit.serving.reading import ReadService
-from vlmkit.serving.search import SearchService
+
+if TYPE_CHECKING:  # the search extra (faiss) is needed only by a server that searches
+    from vlmkit.search.store import SearchStore
+    from vlmkit.serving.search import SearchService
 
 T = TypeVar("T")
 RETRY_AFTER_S = 1
@@ -114,6 +116,8 @@ class ServerState:
         if models.read_engine is not None:
             self.read = ReadService(models.read_engine, limits.queue)
         if models.index is not None:
+            from vlmkit.serving.search import SearchService
+
             self.search = SearchService(
                 models.index, models.images_root, limits.max_image_pixels, absolute_paths=models.absolute_paths
             )
