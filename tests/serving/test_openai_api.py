@@ -14,7 +14,7 @@ from PIL import Image
 from serving_live import API_KEY, CHAT_ID, ENCODER_ID, data_url, png_bytes, server, shapes_png  # noqa: F401
 
 from vlmkit.processing.chat import with_image
-from vlmkit.serving.openai_routes import conversation
+from vlmkit.serving.chat_routes import conversation
 from vlmkit.serving.openai_schema import Message
 from vlmkit.tasks import embed_images, embed_texts
 

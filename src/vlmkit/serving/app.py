@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from vlmkit import __version__
 from vlmkit.errors import ConfigError
-from vlmkit.serving import grounding, imagine, openai_routes, video, vlmkit_routes
+from vlmkit.serving import chat_routes, grounding, imagine, openai_routes, video, vlmkit_routes
 from vlmkit.serving.errors import install_handlers
 from vlmkit.serving.limits import GuardMiddleware, ServerLimits
 from vlmkit.serving.metrics import MetricsMiddleware
@@ -72,6 +72,7 @@ def create_app(models: ServedModels, limits: ServerLimits | None = None) -> Fast
     app.state.imagine = imagine.image_service(models, state.limits.queue)
     install_handlers(app)
     app.include_router(openai_routes.router)
+    app.include_router(chat_routes.router)
     app.include_router(vlmkit_routes.router)
     app.include_router(grounding.router)
     app.include_router(imagine.router)
