@@ -38,6 +38,15 @@ from vlmkit.files import atomic_write_text
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 _WHITESPACE = re.compile(r"\s+")
+# BERT's pre-tokenizer splits every punctuation mark off as its own word, so its WordPiece decode puts a space
+# on both sides of each ("6, 681. 33", "inv - 97192"); ``rejoin_wordpiece`` takes out the ones written text
+# almost never has.
+_GLUE_BEFORE = frozenset("%)]}:;/@-")
+_GLUE_AFTER = frozenset("([{$£€#/@-")
+_NUMBER_MARK = re.compile(r"\d[.,:]$")
+_DATE_COMMA = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},$", re.IGNORECASE)
+_INNER_APOSTROPHE = re.compile(r"\w'$")
+_EMAIL_DOT = re.compile(r"@[\w.-]*\w\.$")
 
 # tokenizer_config.json "tokenizer_class" -> rules the class applies in code, outside tokenizer.json.
 # "tokens" are the class defaults that apply when the config files leave a special token out.
@@ -153,7 +162,10 @@ class TextTokenizer:
     def decode(self, ids: Sequence[int] | torch.Tensor, *, skip_special_tokens: bool = True) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
-        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        if isinstance(self.tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer):
+            text = rejoin_wordpiece(text)
+        return text
 
     # ------------------------------------------------------------------------------- files
 
@@ -255,6 +267,33 @@ class TextTokenizer:
             lowercase=bool(family and family["punctuation"] and config.get("do_lower_case", True)),
             remove_punctuation=bool(family and family["punctuation"]),
         )
+
+
+def rejoin_wordpiece(text: str) -> str:
+    """A BERT WordPiece decode without the spaces its pre-tokenizer invented around punctuation: none before
+    closing marks, after opening marks and currency, around - / @ and a word's apostrophe, inside a number,
+    date or time ("6,681.33", "2024-03-01", "10:30", "$12.50"; not "March 5, 2024"), after the dots of an
+    e-mail domain. Prose spacing ("total: 12", "a, b") stays.
+
+    Each space is judged by the text before it and the one character after it: WordPiece writes a space
+    only with the word that follows it, so a decode that grows token by token (generation's ``TextStream``)
+    never changes text it has already released."""
+    words = text.split(" ")
+    out = words[0]
+    for word in words[1:]:
+        out += word if word and _glued(out[-24:], word[0]) else " " + word
+    return out
+
+
+def _glued(left: str, after: str) -> bool:
+    """Whether the space between ``left`` (the tail of the text so far) and the character ``after`` goes."""
+    if after in _GLUE_BEFORE or (after == "'" and left[-1:].isalnum()) or left[-1:] in _GLUE_AFTER:
+        return True
+    if not after.isalnum():
+        return False
+    if after.isdigit() and _NUMBER_MARK.search(left) and not _DATE_COMMA.search(left):
+        return True
+    return bool(_INNER_APOSTROPHE.search(left) or _EMAIL_DOT.search(left))
 
 
 def _read_tokenizer(path: Path) -> Tokenizer:
