@@ -1,8 +1,9 @@
-"""``vlmkit data shapes|docs|video|show|mmbench|shards``: generate, inspect, export and pack datasets."""
+"""``vlmkit data shapes|docs|video|coco|show|mmbench|shards``: generate, import, inspect, export and pack datasets."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
     video.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     video.set_defaults(handler=run_video)
+
+    coco = commands.add_parser(
+        "coco",
+        help="import COCO annotations (instances or captions), or RefCOCO/+/g refs, as a dataset folder",
+        formatter_class=HelpFormatter,
+    )
+    source = coco.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--instances", help="instances_*.json (boxes, masks; with --refs, the release's instances.json)"
+    )
+    source.add_argument("--captions", help="captions_*.json")
+    coco.add_argument("--refs", help="RefCOCO-style refs as JSON (see vlmkit.data.refcoco to convert refs(unc).p)")
+    coco.add_argument("--split", help="with --refs: keep this split's refs only (train, val, testA, testB, test)")
+    coco.add_argument("--images", required=True, help="the folder holding the images the file names")
+    coco.add_argument(
+        "--out",
+        required=True,
+        help="the records file to write (.jsonl, or a folder for its records.jsonl); it must be in a folder above "
+        "--images, e.g. the COCO root, since records name images inside their own folder",
+    )
+    coco.add_argument("--skip-bad", action="store_true", help="skip (and count) bad entries instead of stopping")
+    coco.set_defaults(handler=run_coco)
 
     show = commands.add_parser(
         "show",
@@ -178,6 +201,40 @@ def run_video(args: argparse.Namespace) -> int:
         fields["held_out"] = _held_out(args.held_out)
     config = VideoWorldConfig(**fields)
     return _generate(args, ("val", "test", "compositional"), "clips", generate_split, config)
+
+
+def run_coco(args: argparse.Namespace) -> int:
+    from vlmkit.data.coco import read_coco_captions, read_coco_instances
+    from vlmkit.data.records import write_records
+    from vlmkit.data.refcoco import read_refcoco
+
+    if (args.refs or args.split) and not args.instances:
+        raise ConfigError("--refs/--split: RefCOCO refs need the release's --instances file")
+    if args.split and not args.refs:
+        raise ConfigError("--split: splits are the refs' own; give --refs too")
+    images = Path(args.images)
+    if not images.is_dir():
+        raise ConfigError(f"--images {images}: not a folder")
+    out = Path(args.out)
+    folder, name = (out.parent, out.name) if out.suffix == ".jsonl" else (out, "records.jsonl")
+    if not images.resolve().is_relative_to(folder.resolve()):
+        raise ConfigError(
+            f"--out {out}: must be in a folder that holds --images {images} (records name images inside their "
+            "folder), e.g. the COCO root"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    image_dir = os.path.relpath(images.resolve(), folder.resolve())
+    on_error = "skip" if args.skip_bad else "raise"
+    if args.refs:
+        found = read_refcoco(args.refs, args.instances, split=args.split, image_dir=image_dir, on_error=on_error)
+    elif args.instances:
+        found = read_coco_instances(args.instances, image_dir=image_dir, on_error=on_error)
+    else:
+        found = read_coco_captions(args.captions, image_dir=image_dir, on_error=on_error)
+    path = write_records(folder, found.records, filename=name)
+    skipped = f", skipped {len(found.problems)} bad entries" if found.problems else ""
+    print(f"wrote {len(found.records)} records to {path}{skipped}")
+    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
