@@ -9,6 +9,7 @@ inside a model that is configured for it, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from vlmkit.models import VisionLanguageModel
@@ -20,13 +21,34 @@ from vlmkit.tasks.chat import chat_encoder, respond
 VIDEO_CAPTION_PROMPT = "Describe what happens in the video."
 
 
+def ask_clips(
+    model: VisionLanguageModel,
+    questions: Sequence[tuple[Sequence[Frame], str]],
+    config: GenerationConfig | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """The model's answer to each ``(frames, text)``: already decoded frames (in time order) and a question
+    about them, ``batch_size`` prompts at a time (evaluation asks hundreds)."""
+    encoder = chat_encoder(model)
+    answers: list[str] = []
+    for start in range(0, len(questions), batch_size):
+        chunk = questions[start : start + batch_size]
+        prompts = [
+            encoder.encode(
+                [{"role": "user", "content": video_prompt([frame.time for frame in frames], text)}],
+                add_generation_prompt=True,
+            ).input_ids
+            for frames, text in chunk
+        ]
+        answers += respond(model, prompts, [frame.image for frames, _ in chunk for frame in frames], config)
+    return answers
+
+
 def ask_frames(
-    model: VisionLanguageModel, frames: list[Frame], text: str, config: GenerationConfig | None = None
+    model: VisionLanguageModel, frames: Sequence[Frame], text: str, config: GenerationConfig | None = None
 ) -> str:
     """The model's answer to ``text`` about already decoded ``frames`` (in time order)."""
-    prompt = video_prompt([frame.time for frame in frames], text)
-    ids = chat_encoder(model).encode([{"role": "user", "content": prompt}], add_generation_prompt=True).input_ids
-    return respond(model, [ids], [frame.image for frame in frames], config)[0]
+    return ask_clips(model, [(frames, text)], config)[0]
 
 
 def ask_video(
