@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vlmkit.checkpoints import clip_siglip, llama, llava, llava_next, paligemma
+from vlmkit.checkpoints import clip_siglip, idefics3, llama, llava, llava_next, paligemma, qwen2_vl
 from vlmkit.checkpoints.keymap import Rule, load_mapped
 from vlmkit.checkpoints.weights import read_safetensors
 from vlmkit.config import ConfigBase
@@ -50,6 +50,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(llava.MODEL_TYPES, llava.vlm_config_from_hf, llava.llava_rules),
     Family(llava_next.MODEL_TYPES, llava_next.vlm_config_from_hf, llava_next.llava_next_rules),
     Family(paligemma.MODEL_TYPES, paligemma.vlm_config_from_hf, paligemma.paligemma_rules),
+    Family(idefics3.MODEL_TYPES, idefics3.vlm_config_from_hf, idefics3.idefics3_rules),
+    Family(qwen2_vl.MODEL_TYPES, qwen2_vl.vlm_config_from_hf, qwen2_vl.qwen2_vl_rules),
 )
 SUPPORTED = tuple(model_type for family in FAMILIES for model_type in family.model_types)
 

@@ -227,6 +227,10 @@ class VlmConfig(ConfigBase):
             features are packed into one map cropped to the image, and a learned ``image_newline`` ends
             each of its rows, so an image's token count depends on its size (``image_tokens``). Empty:
             one view, ``tokens_per_image`` tokens.
+        image_splitting: Idefics3 / SmolVLM: an image arrives as tower-sized crops (tiles and a global view,
+            ``vlmkit.processing.image_splitting``), ``pixel_values`` (B, crops, 3, S, S) with all-zero crops as
+            padding, each crop ``tokens_per_image`` tokens; the processor lays those out between marker
+            tokens, so the prompt's layout comes from it, not from ``image_tokens``.
     """
 
     vision: VisionConfig | EfficientNetConfig = field(default_factory=VisionConfig)
@@ -235,6 +239,7 @@ class VlmConfig(ConfigBase):
     image_token_id: int = 32000
     chat_template: str = "vlmkit"
     image_grid_pinpoints: tuple[tuple[int, int], ...] = ()
+    image_splitting: bool = False
 
     @property
     def convolutional(self) -> bool:
@@ -286,6 +291,8 @@ class VlmConfig(ConfigBase):
                 )
         if self.image_grid_pinpoints:
             self._validate_anyres(where)
+        if self.image_splitting and (not isinstance(self.vision, VisionConfig) or self.image_grid_pinpoints):
+            raise ConfigError(f"{where}.image_splitting: needs a ViT tower and no image_grid_pinpoints")
         if not 0 <= self.image_token_id < self.decoder.vocab_size:
             raise ConfigError(
                 f"{where}.image_token_id: {self.image_token_id} is not below the decoder's vocab_size "

@@ -6,7 +6,9 @@ of the images, and the decoder runs on the result as on any text. The count is f
 (``tokens_per_image``) unless the config tiles images (LLaVA-NeXT's ``image_grid_pinpoints``), where it
 follows each image's size and the image's features are its base view's tokens, then the packed tile map
 with an ``image_newline`` after every row (``_pack_tiles``; ``modeling_llava_next.py``'s
-``pack_image_features`` in transformers 5.24). ``vision``, ``projector`` and
+``pack_image_features`` in transformers 5.24). With ``image_splitting`` (Idefics3 / SmolVLM) an image is
+several tower-sized crops, each ``tokens_per_image`` tokens, and all-zero crops are padding
+(``get_image_features`` in ``modeling_idefics3.py``). ``vision``, ``projector`` and
 ``decoder`` are plain submodules, so a training recipe freezes a part with ``requires_grad_``.
 """
 
@@ -104,6 +106,11 @@ class VisionLanguageModel(nn.Module):
     def image_tokens(self, image_size: tuple[int, int] | None = None) -> int:
         """Image tokens one image takes in a prompt: the fixed count, or with tiling the count for an image
         of ``image_size`` (height, width), which it then needs."""
+        if self.config.image_splitting:
+            raise InputError(
+                "this model splits images into tiles (Idefics3 / SmolVLM): an image's tokens are laid out by its "
+                "processor (vlmkit.processing.image_splitting), not counted from its size"
+            )
         if not self.config.image_grid_pinpoints:
             return self.config.tokens_per_image
         if image_size is None:
@@ -146,13 +153,21 @@ class VisionLanguageModel(nn.Module):
             tokens = tokens[:, 1:]
         return tokens
 
-    def encode_images(self, pixels: torch.Tensor, image_sizes: torch.Tensor | None = None) -> torch.Tensor:
+    def encode_images(
+        self,
+        pixels: torch.Tensor,
+        image_sizes: torch.Tensor | None = None,
+        pixel_attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Projected image tokens ``(N, tokens_per_image, decoder width)`` for pixels ``(N, C, H, W)``.
 
         With tiling, ``pixels`` are the processor's ``(N, 1 + tiles, C, H, W)`` (trailing zero crops are
         padding) or those crops concatenated ``(crops, C, H, W)``, and ``image_sizes`` ``(N, 2)`` give each
         image's (height, width); the result is every image's tokens in order, ``(tokens, decoder width)``.
+        With image splitting, see ``_encode_crops``.
         """
+        if self.config.image_splitting:
+            return self._encode_crops(pixels, pixel_attention_mask)
         if not self.config.image_grid_pinpoints:
             return self.projector(self.vision_tokens(pixels))
         if image_sizes is None:
@@ -173,6 +188,19 @@ class VisionLanguageModel(nn.Module):
             raise InputError(f"pixel_values hold {pixels.shape[0]} crops but the image_sizes need {sum(crops)}")
         features = self.projector(self.vision_tokens(pixels)).split(crops)
         return torch.cat([self._pack_tiles(f, size) for f, size in zip(features, sizes, strict=True)])
+
+    def _encode_crops(self, pixels: torch.Tensor, pixel_attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Every real crop's tokens in order, ``(tokens, decoder width)``, for the processor's ``(B, crops, C, S, S)``
+        (a crop whose values are all 0 is padding, as in transformers) or the real crops ``(crops, C, S, S)``.
+        ``pixel_attention_mask`` (B, crops, S, S) may only mark whole crops: a partly padded crop would need the
+        tower's attention mask and fractional positions, which vlmkit's ViT does not have."""
+        if pixels.dim() == 5:
+            crops = pixels.flatten(0, 1)
+            real = crops.flatten(1).ne(0).any(1)
+            if pixel_attention_mask is not None and not pixel_attention_mask.flatten(0, 1)[real].bool().all():
+                raise InputError("pixel_attention_mask: a crop is partly padding; only whole crops are supported")
+            pixels = crops[real]
+        return self.projector(self.vision_tokens(pixels)).flatten(0, 1)
 
     def _pack_tiles(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """One image's ``(1 + tiles, grid^2, D)`` features as its token sequence: the base view's tokens, then
@@ -217,6 +245,7 @@ class VisionLanguageModel(nn.Module):
         *,
         pixel_values: torch.Tensor | None = None,
         image_sizes: torch.Tensor | None = None,
+        pixel_attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         image_features: torch.Tensor | None = None,
         vision_tokens: torch.Tensor | None = None,
@@ -228,7 +257,8 @@ class VisionLanguageModel(nn.Module):
 
         ``pixels`` (N, C, H, W; or by its Hugging Face name ``pixel_values``) hold the images of the whole
         batch in order of appearance; a tiling model takes the processor's ``(N, 1 + tiles, C, H, W)`` with
-        ``image_sizes`` (N, 2), as LLaVA-NeXT's processor gives them (see ``encode_images``).
+        ``image_sizes`` (N, 2), as LLaVA-NeXT's processor gives them (see ``encode_images``); a splitting model
+        takes Idefics3's ``(B, crops, C, S, S)`` with ``pixel_attention_mask``.
         Instead, ``image_features`` (from ``encode_images``) reuse a whole encoding, and ``vision_tokens``
         (from ``vision_tokens``) reuse a frozen tower's output while the projector still trains.
         ``labels`` also give a prefix-LM decoder its attention blocks (``answer_blocks``), so
@@ -243,7 +273,7 @@ class VisionLanguageModel(nn.Module):
         if vision_tokens is not None and image_features is None:
             image_features = self.projector(vision_tokens.to(self.projector.fc1.weight.dtype))
         if pixels is not None and image_features is None:
-            image_features = self.encode_images(pixels, image_sizes)
+            image_features = self.encode_images(pixels, image_sizes, pixel_attention_mask)
         embeds = self.embed(input_ids, image_features)
         hidden = self.decoder.hidden_states(
             inputs_embeds=embeds,

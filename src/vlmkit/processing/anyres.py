@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from vlmkit.errors import ConfigError, InputError
+from vlmkit.processing.image_splitting import SplitImagePreprocessor
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, ImageSource, load_image
 
 Pinpoints = tuple[tuple[int, int], ...]
@@ -195,15 +196,24 @@ class AnyresPreprocessor:
         return cls(base, config.get("image_grid_pinpoints", cls.pinpoints))
 
 
-def image_processor_from_dict(config: Mapping[str, Any]) -> ImagePreprocessor | AnyresPreprocessor:
-    """vlmkit's saved image settings: anyres when they carry ``image_grid_pinpoints``, else fixed-size."""
+AnyImagePreprocessor = ImagePreprocessor | AnyresPreprocessor | SplitImagePreprocessor
+
+
+def image_processor_from_dict(config: Mapping[str, Any]) -> AnyImagePreprocessor:
+    """vlmkit's saved image settings: anyres when they carry ``image_grid_pinpoints``, Idefics3's splitting when
+    they carry ``longest_edge``, else fixed-size."""
     if "image_grid_pinpoints" in config:
         return AnyresPreprocessor.from_dict(config)
+    if "longest_edge" in config:
+        return SplitImagePreprocessor.from_dict(config)
     return ImagePreprocessor.from_dict(config)
 
 
-def image_processor_from_hf(config: Mapping[str, Any]) -> ImagePreprocessor | AnyresPreprocessor:
-    """A Hugging Face image processor config: LLaVA-NeXT's (it has ``image_grid_pinpoints``) or CLIP/SigLIP's."""
+def image_processor_from_hf(config: Mapping[str, Any]) -> AnyImagePreprocessor:
+    """A Hugging Face image processor config: LLaVA-NeXT's (it has ``image_grid_pinpoints``), Idefics3's or
+    SmolVLM's (``max_image_size``), or CLIP/SigLIP's."""
     if "image_grid_pinpoints" in config:
         return AnyresPreprocessor.from_hf_config(config)
+    if "max_image_size" in config or "do_image_splitting" in config:
+        return SplitImagePreprocessor.from_hf_config(config)
     return ImagePreprocessor.from_hf_config(config)

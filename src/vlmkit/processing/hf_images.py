@@ -17,7 +17,11 @@ from vlmkit.errors import ConfigError
 if TYPE_CHECKING:
     from vlmkit.processing.images import ImagePreprocessor
 
-_HF_RESAMPLE = {int(Image.Resampling.BICUBIC): "bicubic", int(Image.Resampling.BILINEAR): "bilinear"}
+_HF_RESAMPLE = {
+    int(Image.Resampling.BICUBIC): "bicubic",
+    int(Image.Resampling.BILINEAR): "bilinear",
+    int(Image.Resampling.LANCZOS): "lanczos",
+}
 
 # Keys that describe how transformers runs, not what it computes; safe to ignore.
 _HF_IGNORED = {
@@ -61,7 +65,9 @@ def settings_from_hf(config: Mapping[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     resample = config.get("resample", int(Image.Resampling.BICUBIC))
     if resample not in _HF_RESAMPLE:
-        raise ConfigError(f"preprocessor_config.json: 'resample' {resample!r} is unsupported (2=bilinear, 3=bicubic)")
+        raise ConfigError(
+            f"preprocessor_config.json: 'resample' {resample!r} is unsupported (1=lanczos, 2=bilinear, 3=bicubic)"
+        )
     settings["resample"] = _HF_RESAMPLE[resample]
     settings["rescale_factor"] = config.get("rescale_factor", 1 / 255) if config.get("do_rescale", True) else 1.0
     if config.get("do_normalize", True):

@@ -48,7 +48,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
 
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,  # Idefics3 / SmolVLM
+}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
@@ -157,7 +161,7 @@ def _wide_gray_to_8bit(image: Image.Image) -> Image.Image:
 
 
 ResizeMode = Literal["shortest_edge", "squash"]
-Resample = Literal["bicubic", "bilinear"]
+Resample = Literal["bicubic", "bilinear", "lanczos"]
 
 
 @dataclass(frozen=True)
