@@ -1,6 +1,6 @@
 import pytest
 
-from vlmkit.evaluation.documents import anls, anls_score, cer, field_f1, ocrbench_correct, wer, word_recall
+from vlmkit.evaluation.documents import EditCounts, anls, anls_score, cer, field_f1, ocrbench_correct, wer, word_recall
 
 
 def test_cer_and_wer_count_edits_over_the_reference_and_ignore_line_breaks():
@@ -34,3 +34,9 @@ def test_field_f1_matches_pairs_per_document():
     scores = field_f1([{"Total": "12.50", "date": "2026-03-01"}], [{"total": "12.50", "date": "2026-03-02"}])
     assert scores == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
     assert field_f1([{}], [{"a": "1"}])["f1"] == 0.0
+
+
+def test_summed_counts_give_micro_averages():
+    pages = [EditCounts.of("abc", "abd"), EditCounts.of("hello there", "hello there")]
+    assert EditCounts.summed(pages).cer == pytest.approx(1 / 14)  # not the mean of 1/3 and 0
+    assert EditCounts.summed([]) == EditCounts(0, 0, 0, 0)

@@ -26,3 +26,26 @@ def test_page_text_needs_records_with_a_document():
     recipe = InstructRecipe(data="x", init_from="unused", page_text=True)
     with pytest.raises(InputError, match="no `document`"):
         recipe.messages(Record("a.png", captions=["a cat"]), random.Random(0))
+
+
+def test_ocr_share_asks_for_the_page_text_in_reading_order(tmp_path):
+    generate_split(tmp_path, DocWorldConfig(clean=True, kinds=("letter",)), "train", 1, seed=2, workers=1)
+    (record,) = RecordDataset(tmp_path).records
+    lines = [line["text"] for line in record.extra["document"]["pages"][0]["lines"]]
+    always = InstructRecipe(data=str(tmp_path), init_from="unused", page_text=True, ocr_share=1.0)
+    assert always.messages(record, random.Random(0)) == [
+        {"role": "user", "content": "<image>\n<OCR>"},
+        {"role": "assistant", "content": "\n".join(lines)},
+    ]
+    half = InstructRecipe(data=str(tmp_path), init_from="unused", ocr_share=0.5)
+    kinds = [half.messages(record, random.Random(seed))[0]["content"] == "<image>\n<OCR>" for seed in range(200)]
+    assert 70 < sum(kinds) < 130
+    no_page = InstructRecipe(data="x", init_from="unused", ocr_share=1.0)
+    assert no_page.messages(Record("a.png", captions=["a cat"]), random.Random(0))[1]["content"] == "a cat"
+
+
+def test_ocr_share_outside_0_1_is_refused():
+    from vlmkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ocr_share"):
+        InstructRecipe(data="x", init_from="unused", ocr_share=1.5).validate("instruct")

@@ -13,3 +13,8 @@ def page_lines(record: Record) -> list[str]:
     if not isinstance(document, dict):
         raise InputError(f"{record.image}: the record has no `document` (its page's text, as DocWorld writes it)")
     return [line.text for page in Document.from_dict(document).pages for line in page.lines]
+
+
+def page_text(record: Record) -> str:
+    """The page's text in reading order, a line per line: what reading the page (``<OCR>``) should give."""
+    return "\n".join(page_lines(record))

@@ -44,6 +44,11 @@ class EditCounts(NamedTuple):
             len(words),
         )
 
+    @classmethod
+    def summed(cls, counts: Sequence[EditCounts]) -> EditCounts:
+        """Pages' counts added up: their ``cer`` and ``wer`` are the micro averages."""
+        return cls(*(sum(column) for column in zip(*counts, strict=True))) if counts else cls(0, 0, 0, 0)
+
     @property
     def cer(self) -> float:
         return self.char_edits / max(self.chars, 1)

@@ -181,10 +181,10 @@ def generative_tasks(
         "captioning": captioning,
         "image_reliance": image_reliance,
     }
-    if any("document" in r.extra for r in records):  # pages with known text: document questions, OCR-augmented
-        from vlmkit.evaluation.docvqa import docvqa_scores
+    if any("document" in r.extra for r in records):  # pages with known text: questions, fields, reading
+        from vlmkit.evaluation.docvqa import document_tasks
 
-        tasks["docvqa"] = lambda: docvqa_scores(model, dataset, records, batch_size)
+        tasks.update(document_tasks(model, dataset, records, batch_size))
     if has_location_tokens(model.tokenizer) and any(r.objects for r in records):  # boxes as <loc> tokens
         from vlmkit.evaluation.detection import grounding_tasks
 

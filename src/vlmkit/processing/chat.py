@@ -40,6 +40,7 @@ from vlmkit.processing.text import TextTokenizer
 IMAGE_TOKEN = "<image>"
 IGNORE_INDEX = -100
 CAPTION_PROMPT = "Describe the image."
+OCR_PROMPT = "<OCR>"  # Florence-2's task prompt: the answer is the page's text lines in reading order
 ROLES = ("system", "user", "assistant")
 LETTERS = string.ascii_uppercase  # option letters: A, B, ... (at most 26 choices)
 MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter."

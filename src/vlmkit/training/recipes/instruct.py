@@ -2,7 +2,8 @@
 open questions, multiple-choice questions (answered by letter) and caption requests, fully or through
 LoRA adapters that are merged into the weights on export. With ``grounding_share`` that share of the
 conversations is about the records' objects instead (detection, referring expressions, all objects and,
-with a mask tokenizer, segmentation; ``training.recipes.grounding``)."""
+with a mask tokenizer, segmentation; ``training.recipes.grounding``); with ``ocr_share`` that share of the
+conversations about pages asks for the page's text (``OCR_PROMPT``, Florence-2's reading task)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from torch import nn
 
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.config.base import option
-from vlmkit.data.pages import page_lines
+from vlmkit.data.pages import page_lines, page_text
 from vlmkit.data.records import Record
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.chat import with_page_text
+from vlmkit.processing.chat import OCR_PROMPT, with_page_text
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
@@ -57,6 +58,9 @@ class InstructRecipe(ConversationRecipe):
     page_text: bool = option(
         False, "OCR-augmented document QA: a record's page text (its `document`) comes before its first question"
     )
+    ocr_share: float = option(
+        0.0, "share of conversations with a page (a `document`) that ask <OCR> for its text in reading order"
+    )
     grounding_share: float = option(
         0.0, "share of conversations about the records' objects (boxes as <loc> tokens, which are added); 0: none"
     )
@@ -67,6 +71,8 @@ class InstructRecipe(ConversationRecipe):
         super().validate(where)
         if not self.init_from:
             raise ConfigError(f"{where}.init_from: the instruct recipe needs the VLM from align (--from)")
+        if not 0 <= self.ocr_share <= 1:
+            raise ConfigError(f"{where}.ocr_share: expected a share in [0, 1], got {self.ocr_share}")
         if not 0 <= self.grounding_share <= 1:
             raise ConfigError(f"{where}.grounding_share: expected a share in [0, 1], got {self.grounding_share}")
         if self.grounding_turns < 1:
@@ -82,6 +88,9 @@ class InstructRecipe(ConversationRecipe):
             grounding = grounding_messages(record, rng, self.grounding_turns, self._mask_codes)
             if grounding or not has_text(record):
                 return image_first(grounding)
+        if self.ocr_share and "document" in record.extra and rng.random() < self.ocr_share:
+            reading = [{"role": "user", "content": OCR_PROMPT}, {"role": "assistant", "content": page_text(record)}]
+            return image_first(reading)
         messages = super().messages(record, rng)
         if self.page_text:
             messages[0] = dict(messages[0], content=with_page_text(messages[0]["content"], page_lines(record)))
