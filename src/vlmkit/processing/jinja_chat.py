@@ -183,7 +183,9 @@ class JinjaChatEncoder:
     """``ChatEncoder``'s contract (ids, labels, images) under a checkpoint's Jinja template.
 
     The whole rendering is tokenised at once, as transformers tokenises it, then each image token becomes
-    ``tokens_per_image`` copies. ``multimodal`` passes turns as content parts (vision-language models)
+    ``tokens_per_image`` copies, or, where ``image_layouts`` are given, the i-th image becomes the i-th layout
+    (Idefics3's tiles between marker tokens, ``vlmkit.processing.image_splitting``). ``multimodal`` passes turns
+    as content parts (vision-language models)
     instead of strings, and tokenises as a processor's ``apply_chat_template`` does: the tokenizer's BOS
     is added unless the rendering already starts with it (a text tokenizer's adds nothing).
     """
@@ -193,6 +195,7 @@ class JinjaChatEncoder:
     image_token_id: int | None = None
     tokens_per_image: int = 0
     multimodal: bool = False
+    image_layouts: Sequence[Sequence[int]] = ()
 
     def encode(
         self,
@@ -215,15 +218,23 @@ class JinjaChatEncoder:
             ids, labels = [bos], [IGNORE_INDEX]
         for token, (start, _end) in zip(encoding.ids, encoding.offsets, strict=True):
             if self.image_token_id is not None and token == self.image_token_id:
-                if self.tokens_per_image < 1:
-                    raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
-                ids += [token] * self.tokens_per_image
-                labels += [IGNORE_INDEX] * self.tokens_per_image
+                image = self._image_ids(images)
+                ids += image
+                labels += [IGNORE_INDEX] * len(image)
                 images += 1
                 continue
             ids.append(token)
             labels.append(token if any(a <= start < b for a, b in answers) else IGNORE_INDEX)
         return EncodedChat(ids, labels, images).cut(max_length, self.image_token_id)
+
+    def _image_ids(self, index: int) -> list[int]:
+        if self.image_layouts:
+            if index >= len(self.image_layouts):
+                raise InputError(f"the conversation holds more images than the {len(self.image_layouts)} given")
+            return list(self.image_layouts[index])
+        if self.tokens_per_image < 1:
+            raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
+        return [self.image_token_id] * self.tokens_per_image  # type: ignore[list-item]
 
     def _answer_spans(self, conversation: list[dict[str, Any]], text: str) -> list[tuple[int, int]]:
         """Character spans of each assistant turn: its rendering minus the rendering up to its prompt."""

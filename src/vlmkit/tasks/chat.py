@@ -18,6 +18,7 @@ from vlmkit.models import Decoder, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
+from vlmkit.processing.image_splitting import image_prompt_ids
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
@@ -55,26 +56,33 @@ def jinja_template_of(model: Model) -> JinjaChatTemplate | None:
 
 
 def chat_encoder(
-    model: Model, image_size: tuple[int, int] | None = None, *, images: bool = True
+    model: Model,
+    image_size: tuple[int, int] | None = None,
+    *,
+    images: bool = True,
+    image_layouts: Sequence[Sequence[int]] = (),
 ) -> ChatEncoder | JinjaChatEncoder:
     """The encoder matching a model's tokenizer, prompt format and image geometry.
 
     A checkpoint that ships its own Jinja template is prompted through it; vlmkit's own models (and
     checkpoints without one) use their named ``ChatTemplate``. A model whose image token count follows
     the image's size (LLaVA-NeXT's tiling) needs that ``image_size`` (height, width), unless the
-    conversation holds no image (``images=False``).
+    conversation holds no image (``images=False``). A model that splits images (Idefics3) takes each image's
+    ids from ``image_layouts`` instead (``image_layouts_of``).
     """
     check_generative(model)
     tokenizer = _tokenizer(model)
     image_token_id, tokens_per_image = (
-        (model.config.image_token_id, model.image_tokens(image_size) if images else 0)
+        (model.config.image_token_id, model.image_tokens(image_size) if images and not image_layouts else 0)
         if isinstance(model, VisionLanguageModel)
         else (None, 0)
     )
     jinja = jinja_template_of(model)
     if jinja is not None:
         multimodal = isinstance(model, VisionLanguageModel)
-        return JinjaChatEncoder(tokenizer, jinja, image_token_id, tokens_per_image, multimodal)
+        return JinjaChatEncoder(tokenizer, jinja, image_token_id, tokens_per_image, multimodal, image_layouts)
+    if image_layouts:
+        raise InputError("this model lays out its images with marker tokens; that needs its checkpoint's chat template")
     eos = tokenizer.eos_id if tokenizer.eos_id is not None else _decoder(model).config.eos_token_ids[0]
     return ChatEncoder(tokenizer, template_of(model), eos, image_token_id, tokens_per_image)
 
@@ -109,6 +117,14 @@ def _size_of(inputs: dict[str, torch.Tensor], index: int = 0) -> tuple[int, int]
     """Image ``index``'s (height, width) when the processor reports sizes."""
     sizes = inputs.get("image_sizes")
     return None if sizes is None else (int(sizes[index, 0]), int(sizes[index, 1]))
+
+
+def image_layouts_of(model: Model, inputs: dict[str, torch.Tensor], index: int = 0) -> list[list[int]]:
+    """Image ``index``'s prompt ids when the processor splits images (it reports ``rows`` and ``cols``), else none."""
+    if "rows" not in inputs:
+        return []
+    rows, cols = int(inputs["rows"][index]), int(inputs["cols"][index])
+    return [image_prompt_ids(_tokenizer(model), rows, cols, model.config.tokens_per_image)]  # type: ignore[union-attr]
 
 
 def respond(
@@ -152,7 +168,7 @@ def answer_images(
     for start in range(0, len(texts), batch_size):
         inputs = image_inputs(model, list(images[start : start + batch_size]))
         prompts = [
-            chat_encoder(model, _size_of(inputs, row))
+            chat_encoder(model, _size_of(inputs, row), image_layouts=image_layouts_of(model, inputs, row))
             .encode([{"role": "user", "content": with_image(text)}], add_generation_prompt=True)
             .input_ids
             for row, text in enumerate(texts[start : start + batch_size])
@@ -166,7 +182,8 @@ def ask(model: Model, image: ImageSource | None, question: str, config: Generati
     check_generative(model)
     text = question if image is None else with_image(question)
     inputs = {} if image is None else image_inputs(model, [image])
-    prompt = chat_encoder(model, _size_of(inputs), images=image is not None).encode(
+    layouts = image_layouts_of(model, inputs)
+    prompt = chat_encoder(model, _size_of(inputs), images=image is not None, image_layouts=layouts).encode(
         [{"role": "user", "content": text}], add_generation_prompt=True
     )
     return _respond(model, [prompt.input_ids], inputs, config)[0]
@@ -197,7 +214,8 @@ class Chat:
         if inputs:
             with torch.inference_mode():
                 self.features = model.encode_images(inputs["pixel_values"], inputs.get("image_sizes"))  # type: ignore[union-attr]
-        self.encoder = chat_encoder(model, _size_of(inputs), images=image is not None)
+        layouts = image_layouts_of(model, inputs)
+        self.encoder = chat_encoder(model, _size_of(inputs), images=image is not None, image_layouts=layouts)
         self.reset()
 
     def reset(self) -> None:
