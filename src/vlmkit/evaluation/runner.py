@@ -2,10 +2,11 @@
 
 Dual encoders (the ConSE model among them) get zero-shot classification (on ``labels[label_key]``) and
 image-text retrieval (on each image's first caption); generative models get VQA, multiple choice with
-CircularEval and captioning (see ``evaluation.generative``). Each task's predictions are cached under the
-output folder with a key made of the model's weights, the data and the settings, so repeating a run reuses
-finished tasks. The report is written as ``report.json`` and ``report.md``; ``summary_table`` gives its
-headline figures.
+CircularEval and captioning (see ``evaluation.generative``), or on a clip folder (records that name a
+``video``) video QA, temporal grounding and video captioning (``evaluation.video_tasks``). Each task's
+predictions are cached under the output folder with a key made of the model's weights, the data and the
+settings, so repeating a run reuses finished tasks. The report is written as ``report.json`` and
+``report.md``; ``summary_table`` gives its headline figures.
 """
 
 from __future__ import annotations
@@ -139,6 +140,10 @@ def evaluate(
     cache = ResultCache(out_dir, key)
     if isinstance(model, (DualEncoder, ConSEModel)):
         tasks = dual_encoder_tasks(model, dataset, records, label_key, batch_size)
+    elif any("video" in r.extra for r in records):  # a clip folder: questions, moments, captions of videos
+        from vlmkit.evaluation.video_tasks import video_tasks
+
+        tasks = video_tasks(model, dataset, records, batch_size)
     else:
         from vlmkit.evaluation.generative import generative_tasks
 

@@ -8,10 +8,20 @@ from vlmkit.training.recipes.instruct import InstructRecipe
 from vlmkit.training.recipes.lm import LmRecipe
 from vlmkit.training.recipes.mask_vae import MaskVaeRecipe
 from vlmkit.training.recipes.t2i import T2IRecipe
+from vlmkit.training.recipes.video import VideoRecipe
 
 RECIPES: dict[str, type[Recipe]] = {
     recipe.name: recipe
-    for recipe in (ClipRecipe, SiglipRecipe, LmRecipe, AlignRecipe, InstructRecipe, T2IRecipe, MaskVaeRecipe)
+    for recipe in (
+        ClipRecipe,
+        SiglipRecipe,
+        LmRecipe,
+        AlignRecipe,
+        InstructRecipe,
+        T2IRecipe,
+        MaskVaeRecipe,
+        VideoRecipe,
+    )
 }
 
 __all__ = [
@@ -24,4 +34,5 @@ __all__ = [
     "Recipe",
     "SiglipRecipe",
     "T2IRecipe",
+    "VideoRecipe",
 ]
