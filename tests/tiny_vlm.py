@@ -30,8 +30,9 @@ def tiny_decoder_config(tokenizer, **overrides) -> DecoderConfig:
     return DecoderConfig(**settings)
 
 
-def tiny_vlm(pixel_shuffle: int = 2, vision=None, vision_layer: int = -1):
-    """A tiny ViT VLM at 32 px, or one around ``vision`` (e.g. a headless EfficientNet config)."""
+def tiny_vlm(pixel_shuffle: int = 2, vision=None, vision_layer: int = -1, **decoder):
+    """A tiny ViT VLM at 32 px, or one around ``vision`` (e.g. a headless EfficientNet config); ``decoder``
+    overrides the decoder's settings (``max_positions=512`` for prompts of many frames)."""
     from vlmkit.models import VisionLanguageModel
     from vlmkit.processing.images import ImagePreprocessor
 
@@ -39,7 +40,7 @@ def tiny_vlm(pixel_shuffle: int = 2, vision=None, vision_layer: int = -1):
     config = VlmConfig(
         vision=vision or VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=4, mlp_dim=64, act="gelu"),
         projector=ProjectorConfig(pixel_shuffle=pixel_shuffle, vision_layer=vision_layer),
-        decoder=tiny_decoder_config(tokenizer),
+        decoder=tiny_decoder_config(tokenizer, **decoder),
         image_token_id=tokenizer.tokenizer.token_to_id("<image>"),
     )
     model = VisionLanguageModel(config).eval()
