@@ -8,6 +8,7 @@ from vlmkit.config.base import ConfigBase
 from vlmkit.config.conse import ConSEConfig
 from vlmkit.config.dit import DiTConfig
 from vlmkit.config.encoders import DualEncoderConfig
+from vlmkit.config.mae import MaeConfig
 from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
 from vlmkit.config.vlm import DecoderConfig, VlmConfig
 from vlmkit.errors import ConfigError
@@ -20,6 +21,7 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "conse": ConSEConfig,
     "mask_tokenizer": MaskTokenizerConfig,
     "dit": DiTConfig,
+    "mae": MaeConfig,
 }
 
 

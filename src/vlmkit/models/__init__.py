@@ -10,6 +10,7 @@ from vlmkit.models.conse import ConSEModel
 from vlmkit.models.decoder import Decoder
 from vlmkit.models.dit import DiT
 from vlmkit.models.dual_encoder import DualEncoder, DualEncoderOutput
+from vlmkit.models.mae import MaskedAutoencoder
 from vlmkit.models.mask_tokenizer import MaskTokenizer
 from vlmkit.models.text import TextTransformer
 from vlmkit.models.vision import VisionTransformer
@@ -22,6 +23,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "conse": ConSEModel,
     "mask_tokenizer": MaskTokenizer,
     "dit": DiT,
+    "mae": MaskedAutoencoder,
 }
 
 
@@ -38,6 +40,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderOutput",
     "MaskTokenizer",
+    "MaskedAutoencoder",
     "TextTransformer",
     "VisionLanguageModel",
     "VisionTransformer",

@@ -60,8 +60,11 @@ class DualEncoder(nn.Module):
     def device(self) -> torch.device:
         return self.logit_scale.device
 
-    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        embeds = self.image_projection(self.vision(pixels))
+    def encode_image(
+        self, pixels: torch.Tensor, normalize: bool = True, patch_keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``patch_keep``: the patches a ViT tower sees (FLIP's patch dropping, in training only)."""
+        embeds = self.image_projection(self.vision(pixels, patch_keep))
         return F.normalize(embeds, dim=-1) if normalize else embeds
 
     def encode_text(
@@ -80,9 +83,13 @@ class DualEncoder(nn.Module):
         return torch.sigmoid(logits) if self.config.head == "sigmoid" else logits.softmax(dim=-1)
 
     def forward(
-        self, pixels: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        pixels: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        patch_keep: torch.Tensor | None = None,
     ) -> DualEncoderOutput:
-        image_embeds = self.encode_image(pixels)
+        image_embeds = self.encode_image(pixels, patch_keep=patch_keep)
         text_embeds = self.encode_text(input_ids, attention_mask)
         logits = self.similarity(image_embeds, text_embeds)
         return DualEncoderOutput(image_embeds, text_embeds, logits, self.logit_scale, self.logit_bias)

@@ -1,4 +1,10 @@
-"""ViT image encoder in the CLIP and SigLIP flavours (see ``VisionConfig``)."""
+"""ViT image encoder in the CLIP and SigLIP flavours (see ``VisionConfig``).
+
+``patch_keep`` (B, K) selects the patch tokens a forward sees, after their position embedding: FLIP's
+patch dropping in contrastive training (Li et al., 2023) and MAE's visible patches (He et al., 2022) are
+this one gather. Class tokens are always kept. ``random_patch_keep`` draws the indices from a generator,
+so a batch source can make them reproducible from (seed, epoch, index).
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,16 @@ def conv_stem(config: VisionConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def random_patch_keep(batch: int, patches: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """(batch, K) sorted indices of the patches to keep, a uniform random subset per image, where
+    K = ``patches * (1 - ratio)`` rounded down but at least one (MAE's count)."""
+    if not 0 <= ratio < 1:
+        raise ValueError(f"patch drop ratio must be in [0, 1), got {ratio}")
+    keep = max(1, int(patches * (1 - ratio)))
+    noise = torch.rand(batch, patches, generator=generator)
+    return noise.argsort(dim=1)[:, :keep].sort(dim=1).values
+
+
 class VisionTransformer(nn.Module):
     def __init__(self, config: VisionConfig) -> None:
         super().__init__()
@@ -66,7 +82,9 @@ class VisionTransformer(nn.Module):
         if self.head is not None:
             nn.init.normal_(self.head.probe, std=scale)
 
-    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
+    def embed(self, pixels: torch.Tensor, patch_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens entering the first block: class token (if any), then the patches ``patch_keep`` names
+        (all of them when None), each with its position embedding."""
         if pixels.ndim != 4 or pixels.shape[1] != self.config.channels:
             raise ValueError(f"expected pixels of shape (B, {self.config.channels}, H, W), got {tuple(pixels.shape)}")
         size = self.config.image_size
@@ -76,15 +94,24 @@ class VisionTransformer(nn.Module):
         x = self.patch_embed(self.stem(x) if self.stem is not None else x).flatten(2).transpose(1, 2)
         if self.class_embedding is not None:
             x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1)
-        return self.pre_norm(x + self.position_embedding)
+        x = x + self.position_embedding
+        if patch_keep is not None:
+            prefix = int(self.class_embedding is not None)
+            index = (patch_keep.to(x.device) + prefix).unsqueeze(-1).expand(-1, -1, x.shape[-1])
+            x = torch.cat([x[:, :prefix], x.gather(1, index)], dim=1)
+        return self.pre_norm(x)
 
     def hidden_states(self, pixels: torch.Tensor) -> list[torch.Tensor]:
         """The input of every block and the final block output, before any post-norm (for projectors)."""
         return self.transformer(self.embed(pixels), return_layers=True)  # type: ignore[return-value]
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The pooled image vector (B, width), before any projection."""
-        tokens = self.transformer(self.embed(pixels))
+    def encode_tokens(self, pixels: torch.Tensor, patch_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The last block's output (B, prefix + K, width), before any post-norm."""
+        return self.transformer(self.embed(pixels, patch_keep))  # type: ignore[return-value]
+
+    def forward(self, pixels: torch.Tensor, patch_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled image vector (B, width), before any projection, over the kept patches only."""
+        tokens = self.encode_tokens(pixels, patch_keep)
         if self.config.post_norm == "all":
             tokens = self.post_norm(tokens)
         if self.config.pooling == "cls":

@@ -33,13 +33,15 @@ class ImageTextBatch(Batch):
     ``input_ids`` may hold more rows than ``pixels``: rows past ``len(pixels)`` are one false caption
     per image (hard negatives). ``attention_mask`` is None for towers that read the padded sequence
     (SigLIP pads to a fixed length and pools the last token). ``word_targets`` are the caption-word
-    loss's target distributions, when that loss is on.
+    loss's target distributions, when that loss is on. ``patch_keep`` names the patches the image tower
+    sees (FLIP's patch dropping), None for all.
     """
 
     pixels: torch.Tensor  # (B, 3, H, W) float32, normalised
     input_ids: torch.Tensor  # (B or 2B, T)
     attention_mask: torch.Tensor | None = None
     word_targets: torch.Tensor | None = None  # (B, vocab)
+    patch_keep: torch.Tensor | None = None  # (B, K) patch indices
 
     @property
     def hard_negatives(self) -> torch.Tensor | None:

@@ -27,7 +27,7 @@ class ContrastiveObjective(Objective):
         self.word_head, self.word_weight = word_head, word_weight
 
     def forward(self, model: nn.Module, batch: ImageTextBatch) -> ObjectiveOutput:
-        out = model(batch.pixels, batch.input_ids, batch.attention_mask)
+        out = model(batch.pixels, batch.input_ids, batch.attention_mask, batch.patch_keep)
         rows = batch.pixels.shape[0]
         texts = out.text_embeds[:rows]
         negatives = out.text_embeds[rows:] if batch.hard_negatives is not None else None

@@ -6,6 +6,7 @@ from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.recipes.clip import ClipRecipe, SiglipRecipe
 from vlmkit.training.recipes.instruct import InstructRecipe
 from vlmkit.training.recipes.lm import LmRecipe
+from vlmkit.training.recipes.mae import MaeRecipe
 from vlmkit.training.recipes.mask_vae import MaskVaeRecipe
 from vlmkit.training.recipes.t2i import T2IRecipe
 from vlmkit.training.recipes.video import VideoRecipe
@@ -20,6 +21,7 @@ RECIPES: dict[str, type[Recipe]] = {
         InstructRecipe,
         T2IRecipe,
         MaskVaeRecipe,
+        MaeRecipe,
         VideoRecipe,
     )
 }
@@ -30,6 +32,7 @@ __all__ = [
     "ClipRecipe",
     "InstructRecipe",
     "LmRecipe",
+    "MaeRecipe",
     "MaskVaeRecipe",
     "Recipe",
     "SiglipRecipe",

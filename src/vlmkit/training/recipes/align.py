@@ -24,7 +24,7 @@ from vlmkit.config.base import option
 from vlmkit.config.vlm import token_grid
 from vlmkit.data.records import Record
 from vlmkit.errors import ConfigError, InputError
-from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
+from vlmkit.models import Decoder, DualEncoder, MaskedAutoencoder, VisionLanguageModel
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.efficientnet import without_classifier
 from vlmkit.models.vlm import VisionTower
@@ -36,11 +36,14 @@ from vlmkit.training.recipes.chat import ChatRecipe, Messages, image_first, vlm_
 
 
 def vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
-    """The image tower of a dual encoder, or the ImageNet CNN of a ConSE model, with its preprocessing."""
+    """The image tower of a dual encoder or a masked autoencoder, or the ImageNet CNN of a ConSE model, with
+    its preprocessing."""
     path = Path(source)
     model = from_pretrained(path / "model" if (path / "model" / "config.json").exists() else path)
     if isinstance(model, DualEncoder):
         return model.vision, model.image_processor  # type: ignore[return-value]
+    if isinstance(model, MaskedAutoencoder):
+        return model.encoder, model.image_processor  # type: ignore[return-value]
     if isinstance(model, ConSEModel):
         # Squash rather than ConSE's resize-and-crop: a crop would cut off objects at the image's edges.
         side = model.config.vision.image_size
@@ -49,7 +52,8 @@ def vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
         )
         return without_classifier(model.vision), processor  # type: ignore[arg-type]
     raise InputError(
-        f"{source}: --vision-from needs a dual encoder (e.g. a `vlmkit train clip` run) or a ConSE model "
+        f"{source}: --vision-from needs a dual encoder (e.g. a `vlmkit train clip` run), a masked autoencoder "
+        "(a `vlmkit train mae` run) or a ConSE model "
         "(vlmkit:conse-effnet-minilm, for its ImageNet CNN)"
     )
 

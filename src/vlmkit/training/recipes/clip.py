@@ -2,7 +2,10 @@
 
 From scratch, the recipe trains a byte-level BPE tokenizer on the training captions and builds the
 model from a named preset; from ``init_from`` it keeps the loaded model's tokenizer and image
-processor. ``lock_image`` is LiT (a frozen image tower, projection included); ``lock_text`` freezes
+processor. ``vision_from`` starts the image tower from another run's (a ``train mae`` or ``train clip``
+model), keeping its shape and preprocessing. ``mask_ratio`` is FLIP: each training image shows its ViT a
+random subset of its patches (drawn per (seed, epoch, index), so resume is exact); evaluation sees them
+all. ``lock_image`` is LiT (a frozen image tower, projection included); ``lock_text`` freezes
 the text side. ``siglip`` is the same recipe with the sigmoid head and SigLIP's preprocessing.
 """
 
@@ -16,7 +19,7 @@ from typing import ClassVar, Literal
 import torch
 
 from vlmkit.checkpoints import from_pretrained
-from vlmkit.config import DualEncoderConfig, clip_config, siglip_config
+from vlmkit.config import DualEncoderConfig, VisionConfig, clip_config, siglip_config
 from vlmkit.config.base import option
 from vlmkit.data.records import Record
 from vlmkit.data.sampling import Draws
@@ -25,7 +28,8 @@ from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, in
 from vlmkit.data.sources import ImageRecords, open_images
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
-from vlmkit.models import DualEncoder
+from vlmkit.models import DualEncoder, VisionTransformer
+from vlmkit.models.vision import random_patch_keep
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
 from vlmkit.training.batches import ImageTextBatch
@@ -33,6 +37,7 @@ from vlmkit.training.caption_words import CaptionWordHead, CaptionWordTargets
 from vlmkit.training.negatives import WordSwapper
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import ContrastiveObjective
+from vlmkit.training.recipes.align import vision_tower
 from vlmkit.training.recipes.base import Recipe
 
 # Tower shapes by preset; image size and vocabulary come from the data.
@@ -47,6 +52,14 @@ def _has_captions(record: Record) -> bool:
     return bool(record.captions)
 
 
+def vit_tower(source: str) -> tuple[VisionTransformer, ImagePreprocessor]:
+    """The ViT image tower of a run or model (``align.vision_tower``), for a dual encoder to start from."""
+    tower, processor = vision_tower(source)
+    if not isinstance(tower, VisionTransformer):
+        raise InputError(f"{source}: --vision-from needs a ViT tower (a `train mae` or `train clip` run), not a CNN")
+    return tower, processor
+
+
 @dataclass
 class ClipRecipe(Recipe):
     """Contrastive image-text training with CLIP's softmax loss."""
@@ -58,6 +71,10 @@ class ClipRecipe(Recipe):
     preset: Literal["tiny", "small", "base"] = option("tiny", "tower shapes, from scratch")
     image_size: int = option(64, "image side in pixels, from scratch")
     init_from: str | None = option(None, "pretrained model directory or hub id to fine-tune", flag="--from")
+    vision_from: str | None = option(
+        None, "start the image tower from this run or model (a `train mae` or `train clip` one), from scratch"
+    )
+    mask_ratio: float = option(0.0, "FLIP: share of image patches dropped per image in training (eval sees all)")
     lock_image: bool = option(False, "freeze the image tower (LiT)")
     lock_text: bool = option(False, "freeze the text tower")
     eval_images: int = option(1000, "held-out images scored at each evaluation")
@@ -73,13 +90,21 @@ class ClipRecipe(Recipe):
     label_key: str = option("color_shape", "record['labels'][KEY] is the zero-shot target", research=True)
     templates: list[str] = option(factory=lambda: [ZERO_SHOT_TEMPLATE], help="zero-shot prompt templates", cli=False)
 
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if not 0 <= self.mask_ratio < 1:
+            raise ConfigError(f"{where}.mask_ratio: expected a share in [0, 1), got {self.mask_ratio}")
+        if self.vision_from and self.init_from:
+            raise ConfigError(f"{where}.vision_from: only from scratch; --from already brings an image tower")
+
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
         pretrained = self._pretrained()
-        processor = pretrained.image_processor if pretrained else self._image_processor()
+        tower = vit_tower(self.vision_from) if self.vision_from else None
+        processor = pretrained.image_processor if pretrained else tower[1] if tower else self._image_processor()
         images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
         captions = [c for r in images.records for c in r.captions or []]
-        model = pretrained or self._new_model(captions[:50_000], processor)  # type: ignore[arg-type]
+        model = pretrained or self._new_model(captions[:50_000], processor, tower[0] if tower else None)  # type: ignore[arg-type]
         self._lock(model)
         tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         word_head = CaptionWordHead(model.config.embed_dim, tokenizer.vocab_size) if self.caption_word_loss else None
@@ -87,7 +112,9 @@ class ClipRecipe(Recipe):
         held_out = (
             ImageTextSplit.load(eval_folder, processor, self.label_key, self.eval_images) if eval_folder else None
         )
-        batches = ContrastiveBatches(images, model, self.train.seed, self._swapper(), word_head is not None)
+        batches = ContrastiveBatches(
+            images, model, self.train.seed, self._swapper(), word_head is not None, self.mask_ratio
+        )
         known = [(r.labels or {}).get(self.label_key) for r in images.records]
         classnames = sorted({label for label in known + (held_out.labels if held_out else []) if label})
 
@@ -112,8 +139,11 @@ class ClipRecipe(Recipe):
     def _image_processor(self) -> ImagePreprocessor:
         return (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
 
-    def _new_model(self, captions: list[str], processor: ImagePreprocessor) -> DualEncoder:
-        """A model of the preset's shape, with a BPE tokenizer trained on ``captions``."""
+    def _new_model(
+        self, captions: list[str], processor: ImagePreprocessor, image_tower: VisionTransformer | None = None
+    ) -> DualEncoder:
+        """A model of the preset's shape, with a BPE tokenizer trained on ``captions``; with ``image_tower``,
+        the image tower is a copy of that one (shape and weights)."""
         tokenizer = train_bpe_tokenizer(captions, self.vocab_size, max_length=64, pad_to_max_length=self.sigmoid)
         longest = int(tokenizer(captions[:2000]).attention_mask.sum(1).max()) if captions else 16
         context = min(64, longest + 8)
@@ -139,10 +169,14 @@ class ClipRecipe(Recipe):
             )
         config.vision.conv_stem = self.conv_stem
         config.vision.conv_stem_norm = self.conv_stem_norm
+        if image_tower is not None:
+            config.vision = VisionConfig.from_dict(image_tower.config.to_dict())
         config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
         config.text.pad_token_id = tokenizer.pad_id
         DualEncoderConfig.from_dict(config.to_dict())  # validate
         model = DualEncoder(config)
+        if image_tower is not None:
+            model.vision.load_state_dict(image_tower.state_dict())
         model.tokenizer = tokenizer
         model.image_processor = processor
         return model
@@ -182,9 +216,16 @@ class ContrastiveBatches:
     """A random caption per image per epoch (plus, with a ``swapper``, a false twin of it)."""
 
     def __init__(
-        self, images: ImageRecords, model: DualEncoder, seed: int, swapper: WordSwapper | None, word_targets: bool
+        self,
+        images: ImageRecords,
+        model: DualEncoder,
+        seed: int,
+        swapper: WordSwapper | None,
+        word_targets: bool,
+        mask_ratio: float = 0.0,
     ) -> None:
-        self.images, self.seed, self.swapper = images, seed, swapper
+        self.images, self.seed, self.swapper, self.mask_ratio = images, seed, swapper, mask_ratio
+        self.patches = model.config.vision.grid**2
         self.captions = [list(r.captions or []) for r in images.records]
         self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         self.processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
@@ -209,7 +250,19 @@ class ContrastiveBatches:
             input_ids=tokens.input_ids,
             attention_mask=tokens.attention_mask if self.causal else None,
             word_targets=self.word_targets.rows(items) if self.word_targets is not None else None,
+            patch_keep=self._patch_keep(epoch, index, rank, len(items)),
         )
+
+    def _patch_keep(self, epoch: int, index: int, rank: int, rows: int) -> torch.Tensor | None:
+        if not self.mask_ratio:
+            return None
+        generator = torch.Generator().manual_seed(seed_of(self.seed, epoch, index, rank))
+        return random_patch_keep(rows, self.patches, self.mask_ratio, generator)
+
+
+def seed_of(*parts: int) -> int:
+    """A generator seed from a batch's coordinates (stable across processes, unlike ``hash``)."""
+    return random.Random("/".join(map(str, parts))).getrandbits(62)
 
 
 @dataclass
