@@ -49,10 +49,13 @@ def test_the_openai_client_generates_seeded_images(served):
 @pytest.mark.parametrize(
     ("body", "status", "says"),
     [
+        ({"prompt": ""}, 400, "expected a non-empty string"),
         ({"prompt": "  "}, 400, "expected a non-empty string"),
+        ({"prompt": "a star", "steps": 0}, 400, "steps: expected an integer in 1..1000"),
         ({"prompt": "a star", "steps": -1}, 400, "steps: expected an integer in 1..1000"),
         ({"prompt": "a star", "guidance": "NaN"}, 400, "guidance: expected a finite number"),
         ({"prompt": "a star", "n": MAX_IMAGES + 1}, 400, f"at most {MAX_IMAGES} per call"),
+        ({"prompt": "a star", "n": 0}, 400, "images per prompt: expected a positive integer"),
         ({"prompt": "a star", "size": "1024x1024"}, 400, "this model draws 16x16 images"),
         ({"prompt": "a star", "response_format": "url"}, 400, "only b64_json"),
         ({"prompt": "a star", "model": "dall-e-3"}, 404, "dall-e-3"),

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
 
 DUAL_ENCODER = "dual encoder"
 VLM = "vision-language model"
+T2I = "text-to-image model"
 # what each kind is, with examples, and the commands that take it
 KINDS = {
     DUAL_ENCODER: (
@@ -46,11 +47,13 @@ KINDS = {
         "a vision-language model such as a `vlmkit train instruct` run or a LLaVA checkpoint",
         "caption, ask, chat and eval",
     ),
+    T2I: ("a text-to-image model such as a `vlmkit train t2i` run's model/", "imagine, geneval, eval and serve --t2i"),
 }
 _DESCRIPTIONS = {
     "DualEncoder": (DUAL_ENCODER, "a dual encoder"),
     "ConSEModel": (DUAL_ENCODER, "a ConSE dual encoder"),
     "VisionLanguageModel": (VLM, "a vision-language model"),
+    "DiT": (T2I, "a text-to-image model"),
     "Decoder": (None, "a text-only decoder"),
 }
 

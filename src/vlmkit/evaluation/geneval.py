@@ -44,13 +44,16 @@ TASKS = ("single_object", "two_objects", "counting", "colors", "position", "colo
 @dataclass(frozen=True)
 class GenEvalPrompt:
     """A prompt and what an image of it must show: objects as (shape, colour or None), all distinct;
-    the exact object count (or None); a relation of the first object to the second (or None)."""
+    the exact object count (or None); a relation of the first object to the second (or None). ``render``
+    is the held-out image (path inside the split) the prompt is a caption of: the real reference of the
+    Frechet distance."""
 
     task: str
     prompt: str
     objects: tuple[tuple[str, str | None], ...]
     count: int | None = None
     relation: str | None = None
+    render: str | None = None
 
 
 def _things(record: Record) -> list[Thing]:
@@ -71,21 +74,23 @@ def prompts_for(record: Record, margin: float) -> list[GenEvalPrompt]:
     if n == 0 or len(captions) < 2:
         return []
     shapes = tuple((t.shape, None) for t in things)
+    render = None if record.image is None else str(record.image)
     found = []
     if n == 1:
         if caption := _starting(record, "a single "):
-            found.append(GenEvalPrompt("single_object", caption, shapes, count=1))
-        found.append(GenEvalPrompt("colors", captions[1], ((things[0].shape, things[0].color),)))
+            found.append(GenEvalPrompt("single_object", caption, shapes, count=1, render=render))
+        found.append(GenEvalPrompt("colors", captions[1], ((things[0].shape, things[0].color),), render=render))
     if n in (2, 3, 4) and (caption := _starting(record, f"{NUMBER_WORDS[n]} shapes: ")):
-        found.append(GenEvalPrompt("two_objects" if n == 2 else "counting", caption, shapes, count=n))
+        found.append(GenEvalPrompt("two_objects" if n == 2 else "counting", caption, shapes, count=n, render=render))
     if n == 2:
         a, b = sorted(things, key=lambda t: (t.cx, t.cy))  # the canonical caption's order
         relation = clear_relation(a, b, margin)
         if relation is not None and f" {RELATION_WORDS[relation]} " in captions[0]:
             pair = ((a.shape, a.color), (b.shape, b.color))
-            found.append(GenEvalPrompt("position", captions[0], pair, relation=relation))
+            found.append(GenEvalPrompt("position", captions[0], pair, relation=relation, render=render))
         if a.color != b.color and a.shape != b.shape:
-            found.append(GenEvalPrompt("colour_attribution", captions[1], tuple((t.shape, t.color) for t in things)))
+            pair = tuple((t.shape, t.color) for t in things)
+            found.append(GenEvalPrompt("colour_attribution", captions[1], pair, render=render))
     return found
 
 

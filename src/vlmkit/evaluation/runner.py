@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,7 +27,11 @@ from vlmkit.errors import InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.files import atomic_write_json, atomic_write_text
 from vlmkit.models import ConSEModel, DualEncoder, VisionLanguageModel
+from vlmkit.models.dit import DiT
 from vlmkit.tasks.embed import embed_images
+
+if TYPE_CHECKING:
+    from vlmkit.evaluation.t2i import T2IEvaluation
 
 GENERIC_TEMPLATES = ("a photo of a {}.",)
 
@@ -118,12 +122,22 @@ def evaluate(
     limit: int | None = None,
     batch_size: int = 64,
     label_key: str = "color_shape",
+    t2i: T2IEvaluation | None = None,
 ) -> dict[str, Any]:
-    """Run every supported task, write ``report.json`` and ``report.md``, and return the report."""
+    """Run every supported task, write ``report.json`` and ``report.md``, and return the report.
+
+    A text-to-image model (DiT) gets GenEval, CLIPScore and a Frechet distance on a ShapesWorld split
+    instead (``evaluation.t2i``; ``t2i`` says how, ``limit`` and the others do not apply)."""
+    if isinstance(model, DiT):
+        from vlmkit.evaluation.t2i import evaluate_t2i
+
+        if limit:
+            raise InputError("limit: a text-to-image model is evaluated on a number of prompts per task instead")
+        return evaluate_t2i(model, data, out_dir, t2i)
     if not isinstance(model, (DualEncoder, ConSEModel, VisionLanguageModel)):
         raise InputError(
-            f"a {type(model).__name__} cannot be evaluated: give a dual encoder (CLIP, SigLIP, ConSE) "
-            "or a vision-language model"
+            f"a {type(model).__name__} cannot be evaluated: give a dual encoder (CLIP, SigLIP, ConSE), "
+            "a vision-language model or a text-to-image model"
         )
     dataset = RecordDataset(data)
     records = dataset.records[:limit] if limit else dataset.records
