@@ -10,6 +10,7 @@ from vlmkit.config.dit import DiTConfig
 from vlmkit.config.encoders import DualEncoderConfig
 from vlmkit.config.mae import MaeConfig
 from vlmkit.config.mask_tokenizer import MaskTokenizerConfig
+from vlmkit.config.qwen2_vl import Qwen2VLConfig
 from vlmkit.config.vlm import DecoderConfig, VlmConfig
 from vlmkit.errors import ConfigError
 from vlmkit.files import read_json_object
@@ -22,6 +23,7 @@ ARCHITECTURES: dict[str, type[ConfigBase]] = {
     "mask_tokenizer": MaskTokenizerConfig,
     "dit": DiTConfig,
     "mae": MaeConfig,
+    "qwen2_vl": Qwen2VLConfig,
 }
 
 

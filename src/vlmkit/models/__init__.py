@@ -12,6 +12,7 @@ from vlmkit.models.dit import DiT
 from vlmkit.models.dual_encoder import DualEncoder, DualEncoderOutput
 from vlmkit.models.mae import MaskedAutoencoder
 from vlmkit.models.mask_tokenizer import MaskTokenizer
+from vlmkit.models.qwen2_vl import Qwen2VLModel
 from vlmkit.models.text import TextTransformer
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.models.vlm import VisionLanguageModel, VlmOutput
@@ -24,6 +25,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "mask_tokenizer": MaskTokenizer,
     "dit": DiT,
     "mae": MaskedAutoencoder,
+    "qwen2_vl": Qwen2VLModel,
 }
 
 
@@ -40,6 +42,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderOutput",
     "MaskTokenizer",
+    "Qwen2VLModel",
     "MaskedAutoencoder",
     "TextTransformer",
     "VisionLanguageModel",

@@ -54,10 +54,11 @@ class PredictionHeadTransform(nn.Module):
 class Decoder(nn.Module):
     """Token embedding, blocks, final norm and output head (tied or not), in the config's ``family``.
 
-    ``tokenizer`` is set by ``from_pretrained`` when the directory has one; a bare model has None.
+    ``tokenizer`` is set by ``from_pretrained`` when the directory has one; a bare model has None. ``rope``
+    replaces the config's rotary embedding (Qwen2-VL's M-RoPE sections, which its VLM config holds).
     """
 
-    def __init__(self, config: DecoderConfig) -> None:
+    def __init__(self, config: DecoderConfig, rope: RotaryEmbedding | None = None) -> None:
         super().__init__()
         self.config = config
         self.embed = (
@@ -97,7 +98,7 @@ class Decoder(nn.Module):
         )
         # Tied: no second module, so the state dict holds the matrix once (safetensors refuses aliases).
         self.lm_head = None if config.tie_embeddings else nn.Linear(config.width, config.vocab_size, bias=False)
-        self.rope = None if bert else RotaryEmbedding(config)
+        self.rope = None if bert else rope or RotaryEmbedding(config)
         self.gradient_checkpointing = False
         self.tokenizer: TextTokenizer | None = None
         self.reset_parameters()
@@ -166,9 +167,9 @@ class Decoder(nn.Module):
 
         ``input_ids`` (B, L) or ``inputs_embeds`` (B, L, width) are the new tokens; ``attention_mask``
         (B, L) marks their real tokens with 1 and padding with 0 (a cache remembers earlier ones).
-        ``position_ids`` default to each row's count of real tokens so far, so left padding does not
-        shift positions; they start at ``config.position_offset``. With ``cache`` the tokens are appended after
-        its ``length`` positions.
+        ``position_ids`` (B, L; or M-RoPE's (3, B, L), see ``vlmkit.nn.rope``) default to each row's count of
+        real tokens so far, so left padding does not shift positions; they start at ``config.position_offset``.
+        With ``cache`` the tokens are appended after its ``length`` positions.
         ``segments`` (B, L, nondecreasing; see ``answer_blocks``) are a prefix-LM's attention blocks.
         """
         if (input_ids is None) == (inputs_embeds is None):

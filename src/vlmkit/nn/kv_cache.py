@@ -6,7 +6,9 @@ decoding step costs the same at position 10 and at position 1000 apart from atte
 
 Besides keys and values the cache remembers, per row, which positions hold real tokens
 (``valid``: left padding is False) and how many real tokens each row has seen (``seen``: the next
-token's rotary position). With them a decoding step needs no mask or position arguments.
+token's rotary position). With them a decoding step needs no mask or position arguments. A model whose
+positions are not token counts (Qwen2-VL's M-RoPE packs an image into fewer positions than tokens) ``shift``s
+each row's next position once after its prefill, and every later token follows on from it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ class KVCache:
         self.values = torch.zeros_like(self.keys)
         self.valid = torch.ones(batch, capacity, dtype=torch.bool, device=device)
         self.seen = torch.zeros(batch, dtype=torch.long, device=device)
+        self.offset = torch.zeros(batch, dtype=torch.long, device=device)  # ``shift``s so far, per row
         self.length = 0  # positions written (real tokens and padding alike)
         self.padded = False  # whether any written position is padding
+        self.shifted = False  # whether ``seen`` differs from the real-token counts
 
     @property
     def batch(self) -> int:
@@ -66,7 +70,7 @@ class KVCache:
 
     def positions(self, attention_mask: torch.Tensor | None, length: int) -> torch.Tensor | slice:
         """Rotary positions of ``length`` new tokens: a slice when every row counts alike, else (B, L)."""
-        if attention_mask is None and not self.padded:
+        if attention_mask is None and not (self.padded or self.shifted):
             return slice(self.length, self.length + length)
         if attention_mask is None:
             return self.seen[:, None] + torch.arange(length, device=self.seen.device)
@@ -90,5 +94,12 @@ class KVCache:
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot trim a cache of {self.length} positions to {length}")
         self.length = length
-        self.seen = self.valid[:, :length].sum(-1)
+        self.seen = self.valid[:, :length].sum(-1) + self.offset
         self.padded = not bool(self.valid[:, :length].all())
+
+    def shift(self, deltas: torch.Tensor) -> None:
+        """Move each row's next rotary position by ``deltas`` (B,): M-RoPE's rope deltas after a prefill."""
+        deltas = deltas.to(self.seen.device, torch.long).reshape(self.batch)
+        self.seen = self.seen + deltas
+        self.offset = self.offset + deltas
+        self.shifted = self.shifted or bool(deltas.any())

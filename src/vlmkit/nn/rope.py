@@ -15,6 +15,11 @@ Scalings stretch the frequencies so a model reaches past its training context:
 
 The cos/sin tables are computed once per device and dtype and kept outside the state dict, so a
 model built on the meta device and loaded with ``assign=True`` needs no extra step.
+
+M-RoPE (Qwen2-VL) gives each token three positions (temporal, height, width) and rotates consecutive
+bands of the ``d/2`` frequencies by one of them each (``sections``: the band widths, cycling t, h, w;
+transformers 5.24's ``Qwen2VLRotaryEmbedding.recomposition_frequencies``). When the three positions are
+equal (text) this is plain RoPE, so only a (3, B, L) position tensor takes that path.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ class RotaryEmbedding:
     ``rotate`` is ``x cos + roll(x, d/2) sin``: three elementwise ops instead of six.
     """
 
-    def __init__(self, config: DecoderConfig) -> None:
+    def __init__(self, config: DecoderConfig, sections: tuple[int, ...] = ()) -> None:
         self.config = config
+        self.sections = sections
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,9 +68,7 @@ class RotaryEmbedding:
         if key not in self._tables:
             freqs = inverse_frequencies(self.config)
             rows = self.config.max_positions + self.config.position_offset
-            angles = torch.outer(torch.arange(rows, dtype=torch.float32), freqs)
-            cos, sin = angles.cos(), angles.sin()
-            cos, sin = torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+            cos, sin = rotary_tables(torch.outer(torch.arange(rows, dtype=torch.float32), freqs))
             self._tables[key] = (cos.to(device, dtype), sin.to(device, dtype))
         return self._tables[key]
 
@@ -74,12 +78,25 @@ class RotaryEmbedding:
         """Cos and signed sin for ``positions``, shaped to broadcast over (B, L, heads, d).
 
         A (B, L) tensor gives (B, L, 1, d); a slice gives a (1, L, 1, d) view into the table, which
-        is what one decoding step of an unpadded batch needs.
+        is what one decoding step of an unpadded batch needs. With ``sections``, a (3, B, L) tensor holds
+        M-RoPE's temporal, height and width positions, computed in float32 directly (not from the table:
+        a video's temporal positions may pass ``max_positions``).
         """
+        if self.sections and isinstance(positions, torch.Tensor) and positions.dim() == 3:
+            axis = torch.cat([torch.full((n,), i % 3, device=device) for i, n in enumerate(self.sections)])
+            per_channel = positions.to(device).permute(1, 2, 0)[..., axis]  # (B, L, d/2): each band's position
+            cos, sin = rotary_tables(per_channel.float() * inverse_frequencies(self.config).to(device))
+            return cos.to(dtype)[:, :, None], sin.to(dtype)[:, :, None]
         cos, sin = self.tables(device, dtype)
         if isinstance(positions, slice):
             return cos[positions][None, :, None], sin[positions][None, :, None]
         return cos[positions][:, :, None], sin[positions][:, :, None]
+
+
+def rotary_tables(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, signed sin)`` of ``angles`` (..., d/2), each (..., d) in the "rotate half" layout ``rotate`` reads."""
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
