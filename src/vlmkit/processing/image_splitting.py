@@ -118,6 +118,25 @@ class SplitImagePreprocessor:
     def side(self) -> int:
         return self.tile.size[0]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """One crop's (height, width), what fixed-size readers (training's data path) allocate."""
+        return self.tile.size
+
+    def to_uint8(self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+        """Each image's one crop, uint8 (B, 3, tile, tile): the fixed-size form training keeps, which only a
+        processor that does not split has (a split image's crop count follows its size)."""
+        if self.splitting:
+            raise ConfigError(
+                "image splitting: training reads one fixed-size crop per image; set do_image_splitting false in "
+                "the checkpoint's processor config (a split image's crop count follows its size)"
+            )
+        return torch.stack([self.crops(load_image(source, max_pixels=max_pixels))[0][0] for source in images])
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 crops (..., 3, tile, tile) -> the tower's float32 input."""
+        return self.tile.normalize(pixels)
+
     def _resized(self, image: Image.Image, height: int, width: int) -> Image.Image:
         return dataclasses.replace(self.tile, size=(height, width)).resize_and_crop(image)
 
@@ -146,7 +165,7 @@ class SplitImagePreprocessor:
         batch = torch.zeros(len(cut), most, 3, self.side, self.side)
         mask = torch.zeros(len(cut), most, self.side, self.side, dtype=torch.long)
         for i, (views, _, _) in enumerate(cut):
-            batch[i, : len(views)] = self.tile.normalize(views)
+            batch[i, : len(views)] = self.normalize(views)
             mask[i, : len(views)] = 1
         grids = torch.tensor([[rows, cols] for _, rows, cols in cut], dtype=torch.long).view(-1, 2)
         return {"pixel_values": batch, "pixel_attention_mask": mask, "rows": grids[:, 0], "cols": grids[:, 1]}

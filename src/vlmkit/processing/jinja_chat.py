@@ -184,7 +184,8 @@ class JinjaChatEncoder:
 
     The whole rendering is tokenised at once, as transformers tokenises it, then each image token becomes
     ``tokens_per_image`` copies, or, where ``image_layouts`` are given, the i-th image becomes the i-th layout
-    (Idefics3's tiles between marker tokens, ``vlmkit.processing.image_splitting``). ``multimodal`` passes turns
+    (Idefics3's tiles between marker tokens, ``vlmkit.processing.image_splitting``); a single layout serves
+    every image (what a processor that does not split gives each). ``multimodal`` passes turns
     as content parts (vision-language models)
     instead of strings, and tokenises as a processor's ``apply_chat_template`` does: the tokenizer's BOS
     is added unless the rendering already starts with it (a text tokenizer's adds nothing).
@@ -229,6 +230,8 @@ class JinjaChatEncoder:
 
     def _image_ids(self, index: int) -> list[int]:
         if self.image_layouts:
+            if len(self.image_layouts) == 1:
+                return list(self.image_layouts[0])
             if index >= len(self.image_layouts):
                 raise InputError(f"the conversation holds more images than the {len(self.image_layouts)} given")
             return list(self.image_layouts[index])

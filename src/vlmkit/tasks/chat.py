@@ -18,7 +18,7 @@ from vlmkit.models import Decoder, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
-from vlmkit.processing.image_splitting import image_prompt_ids
+from vlmkit.processing.image_splitting import SplitImagePreprocessor, image_prompt_ids
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
@@ -72,6 +72,8 @@ def chat_encoder(
     """
     check_generative(model)
     tokenizer = _tokenizer(model)
+    if images and not image_layouts and isinstance(model, VisionLanguageModel) and model.config.image_splitting:
+        image_layouts = _unsplit_layout(model)
     image_token_id, tokens_per_image = (
         (model.config.image_token_id, model.image_tokens(image_size) if images and not image_layouts else 0)
         if isinstance(model, VisionLanguageModel)
@@ -125,6 +127,14 @@ def image_layouts_of(model: Model, inputs: dict[str, torch.Tensor], index: int =
         return []
     rows, cols = int(inputs["rows"][index]), int(inputs["cols"][index])
     return [image_prompt_ids(_tokenizer(model), rows, cols, model.config.tokens_per_image)]  # type: ignore[union-attr]
+
+
+def _unsplit_layout(model: VisionLanguageModel) -> list[list[int]]:
+    """Every image's one layout when the processor does not split images (none otherwise: it varies)."""
+    processor = model.image_processor
+    if not isinstance(processor, SplitImagePreprocessor) or processor.splitting:
+        return []
+    return [image_prompt_ids(_tokenizer(model), 0, 0, model.config.tokens_per_image)]
 
 
 def respond(
