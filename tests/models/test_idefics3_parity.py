@@ -4,7 +4,8 @@ A tiny random Idefics3ForConditionalGeneration (pixel shuffle 2) and SmolVLMForC
 shuffle 4), each with an Idefics3Processor, are saved by transformers and loaded by ``vlmkit.load``; on a
 padded batch of multi-image prompts (so zero padding crops and padded rows) ``model(**processor_outputs)``
 gives the same logits (fp32, 1e-4) and greedy generations are identical, one prompt and a batch. A tied
-head (no ``lm_head`` in the file) loads too; bad configs are named in one line.
+head (no ``lm_head`` in the file) loads too; ``export --format hf`` gives back a directory transformers loads
+with the same logits; bad configs are named in one line.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import json
 import numpy as np
 import pytest
 import torch
+import transformers
 from PIL import Image
 
 import vlmkit
 from idefics3_kit import EOS, hf_idefics3, save_tiny_processor
+from vlmkit.checkpoints.export import export_hf
 from vlmkit.errors import CheckpointError, ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
@@ -120,6 +123,24 @@ def test_save_load_round_trip(setup, tmp_path):
     inputs = _batch(processor)
     with torch.no_grad():
         torch.testing.assert_close(again(**inputs).logits, ours(**inputs).logits, atol=0, rtol=0)
+
+
+def test_export_round_trip(setup, tmp_path):
+    """vlmkit's export is a directory transformers loads with Idefics3's own classes, with the same logits and
+    the same processor outputs."""
+    _, processor, ours = setup
+    export_hf(ours, tmp_path)
+    hf = transformers.Idefics3ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    exported = transformers.Idefics3Processor.from_pretrained(tmp_path)
+    exported.tokenizer.padding_side = "left"  # the kit's; the export leaves transformers' default (right)
+    inputs = _batch(processor)
+    again = _batch(exported)
+    assert torch.equal(again["input_ids"], inputs["input_ids"])
+    torch.testing.assert_close(again["pixel_values"], inputs["pixel_values"], atol=0, rtol=0)
+    with torch.no_grad():
+        expected, got = hf(**again).logits, ours(**inputs).logits
+    real = inputs["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real], atol=TOL, rtol=0)
 
 
 def test_partly_padded_crop_is_refused(setup):

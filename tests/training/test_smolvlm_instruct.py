@@ -2,7 +2,8 @@
 
 Training keeps one fixed-size crop per image, so the checkpoint's processor must not split images
 (``do_image_splitting`` false); then every image has the same prompt layout and the data path, the frozen
-tower's token cache and the chat encoder work unchanged. The loss falls, and the result loads and answers.
+tower's token cache and the chat encoder work unchanged. The loss falls, and the result loads, answers,
+and exports back to transformers with the same logits.
 A splitting processor is refused in one line.
 """
 
@@ -12,6 +13,8 @@ import json
 
 import pytest
 import torch
+import transformers
+from PIL import Image
 
 import vlmkit
 from idefics3_kit import hf_idefics3, save_tiny_processor
@@ -42,6 +45,14 @@ def test_instruct_fine_tunes_a_smolvlm(shapes_dataset, tmp_path, capsys):
     assert model.config.image_splitting and isinstance(model.image_processor, SplitImagePreprocessor)
     image = shapes_dataset / "train" / RecordDataset(shapes_dataset / "train").records[0].image
     assert isinstance(ask(model, str(image), "what is this ?", GenerationConfig(max_new_tokens=3)), str)
+    # The fine-tuned model exported back to transformers: its own classes load it, with the same logits.
+    assert main(["export", str(out / "model"), "--format", "hf", "--out", str(tmp_path / "hf")]) == 0
+    hf = transformers.Idefics3ForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
+    processor = transformers.Idefics3Processor.from_pretrained(tmp_path / "hf")
+    text = "User:<image>what is this ?<end_of_utterance>\nAssistant:"
+    inputs = processor(text=[text], images=[[Image.open(image)]], return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(hf(**inputs).logits, model(**inputs).logits, atol=1e-4, rtol=0)
 
 
 def test_a_splitting_processor_is_refused_for_training(tmp_path):

@@ -1,7 +1,8 @@
 """vlmkit models written as Hugging Face directories that transformers loads with its own classes.
 
-A decoder becomes a ``LlamaForCausalLM`` directory and a LLaVA-shaped vision-language model (a CLIP
-ViT, the two-layer MLP projector, a Llama decoder) a ``LlavaForConditionalGeneration`` one, so a
+A decoder becomes a ``LlamaForCausalLM`` directory, a LLaVA-shaped vision-language model (a CLIP
+ViT, the two-layer MLP projector, a Llama decoder) a ``LlavaForConditionalGeneration`` one and an image-splitting
+one (Idefics3 / SmolVLM) an ``Idefics3ForConditionalGeneration`` one, so a
 model trained or fine-tuned in vlmkit goes anywhere transformers goes. There is one key map per family:
 the weights are the load map (``llama.decoder_rules``, ``llava.llava_rules``) run backwards
 (``keymap.invert_rules``). A config is written only if reading it back through the same converters
@@ -26,6 +27,8 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from vlmkit.checkpoints.hf_activations import HF_ACTIVATIONS
+from vlmkit.checkpoints.idefics3 import PROJECTION, idefics3_rules
+from vlmkit.checkpoints.idefics3 import vlm_config_from_hf as idefics3_config_from_hf
 from vlmkit.checkpoints.keymap import Rule, invert_rules
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules
 from vlmkit.checkpoints.llava import llava_rules, vlm_config_from_hf
@@ -44,6 +47,12 @@ _LLAVA_KEYS = (
     "language_model.model.embed_tokens.weight",
     "multi_modal_projector.linear_1.weight",
     "language_model.lm_head.weight",
+)
+_IDEFICS3_KEYS = (
+    "model.vision_model.embeddings.patch_embedding.weight",
+    "model.text_model.embed_tokens.weight",
+    f"model.{PROJECTION}",
+    "lm_head.weight",
 )
 
 
@@ -112,6 +121,21 @@ def hf_llava_config(config: VlmConfig) -> dict[str, Any]:
         "vision_feature_select_strategy": "default" if projector.drop_class_token else "full",
         "projector_hidden_act": _HF_NAME.get(projector.act, projector.act),
         "multimodal_projector_bias": projector.bias,
+        "tie_word_embeddings": config.decoder.tie_embeddings,
+    }
+
+
+def hf_idefics3_config(config: VlmConfig) -> dict[str, Any]:
+    """``Idefics3Config`` fields of a vlmkit image-splitting model (the tower SigLIP-shaped, without a head)."""
+    if not isinstance(config.vision, VisionConfig):
+        raise ConfigError(f"vision: a {type(config.vision).__name__} tower has no transformers Idefics3 equivalent")
+    return {
+        "model_type": "idefics3",
+        "architectures": ["Idefics3ForConditionalGeneration"],
+        "vision_config": {**hf_vision_config(config.vision), "model_type": "idefics3_vision"},
+        "text_config": hf_decoder_config(config.decoder),
+        "image_token_id": config.image_token_id,
+        "scale_factor": config.projector.pixel_shuffle,
         "tie_word_embeddings": config.decoder.tie_embeddings,
     }
 
@@ -197,7 +221,13 @@ def export_hf(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     """Write ``model`` as a transformers directory (``config.json`` last, each file atomically)."""
     config = model.config
     out = Path(directory)
-    if isinstance(config, VlmConfig):
+    if isinstance(config, VlmConfig) and config.image_splitting:
+        hf = hf_idefics3_config(config)
+        back = idefics3_config_from_hf(hf, "export")
+        _check_round_trip(config, dataclasses.replace(back, chat_template=config.chat_template), "Idefics3")
+        rules, _ = idefics3_rules(config, _IDEFICS3_KEYS, "export")
+        decoder, prefix, named = config.decoder, "decoder.", config.chat_template
+    elif isinstance(config, VlmConfig):
         hf = hf_llava_config(config)
         back = vlm_config_from_hf(hf, "export")
         _check_round_trip(config, dataclasses.replace(back, chat_template=config.chat_template), "LLaVA")
@@ -219,13 +249,16 @@ def export_hf(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     processor = getattr(model, "image_processor", None)
     if isinstance(config, VlmConfig) and processor is not None:
         atomic_write_json(out / "preprocessor_config.json", processor.to_hf_config())
-        processor_settings = {
-            "processor_class": "LlavaProcessor",
-            "patch_size": config.vision.patch_size,
-            "vision_feature_select_strategy": hf["vision_feature_select_strategy"],
-            "num_additional_image_tokens": int(config.vision.class_token),
-            "image_token": _token(model.tokenizer, config.image_token_id) if model.tokenizer else "<image>",
-        }
+        if config.image_splitting:
+            processor_settings = {"processor_class": "Idefics3Processor", "image_seq_len": config.tokens_per_image}
+        else:
+            processor_settings = {
+                "processor_class": "LlavaProcessor",
+                "patch_size": config.vision.patch_size,
+                "vision_feature_select_strategy": hf["vision_feature_select_strategy"],
+                "num_additional_image_tokens": int(config.vision.class_token),
+                "image_token": _token(model.tokenizer, config.image_token_id) if model.tokenizer else "<image>",
+            }
         atomic_write_json(out / "processor_config.json", processor_settings)
     atomic_write_json(out / "config.json", hf)
     return out

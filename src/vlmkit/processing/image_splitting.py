@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from vlmkit.errors import ConfigError, InputError
+from vlmkit.processing.hf_images import hf_config_of
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, ImageSource, load_image
 from vlmkit.processing.text import TextTokenizer
 
@@ -183,6 +184,18 @@ class SplitImagePreprocessor:
                 f"image splitting preprocessor: expected 'tile', 'longest_edge' and 'splitting', got {sorted(config)}"
             )
         return cls(ImagePreprocessor.from_dict(config["tile"]), config["longest_edge"], bool(config["splitting"]))
+
+    def to_hf_config(self) -> dict[str, Any]:
+        """This preprocessing as an ``Idefics3ImageProcessor`` config (the inverse of ``from_hf_config``)."""
+        tile = {k: v for k, v in hf_config_of(self.tile).items() if k not in ("size", "do_center_crop")}
+        return {
+            **tile,
+            "image_processor_type": "Idefics3ImageProcessor",
+            "size": {"longest_edge": self.longest_edge},
+            "max_image_size": {"longest_edge": self.side},
+            "do_image_splitting": self.splitting,
+            "do_pad": True,
+        }
 
     @classmethod
     def from_hf_config(cls, config: Mapping[str, Any]) -> SplitImagePreprocessor:
