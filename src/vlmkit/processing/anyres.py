@@ -32,6 +32,7 @@ from PIL import Image
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.processing.image_splitting import SplitImagePreprocessor
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor, ImageSource, load_image
+from vlmkit.processing.qwen2_vl import QwenImageProcessor, is_qwen_config
 
 Pinpoints = tuple[tuple[int, int], ...]
 
@@ -196,14 +197,17 @@ class AnyresPreprocessor:
         return cls(base, config.get("image_grid_pinpoints", cls.pinpoints))
 
 
-AnyImagePreprocessor = ImagePreprocessor | AnyresPreprocessor | SplitImagePreprocessor
+AnyImagePreprocessor = ImagePreprocessor | AnyresPreprocessor | SplitImagePreprocessor | QwenImageProcessor
 
 
 def image_processor_from_dict(config: Mapping[str, Any]) -> AnyImagePreprocessor:
-    """vlmkit's saved image settings: anyres when they carry ``image_grid_pinpoints``, Idefics3's splitting when
-    they carry ``longest_edge``, else fixed-size."""
+    """vlmkit's saved image settings: anyres when they carry ``image_grid_pinpoints``, Qwen2-VL's when they carry
+    ``merge_size`` and ``temporal_patch_size``, Idefics3's splitting when they carry ``longest_edge``, else
+    fixed-size."""
     if "image_grid_pinpoints" in config:
         return AnyresPreprocessor.from_dict(config)
+    if is_qwen_config(config):
+        return QwenImageProcessor.from_dict(config)
     if "longest_edge" in config:
         return SplitImagePreprocessor.from_dict(config)
     return ImagePreprocessor.from_dict(config)
@@ -211,9 +215,11 @@ def image_processor_from_dict(config: Mapping[str, Any]) -> AnyImagePreprocessor
 
 def image_processor_from_hf(config: Mapping[str, Any]) -> AnyImagePreprocessor:
     """A Hugging Face image processor config: LLaVA-NeXT's (it has ``image_grid_pinpoints``), Idefics3's or
-    SmolVLM's (``max_image_size``), or CLIP/SigLIP's."""
+    SmolVLM's (``max_image_size``), Qwen2-VL's (``merge_size`` and ``temporal_patch_size``), or CLIP/SigLIP's."""
     if "image_grid_pinpoints" in config:
         return AnyresPreprocessor.from_hf_config(config)
     if "max_image_size" in config or "do_image_splitting" in config:
         return SplitImagePreprocessor.from_hf_config(config)
+    if is_qwen_config(config):
+        return QwenImageProcessor.from_hf_config(config)
     return ImagePreprocessor.from_hf_config(config)

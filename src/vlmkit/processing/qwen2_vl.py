@@ -28,7 +28,6 @@ import torch
 from PIL import Image
 
 from vlmkit.errors import ConfigError, InputError
-from vlmkit.processing.anyres import expand_image_tokens
 from vlmkit.processing.images import CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, ImageSource, load_image
 
 Frames = Sequence[ImageSource | np.ndarray] | np.ndarray
@@ -144,6 +143,8 @@ class QwenImageProcessor:
         video_grid_thw: torch.Tensor | None = None,
     ) -> list[int]:
         """``ids`` with each image (video) pad token repeated as many times as its grid has merged tokens."""
+        from vlmkit.processing.anyres import expand_image_tokens  # anyres dispatches to this module
+
         out = expand_image_tokens(ids, image_token_id, [self.tokens(g) for g in _rows(image_grid_thw)])
         if video_token_id is None:
             return out
