@@ -13,6 +13,10 @@ script measures the gap under the easiest signal there is:
   record's canonical caption, which names every object by size, colour and shape in order, is written before
   the question in place of the image. It measures what the decoder learns to look up in its context in the
   same number of steps when perception is perfect.
+- **curriculum** (``--curriculum-steps N``): the training images grow in scene size over N steps (one object
+  first; ``training.curriculum``, as ``--curriculum objects`` in the recipes). The scene text and the scoring
+  are the library's (``data.recall``, ``training.answer_match``).
+- ``--out DIR`` writes each evaluation as a line of ``DIR/metrics.jsonl`` and the curves as ``DIR/metrics.png``.
 
 The frozen tokens come from ``training.vision_cache``, so a model from the pipeline reuses its cached tokens.
 
@@ -23,6 +27,8 @@ The frozen tokens come from ``training.vision_cache``, so a model from the pipel
         --text-scene
     .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color --text-scene \
         --decoder-from vlmkit:minilm
+    .venv/bin/python benchmarks/vlm_readout.py --model align/model --data sw10k --only color \
+        --decoder-from vlmkit:minilm --lr 3e-4 --projector-lr 1e-3 --curriculum-steps 150 --out readout
 """
 
 from __future__ import annotations
@@ -30,19 +36,25 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import json
 import random
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from linear_probe import linear_probe_accuracy
 from vlmkit.checkpoints import from_pretrained
+from vlmkit.data.recall import Messages, question_messages, scene_text
 from vlmkit.data.records import QA, Record, RecordDataset
 from vlmkit.data.sources import decode_all
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, pad_right
 from vlmkit.tasks.chat import chat_encoder
+from vlmkit.training.answer_match import exact_answers
+from vlmkit.training.curriculum import ObjectCurriculum
+from vlmkit.training.metrics import plot_metrics
 from vlmkit.training.optim import warmup_cosine_schedule
 from vlmkit.training.vision_cache import frozen_vision_tokens
 
@@ -81,48 +93,32 @@ def probe(train: tuple[list[Record], torch.Tensor], val: tuple[list[Record], tor
         print(f"probe {attribute}@1: {accuracy:.1f}% of {len(y_val)} single-object val images ({steps} steps)")
 
 
-def question_rows(encoder: ChatEncoder, qas: list[QA], scene: str | None) -> list[tuple[list[int], list[int]]]:
-    """One single-turn conversation per question, the image (or the ``scene`` text) first, as the recipes
+def question_chat(qa: QA, scene: str | None) -> Messages:
+    """A single-turn conversation about one question, the image (or the ``scene`` text) first, as the recipes
     build them."""
-    rows = []
-    for qa in qas:
-        messages = [
-            {"role": "user", "content": f"{scene or IMAGE_TOKEN}\n{qa.question}"},
-            {"role": "assistant", "content": qa.answer},
-        ]
-        encoded = encoder.encode(messages)
-        rows.append((encoded.input_ids, encoded.labels))
-    return rows
+    return question_messages(scene or IMAGE_TOKEN, [(qa.question, qa.answer)])
 
 
 def text_scene(record: Record, tokens: torch.Tensor | None) -> str | None:
     """The record's canonical caption when there are no image tokens to read."""
-    return (record.captions or [""])[0] if tokens is None else None
+    return scene_text(record) if tokens is None else None
 
 
 def answer_accuracy(
     model: VisionLanguageModel, encoder: ChatEncoder, records: list[Record], tokens: torch.Tensor | None
 ) -> dict[str, float]:
     """Teacher-forced exact match of every answer token, per type; ``@1`` marks single-object images."""
-    rows, kinds, images = [], [], []
+    chats, kinds, images = [], [], []
     for index, record in enumerate(records):
         for qa in record.qa or []:
-            rows += question_rows(encoder, [qa], text_scene(record, tokens))
-            kinds.append(qa.type + ("@1" if len(record.objects or []) == 1 else ""))
+            chats.append(question_chat(qa, text_scene(record, tokens)))
+            kinds.append(str(qa.type) + ("@1" if len(record.objects or []) == 1 else ""))
             images.append(index)
+    exact = exact_answers(model, encoder, chats, None if tokens is None else tokens[images])
     hits: collections.Counter[str] = collections.Counter()
     totals: collections.Counter[str] = collections.Counter(kinds)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(rows), 128):
-            ids, labels = pad_right(rows[start : start + 128], encoder.tokenizer.pad_id)
-            batch_tokens = None if tokens is None else tokens[images[start : start + 128]]
-            logits = model(ids, vision_tokens=batch_tokens, labels=labels).logits  # labels: a prefix-LM's blocks
-            targets = labels[:, 1:]
-            exact = ((logits[:, :-1].argmax(-1) == targets) | (targets == -100)).all(1)
-            for kind, ok in zip(kinds[start : start + 128], exact.tolist(), strict=True):
-                hits[kind] += ok
-    model.train()
+    for kind, ok in zip(kinds, exact, strict=True):
+        hits[kind] += ok
     return {kind: 100 * hits[kind] / totals[kind] for kind in sorted(totals)}
 
 
@@ -143,8 +139,12 @@ def main() -> None:
     parser.add_argument("--projector-lr", type=float, default=None, help="the projector's lr (default: --lr)")
     parser.add_argument("--eval-images", type=int, default=150)
     parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: half)")
+    parser.add_argument("--curriculum-steps", type=int, default=0, help="grow scenes from one object over N steps")
+    parser.add_argument("--out", type=Path, default=None, help="a folder for metrics.jsonl and metrics.png")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.curriculum_steps and args.single_object:
+        raise SystemExit("--curriculum-steps: grows scenes from one object, which --single-object keeps")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -182,15 +182,24 @@ def main() -> None:
     optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1)
     schedule = warmup_cosine_schedule(optimizer, args.steps // 10, args.steps)
     rng = random.Random(0)
+    curriculum = ObjectCurriculum.of_records(records, args.curriculum_steps, 0) if args.curriculum_steps else None
+    log = None
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        log = (args.out / "metrics.jsonl").open("w", encoding="utf-8")
     reader = "text scene" if args.text_scene else "VLM"
     started = time.perf_counter()
     model.train()
     for step in range(1, args.steps + 1):
-        items = [rng.randrange(len(records)) for _ in range(args.batch_size)]
+        if curriculum is None:
+            items = [rng.randrange(len(records)) for _ in range(args.batch_size)]
+        else:
+            items = curriculum.items(step - 1, args.batch_size, 0, 1)
         rows = []
         for item in items:
             qas = [qa for qa in records[item].qa or [] if args.only in (None, qa.type)] or records[item].qa or []
-            rows += question_rows(encoder, [rng.choice(qas)], text_scene(records[item], tokens))
+            encoded = encoder.encode(question_chat(rng.choice(qas), text_scene(records[item], tokens)))
+            rows.append((encoded.input_ids, encoded.labels))
         ids, labels = pad_right(rows, tokenizer.pad_id)
         batch_tokens = None if tokens is None else tokens[items]
         loss = model(ids, labels=labels, vision_tokens=batch_tokens, return_logits=False).loss
@@ -203,7 +212,14 @@ def main() -> None:
             accuracy = answer_accuracy(model, encoder, *val)
             shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
             print(f"{reader} step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
-    print(f"{reader} training: {time.perf_counter() - started:.0f} s")
+            if log is not None:
+                line = {"step": step, "loss": loss.item(), **{f"eval/{k}": v for k, v in accuracy.items()}}
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+    print(f"{reader} training: {time.perf_counter() - started:.0f} s (process CPU {time.process_time():.0f} s)")
+    if log is not None:
+        log.close()
+        print(f"curves: {plot_metrics(args.out)}")
 
 
 if __name__ == "__main__":

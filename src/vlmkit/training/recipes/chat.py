@@ -18,13 +18,14 @@ from torch import nn
 from vlmkit.config.base import option
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.sampling import Draws, epoch_order
-from vlmkit.data.sources import ImageRecords, PreloadedImages, is_folder, open_images
+from vlmkit.data.sources import ImageRecords, PreloadedImages, ShardStream, is_folder, open_images
 from vlmkit.errors import ConfigError
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
 from vlmkit.tasks.chat import chat_encoder
 from vlmkit.training.batches import ChatBatch
+from vlmkit.training.curriculum import CURRICULA, ObjectCurriculum
 from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.vision_cache import frozen_vision_tokens
 
@@ -68,11 +69,28 @@ class ChatRecipe(Recipe):
 
     max_length: int = option(384, "longest training sequence in tokens (longer chats are cut)", research=True)
     eval_images: int = option(100, "held-out images scored at each evaluation")
+    curriculum: str = option(
+        "", "order the data: `objects` draws scenes of one object first, growing to the largest", research=True
+    )
+    curriculum_steps: int = option(
+        0, "optimizer steps over which the curriculum grows to the whole dataset (0: all the run's)", research=True
+    )
 
     def validate(self, where: str) -> None:
         super().validate(where)
         if self.eval_data and not is_folder(self.eval_data):
             raise ConfigError(f"{where}.eval_data: a VLM's evaluation reads a dataset folder (records.jsonl + images)")
+        if self.curriculum and self.curriculum not in CURRICULA:
+            raise ConfigError(f"{where}.curriculum: expected one of {', '.join(CURRICULA)}, got {self.curriculum!r}")
+        if self.curriculum_steps < 0 or (self.curriculum_steps and not self.curriculum):
+            raise ConfigError(f"{where}.curriculum_steps: a number of steps >= 0, with a curriculum set")
+
+    def data_curriculum(self, records: list[Record]) -> ObjectCurriculum | None:
+        """The order ``curriculum`` asks for over ``records`` (None: the plain shuffled epochs)."""
+        if not self.curriculum:
+            return None
+        steps = self.curriculum_steps or self.train.steps
+        return ObjectCurriculum.of_records(records, steps, self.train.seed, self.train.grad_accum)
 
     def messages(self, record: Record, rng: random.Random) -> Messages:
         """The training conversation about ``record``."""
@@ -93,9 +111,19 @@ class ChatRecipe(Recipe):
             mode=mode,
             buffer=self.shuffle_buffer,
         )
+        if self.curriculum and isinstance(images, ShardStream):
+            raise ConfigError("curriculum: draws records out of order, which needs a dataset folder, not shards")
         encoder = chat_encoder(model)
         return ChatBatches(
-            images.records, images, encoder, self.messages, self.train.seed, self.max_length, model, train_vision
+            images.records,
+            images,
+            encoder,
+            self.messages,
+            self.train.seed,
+            self.max_length,
+            model,
+            train_vision,
+            self.data_curriculum(images.records),
         )
 
 
@@ -122,7 +150,8 @@ class ChatBatches:
 
     ``images`` is None for a text-only decoder. A VLM whose tower is frozen (``train_vision`` False)
     reads the tower's cached tokens instead of pixels; those are computed for every image at once, so
-    that needs the images in memory.
+    that needs the images in memory. A ``curriculum`` picks each micro-batch's records in place of the
+    epoch's shuffled order.
     """
 
     def __init__(
@@ -135,8 +164,10 @@ class ChatBatches:
         max_length: int,
         model: nn.Module,
         train_vision: bool = False,
+        curriculum: ObjectCurriculum | None = None,
     ) -> None:
         self.records, self.images, self.encoder, self.messages = records, images, encoder, messages
+        self.curriculum = curriculum
         decoder = getattr(model.config, "decoder", model.config)
         # A chat longer than the decoder's positions would fail in the forward pass: cut it here instead.
         max_length = min(max_length, decoder.max_positions)  # type: ignore[union-attr]
@@ -157,7 +188,11 @@ class ChatBatches:
         return len(self.records) // (micro_batch * world_size)
 
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
-        items = self.draws.items(epoch, index, micro_batch, rank, world_size)
+        if self.curriculum is not None:
+            micro_step = epoch * self.batches_per_epoch(micro_batch, world_size) + index
+            items = self.curriculum.items(micro_step, micro_batch, rank, world_size)
+        else:
+            items = self.draws.items(epoch, index, micro_batch, rank, world_size)
         rows = []
         for item in items:
             rng = random.Random(f"{self.seed}/{epoch}/{item}")
