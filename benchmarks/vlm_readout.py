@@ -105,12 +105,17 @@ def text_scene(record: Record, tokens: torch.Tensor | None) -> str | None:
 
 
 def answer_accuracy(
-    model: VisionLanguageModel, encoder: ChatEncoder, records: list[Record], tokens: torch.Tensor | None
+    model: VisionLanguageModel,
+    encoder: ChatEncoder,
+    records: list[Record],
+    tokens: torch.Tensor | None,
+    only: str | None = None,
 ) -> dict[str, float]:
-    """Teacher-forced exact match of every answer token, per type; ``@1`` marks single-object images."""
+    """Teacher-forced exact match of every answer token, per type (``only``: that type alone); ``@1`` marks
+    single-object images."""
     chats, kinds, images = [], [], []
     for index, record in enumerate(records):
-        for qa in record.qa or []:
+        for qa in (qa for qa in record.qa or [] if only in (None, qa.type)):
             chats.append(question_chat(qa, text_scene(record, tokens)))
             kinds.append(str(qa.type) + ("@1" if len(record.objects or []) == 1 else ""))
             images.append(index)
@@ -209,8 +214,8 @@ def main() -> None:
         optimizer.step()
         schedule.step()
         if step % max(1, args.eval_every or args.steps // 2) == 0:
-            accuracy = answer_accuracy(model, encoder, *val)
-            shown = {k: f"{v:.1f}" for k, v in accuracy.items() if args.only is None or k.startswith(args.only)}
+            accuracy = answer_accuracy(model, encoder, *val, only=args.only)
+            shown = {k: f"{v:.1f}" for k, v in accuracy.items()}
             print(f"{reader} step {step}: loss {loss.item():.3f}, val answer accuracy % {shown}", flush=True)
             if log is not None:
                 line = {"step": step, "loss": loss.item(), **{f"eval/{k}": v for k, v in accuracy.items()}}
