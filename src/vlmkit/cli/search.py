@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from vlmkit.cli import HelpFormatter, add_device_option, require, resolve_device
+from vlmkit.documents.engines import DEFAULT_ENGINE, ENGINES
 from vlmkit.documents.pages import DEFAULT_MAX_PAGES
 from vlmkit.errors import InputError
 from vlmkit.search.fusion import MODES
@@ -34,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ocr",
         action="store_true",
         help="also read the text in images (OCR: 1-4 s of CPU each), to find them by words; PDFs are always read",
+    )
+    index.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default=DEFAULT_ENGINE,
+        help="OCR engine for images (--ocr) and scanned PDF pages: PP-OCRv4 (onnxruntime) or Tesseract",
     )
     index.add_argument(
         "--max-pages", type=int, default=DEFAULT_MAX_PAGES, help="a document with more pages is skipped (listed)"
@@ -114,6 +121,7 @@ def run_index(args: argparse.Namespace) -> int:
         "video_every": args.video_every,
         "ocr": args.ocr,
         "max_pages": args.max_pages,
+        "engine": args.engine,
         "progress": not args.no_progress,
         "device": resolve_device(args.device),
     }

@@ -10,8 +10,9 @@
 
 Incremental: ``plan_update`` compares a scan with what the store knows. A file whose size and mtime
 match its stored row is skipped without being read; otherwise it is hashed and decoded, and when
-its content hash still matches (a ``touch``, a copy that lost its mtime) the stored vectors are
-reused instead of running the model. Indexed files under the scanned root that are gone are removed.
+its content hash still matches (a ``touch``, a copy that lost its mtime) its stored rows are kept as they
+are, with the new mtime: neither decoded, OCR'd nor embedded again. Indexed files under the scanned root that
+are gone are removed.
 A re-run after a crash therefore redoes only files that were not committed.
 
 Unreadable files never stop a run: whatever a decoder raises on one file (Pillow's ``ValueError`` for
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from vlmkit.documents.engines import DEFAULT_ENGINE, get_engine
 from vlmkit.documents.pages import DEFAULT_MAX_PAGES
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.processing.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
@@ -55,7 +57,7 @@ class IndexReport:
     unchanged: int = 0
     added: int = 0
     updated: int = 0
-    reused: int = 0  # changed mtime, same content: stored vectors kept, model not run
+    reused: int = 0  # changed mtime, same content: stored rows kept, nothing decoded, OCR'd or embedded
     removed: int = 0
     items: int = 0  # rows written: one per image, one per sampled video frame, one per document page
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -100,6 +102,11 @@ class _Writer:
         self.frames = 0
 
     def put(self, item: Decoded) -> None:
+        if item.unchanged:
+            self.store.touch(item.file.path, item.file.size, item.file.mtime)
+            self.report.updated += 1
+            self.report.reused += 1
+            return
         if item.error is not None:
             self.report.failed.append((item.file.path, item.error))
             if item.file.path in self.known:  # its old content is no longer there to find
@@ -126,24 +133,14 @@ class _Writer:
         return list(np.split(vectors, np.cumsum([len(item.items) for item in items])[:-1]))
 
     def flush(self) -> None:
-        reuse: dict[str, np.ndarray] = {}
-        for item in self.pending:
-            state = self.known.get(item.file.path)
-            if state is not None and state.sha256 == item.sha256:
-                stored = self.store.vectors_for([item.file.path])[item.file.path]
-                if len(stored) == len(item.items):
-                    reuse[item.file.path] = stored
-        fresh = [item for item in self.pending if item.file.path not in reuse]
-        vectors = dict(zip((item.file.path for item in fresh), self._embed(fresh), strict=True))
-        for item in self.pending:
+        for item, vectors in zip(self.pending, self._embed(self.pending), strict=True):
             path = item.file.path
             if path in self.known:
                 self.store.remove([path])
                 self.report.updated += 1
             else:
                 self.report.added += 1
-            self.report.reused += path in reuse  # vectors kept; a text was read afresh all the same
-            self.store.add(item.items, reuse[path] if path in reuse else vectors[path])
+            self.store.add(item.items, vectors)
             self.report.items += len(item.items)
         self.store.commit(save_index=False)  # SQLite is the truth; the faiss file is saved at the end
         self.pending, self.frames = [], 0
@@ -173,6 +170,7 @@ def index_files(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ocr: bool = False,
     max_pages: int = DEFAULT_MAX_PAGES,
+    engine: str = DEFAULT_ENGINE,
     progress: bool = True,
     on_commit: Callable[[IndexReport], None] | None = None,
     failed: Iterable[tuple[str, str]] = (),
@@ -184,13 +182,15 @@ def index_files(
     built with, or the offline default for a new index) or a loaded model, which then needs
     ``model_id`` naming it for the manifest. ``scope`` is the folder the scan covered: indexed files
     under it that the scan did not find are removed. ``ocr`` reads the text of images too (documents are
-    always read); ``max_pages`` caps a document's pages. ``on_commit`` is called after every committed
-    batch with the report so far.
+    always read), with the OCR ``engine`` (``ppocr`` or ``tesseract``); ``max_pages`` caps a document's pages.
+    ``on_commit`` is called after every committed batch with the report so far.
     """
     started = time.perf_counter()
-    options = ReadOptions(video_every, max_frames, max_pixels, ocr, max_pages)
-    if ocr and not _installed("rapidocr_onnxruntime"):
+    options = ReadOptions(video_every, max_frames, max_pixels, ocr, max_pages, engine)
+    if ocr and engine == "ppocr" and not _installed("rapidocr_onnxruntime"):
         raise ConfigError(MISSING_OCR)
+    if ocr:
+        get_engine(engine)  # a missing Tesseract is one clear error here, not one per file
     index_dir = Path(index_dir)
     existing = read_manifest(index_dir)["model_id"] if (index_dir / "manifest.json").exists() else None
     model, model_id = load_search_model(model, model_id, default=existing, device=device)
@@ -239,7 +239,7 @@ def _run(
     if not todo:
         return
     workers = default_workers() if workers is None else workers
-    reader = FileReader(todo, processor, options)
+    reader = FileReader(todo, processor, options, {path: state.sha256 for path, state in known.items()})
     loader = DataLoader(
         reader,
         batch_size=None,

@@ -246,6 +246,11 @@ class Metadata:
         texts.delete(self._db, removed)
         return np.asarray(removed, dtype=np.int64)
 
+    def touch(self, path: str, size: int, mtime: float) -> None:
+        """New file facts for a path whose content (hash) is unchanged: its rows, vectors and texts stay."""
+        self._begin()
+        self._db.execute("UPDATE items SET size = ?, mtime = ? WHERE path = ?", (int(size), float(mtime), path))
+
     def set_tags(self, targets: Sequence[str | int], tags: Sequence[Mapping[str, float]]) -> int:
         """Replace the tags of each target (a path: all its rows; an int: that row); returns rows changed."""
         if len(targets) != len(tags):

@@ -8,6 +8,9 @@ model instead of adding to it. What a file gives:
 - a document (a PDF, or a TIFF of several pages): one item per page, at most ``max_pages`` of them, always
   read: a PDF page's text layer as it is, any other page by OCR (``vlmkit.tasks.documents``).
 
+A file the index already holds whose content hash is unchanged (a ``touch``, a copy that lost its mtime) is
+hashed and not decoded, rendered or OCR'd again: its stored rows stay (``Decoded.unchanged``).
+
 Whatever goes wrong with one file (a decoder's error, an encrypted PDF, too many pages) is that file's
 ``Decoded.error``, never the run's.
 """
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from vlmkit.documents.engines import DEFAULT_ENGINE, ENGINES
 from vlmkit.documents.pages import DEFAULT_MAX_PAGES
 from vlmkit.documents.types import Page
 from vlmkit.errors import InputError, VlmkitError
@@ -47,10 +52,13 @@ class ReadOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     ocr: bool = False
     max_pages: int = DEFAULT_MAX_PAGES
+    engine: str = DEFAULT_ENGINE  # the OCR engine of images (with ``ocr``) and of scanned document pages
 
     def __post_init__(self) -> None:
         if self.max_pages < 1:
             raise InputError(f"--max-pages must be >= 1; got {self.max_pages}")
+        if self.engine not in ENGINES:
+            raise InputError(f"--engine: unknown OCR engine {self.engine!r}; expected one of {', '.join(ENGINES)}")
 
 
 @dataclass
@@ -62,6 +70,7 @@ class Decoded:
     pixels: torch.Tensor | None = None  # (items, 3, H, W)
     items: list[ItemMeta] = field(default_factory=list)
     error: str | None = None
+    unchanged: bool = False  # same content as the index holds: nothing decoded, the stored rows stay
 
 
 def sha256_file(path: str) -> str:
@@ -83,10 +92,18 @@ def _lines(page: Page) -> tuple[TextLine, ...]:
 class FileReader(Dataset[Decoded]):
     """Reads one file per item; runs inside DataLoader workers."""
 
-    def __init__(self, files: list[SourceFile], processor: ImagePreprocessor, options: ReadOptions) -> None:
+    def __init__(
+        self,
+        files: list[SourceFile],
+        processor: ImagePreprocessor,
+        options: ReadOptions,
+        indexed: Mapping[str, str] | None = None,
+    ) -> None:
+        """``indexed``: the stored content hash of each file the index already holds."""
         self.files = files
         self.processor = processor
         self.options = options
+        self.indexed = dict(indexed or {})
 
     def __len__(self) -> int:
         return len(self.files)
@@ -94,6 +111,8 @@ class FileReader(Dataset[Decoded]):
     def __getitem__(self, index: int) -> Decoded:
         file = self.files[index]
         try:
+            if file.path in self.indexed and (sha := sha256_file(file.path)) == self.indexed[file.path]:
+                return Decoded(file, sha, unchanged=True)
             if is_video(file.path):
                 return self._video(file)
             return self._document(file) if self._is_document(file.path) else self._image(file)
@@ -124,7 +143,7 @@ class FileReader(Dataset[Decoded]):
         except InputError as error:  # its message names "image bytes (N B)"; name the file instead
             raise InputError(f"{file.path}: {str(error).split(': ', 1)[-1]}") from None
         pixels = self.processor([image], max_pixels=None)
-        lines = _lines(read_image(image)) if self.options.ocr else ()
+        lines = _lines(read_image(image, engine=self.options.engine)) if self.options.ocr else ()
         sha = hashlib.sha256(data).hexdigest()
         return Decoded(file, sha, pixels, [self._item(file, sha, image.size, lines=lines)])
 
@@ -142,7 +161,7 @@ class FileReader(Dataset[Decoded]):
         sha = sha256_file(file.path)
         limit = self.options.max_pixels if self.options.max_pixels is not None else sys.maxsize
         pixels, items = [], []
-        pages = read_pages(file.path, max_pages=self.options.max_pages, max_pixels=limit)
+        pages = read_pages(file.path, engine=self.options.engine, max_pages=self.options.max_pages, max_pixels=limit)
         for number, (image, page) in enumerate(pages, start=1):
             pixels.append(self.processor([image], max_pixels=None))
             items.append(self._item(file, sha, image.size, page=number, lines=_lines(page)))
