@@ -42,6 +42,7 @@ __all__ = [
     "DualEncoder",
     "DualEncoderOutput",
     "MaskTokenizer",
+    "MaskedAutoencoder",
     "Qwen2VLModel",
     "MaskedAutoencoder",
     "TextTransformer",

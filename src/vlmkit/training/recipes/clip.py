@@ -72,7 +72,7 @@ class ClipRecipe(Recipe):
     image_size: int = option(64, "image side in pixels, from scratch")
     init_from: str | None = option(None, "pretrained model directory or hub id to fine-tune", flag="--from")
     vision_from: str | None = option(
-        None, "start the image tower from this run or model (a `train mae` or `train clip` one), from scratch"
+        None, "start the image tower from a `train mae` or `train clip` run (its shape replaces the preset's)"
     )
     mask_ratio: float = option(0.0, "FLIP: share of image patches dropped per image in training (eval sees all)")
     lock_image: bool = option(False, "freeze the image tower (LiT)")
