@@ -44,7 +44,6 @@ __all__ = [
     "MaskTokenizer",
     "MaskedAutoencoder",
     "Qwen2VLModel",
-    "MaskedAutoencoder",
     "TextTransformer",
     "VisionLanguageModel",
     "VisionTransformer",
