@@ -53,6 +53,7 @@ _DESCRIPTIONS = {
     "DualEncoder": (DUAL_ENCODER, "a dual encoder"),
     "ConSEModel": (DUAL_ENCODER, "a ConSE dual encoder"),
     "VisionLanguageModel": (VLM, "a vision-language model"),
+    "Qwen2VLModel": (VLM, "a Qwen2-VL vision-language model"),
     "DiT": (T2I, "a text-to-image model"),
     "Decoder": (None, "a text-only decoder"),
 }

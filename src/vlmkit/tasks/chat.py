@@ -1,7 +1,8 @@
 """Questions and conversations about an image with a generative model: ``ask`` and ``Chat``.
 
 Works with a ``VisionLanguageModel`` (an image optional) or a text-only ``Decoder``, as loaded by
-``vlmkit.load`` (tokenizer and, for images, image processor attached). ``Chat`` encodes its image
+``vlmkit.load`` (tokenizer and, for images, image processor attached); ``ask`` and ``answer_images`` also take a
+``Qwen2VLModel`` (``vlmkit.tasks.qwen2_vl``). ``Chat`` encodes its image
 once and keeps the decoder's KV cache between turns, so a new turn only prefills its own tokens.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 
 from vlmkit.errors import InputError
-from vlmkit.models import Decoder, VisionLanguageModel
+from vlmkit.models import Decoder, Qwen2VLModel, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
@@ -22,13 +23,14 @@ from vlmkit.processing.image_splitting import SplitImagePreprocessor, image_prom
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
+from vlmkit.tasks import qwen2_vl
 
 Model = VisionLanguageModel | Decoder
 
 
 def check_generative(model: object) -> None:
     """Raise one line unless ``model`` generates text: a ``VisionLanguageModel`` or a ``Decoder``."""
-    if not isinstance(model, VisionLanguageModel) and not hasattr(model, "new_cache"):
+    if not isinstance(model, (VisionLanguageModel, Qwen2VLModel)) and not hasattr(model, "new_cache"):
         raise InputError(
             f"a {type(model).__name__} cannot generate text; captions, questions and chats need a vision-language "
             "model (a `vlmkit train instruct` run or a LLaVA checkpoint), or a text-only Decoder without images"
@@ -160,7 +162,7 @@ def _respond(
 
 
 def answer_images(
-    model: VisionLanguageModel,
+    model: VisionLanguageModel | Qwen2VLModel,
     texts: Sequence[str],
     images: Sequence[ImageSource],
     config: GenerationConfig | None = None,
@@ -172,6 +174,8 @@ def answer_images(
     (LLaVA-NeXT's tiling) gets the right count for every row of a batch.
     """
     check_generative(model)
+    if isinstance(model, Qwen2VLModel):
+        return qwen2_vl.answer_images(model, texts, images, config, batch_size)
     if len(texts) != len(images):
         raise InputError(f"answer_images: {len(texts)} texts for {len(images)} images; expected one each")
     answers: list[str] = []
@@ -187,9 +191,13 @@ def answer_images(
     return answers
 
 
-def ask(model: Model, image: ImageSource | None, question: str, config: GenerationConfig | None = None) -> str:
+def ask(
+    model: Model | Qwen2VLModel, image: ImageSource | None, question: str, config: GenerationConfig | None = None
+) -> str:
     """The model's answer to ``question`` about ``image`` (None for a text-only question)."""
     check_generative(model)
+    if isinstance(model, Qwen2VLModel):
+        return qwen2_vl.ask(model, image, question, config)
     text = question if image is None else with_image(question)
     inputs = {} if image is None else image_inputs(model, [image])
     layouts = image_layouts_of(model, inputs)

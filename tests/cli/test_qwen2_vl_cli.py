@@ -1,0 +1,51 @@
+"""``vlmkit ask`` and ``vlmkit caption`` on a transformers-saved tiny Qwen2-VL: the checkpoint's chat template with
+each image's pad tokens expanded for its size, and transformers' greedy answer."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+import vlmkit
+from qwen2_vl_kit import IM_END, hf_qwen2_vl, save_tiny_processor
+from vlmkit.cli import main
+from vlmkit.models.generation import GenerationConfig
+from vlmkit.processing.chat import with_image
+from vlmkit.processing.jinja_chat import content_parts
+from vlmkit.tasks.chat import answer_images, ask
+
+QUESTION = "what is this ?"
+
+
+def _reference(hf, processor, image: Image.Image, question: str, tokens: int) -> str:
+    messages = [{"role": "user", "content": content_parts(with_image(question))}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    with torch.no_grad():
+        out = hf.generate(**inputs, max_new_tokens=tokens, do_sample=False)[0, inputs["input_ids"].shape[1] :].tolist()
+    out = out[: out.index(IM_END)] if IM_END in out else out
+    return processor.tokenizer.decode(out, skip_special_tokens=True)
+
+
+def test_ask_and_caption_match_transformers(tmp_path, capsys):
+    torch.manual_seed(0)
+    hf = hf_qwen2_vl()
+    hf.save_pretrained(tmp_path)
+    processor = save_tiny_processor(tmp_path)
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
+    Image.effect_noise((56, 24), 60).convert("RGB").save(wide)
+    Image.effect_noise((24, 40), 60).convert("RGB").save(tall)
+    expected = [_reference(hf, processor, Image.open(p).convert("RGB"), QUESTION, 8) for p in (wide, tall)]
+    assert any(expected)  # a random model may end one answer at once
+
+    ours = vlmkit.load(tmp_path)
+    config = GenerationConfig(max_new_tokens=8)
+    assert ask(ours, str(wide), QUESTION, config) == expected[0]
+    assert answer_images(ours, [QUESTION, QUESTION], [str(wide), str(tall)], config) == expected
+
+    assert main(["ask", str(wide), QUESTION, "--model", str(tmp_path), "--max-new-tokens", "8"]) == 0
+    assert capsys.readouterr().out.strip() == expected[0].strip()
+    caption = ["caption", str(wide), str(tall), "--prompt", QUESTION, "--max-new-tokens", "8"]
+    assert main([*caption, "--model", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{wide}: {expected[0]}", f"{tall}: {expected[1]}"]
