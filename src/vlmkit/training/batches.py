@@ -58,3 +58,4 @@ class ChatBatch(Batch):
     labels: torch.Tensor  # (B, T)
     pixels: torch.Tensor | None = None  # (B, 3, H, W) float32, normalised
     vision_tokens: torch.Tensor | None = None  # (B, N, D) the tower's output, before the projector
+    image_grid_thw: torch.Tensor | None = None  # (B, 3) Qwen2-VL: pixels are the images' flattened patches

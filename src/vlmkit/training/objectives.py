@@ -50,6 +50,9 @@ class NextTokenObjective(Objective):
     not at all (a text-only decoder)."""
 
     def forward(self, model: nn.Module, batch: ChatBatch) -> ObjectiveOutput:
+        if batch.image_grid_thw is not None:  # Qwen2-VL: patches and their grids, by the Hugging Face names
+            grids = {"pixel_values": batch.pixels, "image_grid_thw": batch.image_grid_thw}
+            return ObjectiveOutput(model(batch.input_ids, labels=batch.labels, return_logits=False, **grids).loss)
         if batch.pixels is None and batch.vision_tokens is None:
             logits = model(batch.input_ids, segments=answer_blocks(batch.labels))  # blocks: for a prefix-LM only
             return ObjectiveOutput(causal_lm_loss(logits, batch.labels))
