@@ -20,6 +20,7 @@ from PIL import Image
 
 import vlmkit
 from idefics3_kit import EOS, hf_idefics3, save_tiny_processor
+from vlmkit.checkpoints import idefics3
 from vlmkit.checkpoints.export import export_hf
 from vlmkit.errors import CheckpointError, ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
@@ -164,6 +165,25 @@ def test_tied_head_loads(tmp_path):
     real = inputs["attention_mask"].bool()
     with torch.no_grad():
         torch.testing.assert_close(ours(**inputs).logits[real], hf(**inputs).logits[real], atol=TOL, rtol=0)
+
+
+def test_a_sparse_smolvlm_config_takes_transformers_defaults():
+    """A config.json of SmolVLM-256M's shape (512 px crops of 16 px patches, pixel shuffle 4, a SmolLM2 decoder)
+    with only the fields that differ from the defaults: 64 tokens a crop, the Llama defaults filled in."""
+    config = idefics3.vlm_config_from_hf(
+        {
+            "model_type": "smolvlm",
+            "scale_factor": 4,
+            "image_token_id": 49190,
+            "vision_config": {"hidden_size": 768, "num_attention_heads": 12, "image_size": 512, "patch_size": 16},
+            "text_config": {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9,
+                            "num_key_value_heads": 3, "intermediate_size": 1536, "vocab_size": 49280},
+        },
+        "smolvlm",
+    )  # fmt: skip
+    config.validate("smolvlm")
+    assert config.tokens_per_image == 64 and config.vision.grid == 32 and config.vision.layers == 12
+    assert config.vision.act == "gelu_tanh" and config.decoder.norm_eps == 1e-5 and not config.decoder.tie_embeddings
 
 
 def _rewrite(directory, name: str, change) -> None:

@@ -148,3 +148,16 @@ def test_chat_template_matches_apply_chat_template(saved, turns):
     grids = zip(crops["rows"], crops["cols"], strict=True)
     assert got.images == len(images)
     assert got.input_ids.count(IMAGE) == sum(4 * (int(rows) * int(cols) + 1) for rows, cols in grids)
+
+
+def test_a_template_in_chat_template_json_reads_the_same(saved, tmp_path):
+    """Older hub checkpoints ship the template as ``chat_template.json``; it renders as the ``.jinja`` one."""
+    directory, _ = saved
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    source = (directory / "chat_template.jinja").read_text()
+    (tmp_path / "chat_template.json").write_text(json.dumps({"chat_template": source}))
+    template = read_chat_template(tmp_path)
+    assert template is not None and template.source == source
+    messages = _hf_conversation(CONVERSATION)
+    assert template.render(messages) == read_chat_template(directory).render(messages)

@@ -1,0 +1,115 @@
+"""Generation speed of an image-splitting VLM: vlmkit vs transformers ``generate`` on the same random SmolVLM.
+
+The model: a SmolVLM-shaped tower (width 384, 6 blocks, 256 px crops of 16 px patches, pixel shuffle 4, so
+16 tokens a crop) and ``generate.py``'s 25M Llama decoder. Every prompt holds one image split 2 x 2 plus its
+global view (5 crops, 80 image tokens between the markers, laid out by ``vlmkit.processing.image_splitting``)
+and random text, left-padded at batch 8. vlmkit loads the transformers checkpoint through its key map, so
+the weights are identical; both decode greedily for exactly ``--new-tokens`` tokens (EOS disabled), timed
+interleaved in one run. Columns as in ``generate.py``: tokens/s of each, their ratio, the share of identical
+generations, and at batch 1 vlmkit's share of the memory-bandwidth bound of its decoder.
+
+    .venv/bin/python benchmarks/smolvlm_generate.py [--new-tokens 64] [--repeats 3] [--threads N] [--clock cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+import torch
+import transformers
+
+from common import interleaved_medians
+from generate import copy_bandwidth, decoder_bytes, llama_config, load_pair
+from vlmkit.models.generation import GenerationConfig, pad_left
+from vlmkit.processing.image_splitting import image_prompt
+
+IMAGE, FAKE, GLOBAL, NEWLINE, FIRST_ROW_COL = 8000, 8001, 8002, 10, 8003
+TILE, ROWS, COLS, PROMPT = 256, 2, 2, 32
+
+
+def smolvlm() -> transformers.SmolVLMForConditionalGeneration:
+    vision = transformers.SmolVLMVisionConfig(
+        hidden_size=384,
+        intermediate_size=1536,
+        num_hidden_layers=6,
+        num_attention_heads=6,
+        image_size=TILE,
+        patch_size=16,
+    )
+    config = transformers.SmolVLMConfig(
+        vision_config=vision, text_config=llama_config("25m"), image_token_id=IMAGE, scale_factor=4
+    )
+    return transformers.SmolVLMForConditionalGeneration(config)
+
+
+def layout_ids(tokens_per_crop: int) -> list[int]:
+    """The split image's prompt (vlmkit's layout text), each marker mapped to this benchmark's ids."""
+    names = {"<image>": IMAGE, "<fake_token_around_image>": FAKE, "<global-img>": GLOBAL, "\n": NEWLINE}
+    names |= {f"<row_{r}_col_{c}>": FIRST_ROW_COL + 6 * (r - 1) + c - 1 for r in range(1, 7) for c in range(1, 7)}
+    return [names[piece] for piece in re.findall(r"<[^>]+>|\n", image_prompt(ROWS, COLS, tokens_per_crop))]
+
+
+def bench(hf, ours, batch: int, new_tokens: int, repeats: int, bandwidth: float, clock) -> str:
+    image = layout_ids(ours.config.tokens_per_image)
+    rows = []
+    for row in range(batch):
+        text = torch.randint(3, 7800, (PROMPT - (row % 4) * 4,)).tolist()
+        rows.append([1, *image, *text])
+    ids, mask = pad_left(rows, 0)
+    pixels = torch.randn(batch, 1 + ROWS * COLS, 3, TILE, TILE)
+    config = GenerationConfig(max_new_tokens=new_tokens, eos_token_ids=())
+
+    def run_ours() -> list[list[int]]:
+        return ours.generate(rows, pixels, config)
+
+    def run_hf() -> list[list[int]]:
+        out = hf.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=pixels,
+            do_sample=False,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            pad_token_id=0,
+        )
+        return out[:, ids.shape[1] :].tolist()
+
+    with torch.inference_mode():
+        same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
+        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
+    ours_rate, hf_rate = batch * new_tokens / times["ours"], batch * new_tokens / times["hf"]
+    bound = f"{100 * decoder_bytes(ours.decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
+    return f"smolvlm  {batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x {same:6.2f} {bound}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds")
+    args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    bandwidth = copy_bandwidth("cpu", clock)
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
+        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {PROMPT} text tokens + one image of {1 + ROWS * COLS} "
+        f"crops, {args.new_tokens} new tokens, float32; {args.clock} clock"
+    )
+    print(f"{'model':8} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
+    hf = smolvlm()
+    ours = load_pair(hf)
+    for batch in map(int, args.batches.split(",")):
+        start = time.perf_counter()
+        line = bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock)
+        print(f"{line}   ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
