@@ -3,8 +3,8 @@
 On images of many shapes (wide, tall, tiny, larger than the longest edge): the same tile grid as
 ``get_number_of_image_patches``, the same crops (pixel_values within 1e-5) and pixel_attention_mask, with and
 without splitting; the same prompt text as SmolVLM's ``get_image_prompt_string``; and a multi-turn,
-multi-image conversation through the checkpoint's own chat template gives ``apply_chat_template``'s text and
-the Idefics3Processor's expanded ``input_ids``.
+multi-image conversation through the checkpoint's own chat template gives ``apply_chat_template``'s text and,
+images given, its expanded ``input_ids`` (the Idefics3Processor's).
 """
 
 from __future__ import annotations
@@ -111,13 +111,14 @@ CONVERSATION = [  # vlmkit's messages: <image> placeholders in the text
 ]
 
 
-def _hf_conversation(messages):
-    parts = []
+def _hf_conversation(messages, images=None):
+    """transformers' form of vlmkit's messages: content parts, ``images`` (when given) in the image parts."""
+    parts, remaining = [], iter(images or [])
     for message in messages:
         content = []
         for index, piece in enumerate(message["content"].split("<image>")):
             if index:
-                content.append({"type": "image"})
+                content.append({"type": "image"} if images is None else {"type": "image", "image": next(remaining)})
                 piece = piece.removeprefix("\n")
             if piece:
                 content.append({"type": "text", "text": piece})
@@ -132,7 +133,9 @@ def test_chat_template_matches_apply_chat_template(saved, turns):
     images = _images(SIZES[: sum(m["content"].count("<image>") for m in messages)])
     hf_messages = _hf_conversation(messages)
     text = processor.apply_chat_template(hf_messages, add_generation_prompt=True, tokenize=False)
-    expected = processor(text=text, images=[images] if images else None, return_tensors="pt")["input_ids"][0].tolist()
+    expected = processor.apply_chat_template(
+        _hf_conversation(messages, images), add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"][0]
 
     tokenizer = TextTokenizer.from_hf_dir(directory)
     template = read_chat_template(directory)
