@@ -58,6 +58,8 @@ def test_video_is_a_registered_recipe_with_checked_settings():
         VideoRecipe(data="x").validate("video")
     with pytest.raises(ConfigError, match="frame_size"):
         VideoRecipe(data="x", init_from="m", frame_size=-1).validate("video")
+    with pytest.raises(ConfigError, match="curriculum"):
+        VideoRecipe(data="x", init_from="m", curriculum="objects").validate("video")
 
 
 def test_a_conversation_shows_the_frames_first_and_writes_moments_as_parsed(clips):

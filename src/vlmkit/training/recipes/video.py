@@ -149,6 +149,8 @@ class VideoRecipe(ConversationRecipe):
             raise ConfigError(f"{where}.grounding_turns: must be >= 0, got {self.grounding_turns}")
         if self.data_mode == "stream":
             raise ConfigError(f"{where}.data_mode: clips are decoded once into memory (memory or auto)")
+        if self.curriculum:
+            raise ConfigError(f"{where}.curriculum: orders image scenes by their objects; clips are drawn shuffled")
 
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)
