@@ -12,7 +12,7 @@ from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.video import FrameSampling, read_video
 from vlmkit.processing.video_input import grounding_prompt, video_prompt
 from vlmkit.tasks.chat import chat_encoder, respond
-from vlmkit.tasks.video import VIDEO_CAPTION_PROMPT, ask_video, caption_video, ground_video
+from vlmkit.tasks.video import VIDEO_CAPTION_PROMPT, ask_clips, ask_frames, ask_video, caption_video, ground_video
 
 pytest.importorskip("av")
 
@@ -85,3 +85,13 @@ def test_ground_video_reads_a_moment_out_of_the_answer(model, clip, monkeypatch)
     moment, text = ground_video(model, clip, "the blue star appears", sampling=THREE)
     assert moment == (0.5, 1.25) and text == "from 0.5 to 1.25 seconds"
     assert asked == [(3, grounding_prompt("the blue star appears"))]
+
+
+def test_clips_asked_in_a_batch_answer_as_each_does_alone(model, clip, tmp_path):
+    still = tmp_path / "still.mp4"
+    still.write_bytes(encode_mp4([np.full((32, 32, 3), 90, np.uint8)] * 12, 6, resolve_codec("auto")))
+    frames = [read_video(path, THREE) for path in (clip, still, clip)]
+    questions = [(frames[0], "what moves?"), (frames[1], "what colour is it?"), (frames[2], VIDEO_CAPTION_PROMPT)]
+    alone = [ask_frames(model, f, text, GREEDY) for f, text in questions]
+    assert ask_clips(model, questions, GREEDY, batch_size=2) == alone
+    assert alone[0] == _by_hand(model, clip, "what moves?")
