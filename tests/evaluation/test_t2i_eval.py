@@ -18,7 +18,7 @@ from vlmkit.evaluation.clip_score import clip_score
 from vlmkit.evaluation.frechet import image_frechet_distance
 from vlmkit.evaluation.geneval import TASKS, evaluate_model
 from vlmkit.evaluation.runner import evaluate
-from vlmkit.evaluation.t2i import T2IEvaluation, _renders
+from vlmkit.evaluation.t2i import AT_SPLIT_SIDE, T2IEvaluation, _renders
 from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.tasks.imagine import ImagineSettings
 
@@ -61,7 +61,7 @@ def test_one_set_of_images_gives_all_three_scores(split, scorers, tmp_path):
     )
     assert clip["scorer"] == "tiny-clip" and clip["weight"] == 100 and set(clip["per_task"]) == set(TASKS)
     frechet = report["tasks"]["frechet_distance"]
-    direct = image_frechet_distance(scorers[1], flat, _renders(split, prompts), "a given extractor")
+    direct = image_frechet_distance(scorers[1], flat, _renders(split, prompts), "a given extractor" + AT_SPLIT_SIDE)
     assert frechet == pytest.approx(direct)
     assert frechet["generated"] == 2 * len(prompts) and frechet["reference"] == len(prompts)
     saved = json.loads((tmp_path / "report.json").read_text())

@@ -77,12 +77,51 @@ def test_save_and_load_are_bit_identical(tmp_path):
     assert torch.equal(model(x, t, ids, mask), loaded(x, t, ids, mask))
 
 
+def _predicting_a_flat_image(colour: tuple[float, float, float]) -> DiT:
+    """An x0-predicting DiT whose last layer answers ``colour`` everywhere (zero weights, the bias a patch)."""
+    model = tiny_dit(prediction="x0")
+    patch = model.config.patch_size**2
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor(colour).repeat(patch))  # (p, p, C) order, channels last
+    return model
+
+
+def test_x0_prediction_gives_the_velocity_to_its_clean_image():
+    colour = (0.5, -0.25, 1.0)
+    model = _predicting_a_flat_image(colour)
+    x, t, ids, mask = _inputs(model)
+    x0 = torch.tensor(colour).view(1, 3, 1, 1).expand_as(x)
+    torch.testing.assert_close(model(x, t, ids, mask), (x - x0) / t.view(-1, 1, 1, 1))
+    near_data = model(x, torch.tensor([0.01, 0.0]), ids, mask)  # t held at 0.05: no blow-up at t = 0
+    torch.testing.assert_close(near_data, (x - x0) / 0.05)
+
+
+def test_sampling_a_perfect_x0_predictor_lands_on_its_image():
+    """With the true x0 the velocity is constant along the path, so Euler is exact in any number of steps."""
+    from vlmkit.tasks.imagine import ImagineSettings, generate_images
+
+    colour = (0.6, -0.2, 1.0)
+    images = generate_images(_predicting_a_flat_image(colour), ["a red circle"], 2, ImagineSettings(steps=4))
+    expected = ((torch.tensor(colour) + 1) * 127.5).round().to(torch.uint8).view(1, 3, 1, 1).expand_as(images)
+    assert torch.equal(images, expected)
+
+
+def test_a_velocity_dit_saved_before_the_prediction_field_loads_as_one(tmp_path):
+    path = save_pretrained(tiny_dit(), tmp_path / "dit")
+    config = (path / "config.json").read_text()
+    (path / "config.json").write_text(config.replace('"prediction": "velocity",', ""))
+    assert "prediction" not in (path / "config.json").read_text()
+    assert from_pretrained(path).config.prediction == "velocity"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (dict(image_size=18), "multiple of patch_size"),
         (dict(width=30, heads=4), "multiple of heads"),
         (dict(layers=0), "layers: must be positive"),
+        (dict(prediction="eps"), "prediction: expected one of"),
     ],
 )
 def test_bad_configs_say_which_field(overrides, message):

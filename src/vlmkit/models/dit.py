@@ -4,7 +4,8 @@ Image patches are tokens; each block is adaLN-Zero self-attention (Peebles & Xie
 cross-attention to the text tower's token states (PixArt-alpha), then an adaLN-Zero MLP. The
 conditioning vector of adaLN is the time's embedding plus the pooled text. The gates, the
 cross-attention's output and the last layer start at zero, so an untrained DiT is the identity on its
-residual stream and predicts zero velocity: training starts from a stable point.
+residual stream and predicts zero velocity (or, predicting x0, a grey image): training starts from a
+stable point.
 
 Classifier-free guidance needs an unconditional prediction: ``null_condition`` is a learned token and
 a learned pooled vector standing in for any text (training drops the text to it at random, see
@@ -12,7 +13,9 @@ a learned pooled vector standing in for any text (training drops the text to it 
 ``velocity`` many times without re-encoding.
 
 The conventions are those of rectified flow as diffusers uses them (``models.flow``): ``t`` in [0, 1],
-``x_t = (1 - t) x_0 + t noise``, and the model predicts ``v = noise - x_0``.
+``x_t = (1 - t) x_0 + t noise``, and ``velocity`` returns ``v = noise - x_0``: what the last layer
+predicts directly, or, with ``prediction="x0"``, derived from its prediction of the clean image as
+``(x_t - x_0) / t`` (``t`` held at ``X0_MIN_T`` or above, as JiT does, so the division stays tame).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from vlmkit.config.dit import DiTConfig
 from vlmkit.models.text import TextTransformer
 from vlmkit.nn import Attention
 from vlmkit.nn.mlp import MLP
+
+X0_MIN_T = 0.05
+"""Smallest ``t`` the velocity of an x0-predicting DiT divides by (the last 5% of the path to the data)."""
 
 
 @dataclass
@@ -198,7 +204,10 @@ class DiT(nn.Module):
         shift, scale = self.final_ada(F.silu(c)).chunk(2, dim=-1)
         h = self.head(modulate(self.final_norm(h), shift, scale))  # (B, N, p*p*C)
         h = h.view(batch, grid, grid, p, p, channels).permute(0, 5, 1, 3, 2, 4)
-        return h.reshape(batch, channels, height, width)
+        out = h.reshape(batch, channels, height, width)
+        if self.config.prediction == "x0":
+            return (x - out) / t.to(out.dtype).clamp(min=X0_MIN_T)[:, None, None, None]
+        return out
 
     def forward(
         self,

@@ -74,6 +74,10 @@ class T2IRecipe(Recipe):
     preset: Literal["tiny", "small", "base"] = option("tiny", "DiT shape")
     image_size: int = option(32, "side of the generated images in pixels (the data is resized to it)")
     patch_size: int = option(4, "patch side in pixels")
+    prediction: Literal["velocity", "x0"] = option(
+        "velocity",
+        "what the DiT's last layer predicts; x0 when a patch has more values than the width (64 px, patch 8)",
+    )
     init_from: str | None = option(
         None, "a t2i model directory to continue training (its shape and tokenizer)", flag="--from"
     )
@@ -178,6 +182,7 @@ class T2IRecipe(Recipe):
             heads=p["heads"],
             mlp_dim=p["mlp_dim"],
             text=text_config,
+            prediction=self.prediction,
         ).checked("t2i")
         model = DiT(config)
         if tower is not None:
@@ -194,6 +199,8 @@ class T2IRecipe(Recipe):
             raise ConfigError(
                 f"--image-size {self.image_size}: {self.init_from} generates {model.config.image_size} px"
             )
+        if model.config.prediction != self.prediction:
+            raise ConfigError(f"--prediction {self.prediction}: {self.init_from} predicts {model.config.prediction}")
         return model.train()
 
     def _pretrained_text(self) -> tuple[TextConfig, TextTokenizer, nn.Module]:
