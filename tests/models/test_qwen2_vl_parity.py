@@ -88,7 +88,9 @@ def test_config_maps(setup):
     assert ours.image_processor.patch_size == PATCH
 
 
-@pytest.mark.parametrize("sizes", [[(40, 70)], [(33, 20), (56, 48)], [(16, 200)]], ids=["one", "two", "wide"])
+@pytest.mark.parametrize(
+    "sizes", [[(40, 70)], [(33, 20), (56, 48)], [(32, 40)] * 3, [(16, 200)]], ids=["one", "two", "same_size", "wide"]
+)
 def test_logits_match(setup, sizes):
     _, hf, processor, ours = setup
     text = PROMPT.format(ONE_IMAGE * len(sizes))

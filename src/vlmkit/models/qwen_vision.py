@@ -91,12 +91,15 @@ class QwenVisionTower(nn.Module):
             order, windows = order.to(x.device), windows.to(x.device)
             x, cos, sin, frames = (_gather(v, order, unit) for v in (x, cos, sin, frames))
             windows = windows.repeat_interleave(unit)
-        rope = cos.to(x.dtype)[None, :, None], sin.to(x.dtype)[None, :, None]
-        frame_mask, window_mask = _mask(frames), None if windows is None else _mask(windows)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        frame_layout = _Layout(frames, cos, sin)
+        window_layout = None if windows is None else _Layout(windows, cos, sin)
+        width = x.shape[-1]
         for index, block in enumerate(self.blocks):
-            full = windows is None or index in config.full_attention_blocks
-            x = block(x, rope, frame_mask if full else window_mask)
-        merged = self.merger(x[0])
+            full = window_layout is None or index in config.full_attention_blocks
+            layout = frame_layout if full else window_layout
+            x = block(x.reshape(layout.groups, -1, width), layout.rope, layout.mask)  # type: ignore[union-attr]
+        merged = self.merger(x.reshape(-1, width))
         return merged if order is None else merged[order.argsort()]
 
     def _angles(self, grids: list[tuple[int, int, int]], device: torch.device) -> torch.Tensor:
@@ -151,8 +154,14 @@ def _gather(values: torch.Tensor, order: torch.Tensor, unit: int) -> torch.Tenso
     return grouped[None] if batched else grouped
 
 
-def _mask(segments: torch.Tensor) -> torch.Tensor | None:
-    """Attention within each segment only (1, 1, N, N), or None when all tokens are one segment."""
-    if bool((segments == segments[0]).all()):
-        return None
-    return (segments[:, None] == segments[None, :])[None, None]
+class _Layout:
+    """How a block attends within segments (frames or windows, consecutive runs of ``segments``): as a batch of
+    equal segments (the common case: images of one size; no mask, no wasted scores), or else as one sequence
+    with a block-diagonal mask."""
+
+    def __init__(self, segments: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+        lengths = torch.unique_consecutive(segments, return_counts=True)[1]
+        equal = bool((lengths == lengths[0]).all())
+        self.groups = len(lengths) if equal else 1
+        self.mask = None if equal else (segments[:, None] == segments[None, :])[None, None]
+        self.rope = cos.view(self.groups, -1, 1, cos.shape[-1]), sin.view(self.groups, -1, 1, sin.shape[-1])
