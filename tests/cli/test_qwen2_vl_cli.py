@@ -3,6 +3,8 @@ each image's pad tokens expanded for its size, and transformers' greedy answer."
 
 from __future__ import annotations
 
+import io
+
 import torch
 from PIL import Image
 
@@ -49,3 +51,12 @@ def test_ask_and_caption_match_transformers(tmp_path, capsys):
     assert main([*caption, "--model", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"{wide}: {expected[0]}", f"{tall}: {expected[1]}"]
+
+
+def test_chat_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    hf_qwen2_vl().save_pretrained(tmp_path)
+    save_tiny_processor(tmp_path)
+    Image.effect_noise((32, 32), 60).convert("RGB").save(tmp_path / "x.png")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/quit\n"))
+    assert main(["chat", str(tmp_path / "x.png"), "--model", str(tmp_path)]) == 2
+    assert "answers single turns about images (ask, caption)" in capsys.readouterr().err

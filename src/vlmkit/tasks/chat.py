@@ -103,6 +103,8 @@ def with_template_stops(model: Model, config: GenerationConfig | None) -> Genera
 def image_inputs(model: Model, images: Sequence[ImageSource]) -> dict[str, torch.Tensor]:
     """The image processor's outputs by their Hugging Face names, on the model's device: ``pixel_values``,
     and ``image_sizes`` from a tiling processor (LLaVA-NeXT's), which ``encode_images`` then needs."""
+    if isinstance(model, Qwen2VLModel):
+        raise InputError("a Qwen2-VL model answers single turns about images (ask, caption); not this task yet")
     if not isinstance(model, VisionLanguageModel):
         raise InputError(f"{type(model).__name__} is a text-only model; it cannot take images")
     if model.image_processor is None:
