@@ -124,9 +124,14 @@ class MaeRecipe(Recipe):
             save_png(self.reconstruction_sheet(model), run_dir / PICTURE)  # type: ignore[arg-type]
         return save_pretrained(model, run_dir / "model")
 
+    def _predicted_label(self) -> str:
+        return "predicted (orig. mean/std)" if self.norm_pix_loss else "reconstruction"
+
     def reconstruction_sheet(self, model: MaskedAutoencoder) -> Image.Image:
         """One row per held-out image: the encoder's view (hidden patches grey), the reconstruction (visible
-        patches as they are, hidden ones predicted) and the original."""
+        patches as they are, hidden ones predicted) and the original. With ``norm_pix_loss`` the model predicts
+        only each patch's standardised pattern, so a hidden patch is drawn with the original's mean and
+        variance: its colour comes from the original, its pattern from the model."""
         processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
         vision = model.config.vision
         batch = self._held_out_batch(processor, vision.grid**2, self.pictures).to(model.device)
@@ -147,7 +152,7 @@ class MaeRecipe(Recipe):
                     "",
                     [
                         Tile(images[i], label)
-                        for images, label in zip(columns, ("masked", "reconstruction", "original"), strict=True)
+                        for images, label in zip(columns, ("masked", self._predicted_label(), "original"), strict=True)
                     ],
                 )
                 for i in range(len(batch.pixels))
