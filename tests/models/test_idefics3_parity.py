@@ -144,7 +144,7 @@ def test_export_round_trip(setup, tmp_path):
     torch.testing.assert_close(got[real], expected[real], atol=TOL, rtol=0)
 
 
-def test_partly_padded_crop_is_refused(setup):
+def test_crops_the_tower_cannot_read_are_refused(setup):
     _, processor, ours = setup
     inputs = _batch(processor)
     inputs["pixel_attention_mask"][1, 0, :, -4:] = 0
@@ -152,6 +152,12 @@ def test_partly_padded_crop_is_refused(setup):
         ours(**inputs)
     with pytest.raises(InputError, match="splits images"):
         ours.image_tokens((40, 90))
+    with pytest.raises(InputError, match="max_image_size must equal"):
+        ours(
+            **processor(
+                text=TEXTS[:1], images=[_images(SIZES[:1])], return_tensors="pt", max_image_size={"longest_edge": 16}
+            )
+        )
 
 
 def test_tied_head_loads(tmp_path):

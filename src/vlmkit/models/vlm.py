@@ -200,6 +200,12 @@ class VisionLanguageModel(nn.Module):
             if pixel_attention_mask is not None and not pixel_attention_mask.flatten(0, 1)[real].bool().all():
                 raise InputError("pixel_attention_mask: a crop is partly padding; only whole crops are supported")
             pixels = crops[real]
+        side = self.config.vision.image_size
+        if pixels.shape[-2:] != (side, side):
+            raise InputError(
+                f"crops of {pixels.shape[-2]}x{pixels.shape[-1]} px, but the tower reads {side} px: the processor's "
+                "max_image_size must equal the tower's image_size"
+            )
         return self.projector(self.vision_tokens(pixels)).flatten(0, 1)
 
     def _pack_tiles(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
