@@ -19,7 +19,7 @@ import transformers
 from PIL import Image
 
 import vlmkit
-from idefics3_kit import EOS, hf_idefics3, save_tiny_processor
+from idefics3_kit import EOS, IMAGE, hf_idefics3, save_tiny_processor
 from vlmkit.checkpoints import idefics3
 from vlmkit.checkpoints.export import export_hf
 from vlmkit.errors import CheckpointError, ConfigError, InputError
@@ -152,6 +152,10 @@ def test_crops_the_tower_cannot_read_are_refused(setup):
         ours(**inputs)
     with pytest.raises(InputError, match="splits images"):
         ours.image_tokens((40, 90))
+    inputs = _batch(processor)
+    inputs["input_ids"][1, inputs["input_ids"][1].tolist().index(IMAGE)] = 0  # one image token short
+    with pytest.raises(InputError, match="lay out each image as its processor does"):
+        ours(**inputs)
     with pytest.raises(InputError, match="max_image_size must equal"):
         ours(
             **processor(

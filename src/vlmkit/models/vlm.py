@@ -228,10 +228,12 @@ class VisionLanguageModel(nn.Module):
         images = 0 if image_features is None else image_features.shape[0]
         if image_features is not None and image_features.dim() == 2:  # tiled images' tokens, concatenated
             if found != images:
-                raise InputError(
-                    f"the prompt holds {found} image tokens but the images given fill {images}; expand each "
-                    "<image> to image_tokens((height, width)) of its image"
+                how = (
+                    "lay out each image as its processor does (image_prompt_ids of its rows and cols)"
+                    if self.config.image_splitting
+                    else "expand each <image> to image_tokens((height, width)) of its image"
                 )
+                raise InputError(f"the prompt holds {found} image tokens but the images given fill {images}; {how}")
         elif found != images * self.config.tokens_per_image:
             each = self.config.tokens_per_image
             raise InputError(
