@@ -92,8 +92,9 @@ def test_settings_round_trip_and_refusals():
     ]:
         with pytest.raises(ConfigError, match=named):
             image_processor_from_hf({**config, **change})
-    with pytest.raises(InputError, match="list of images"):
-        ours(_images(SIZES[:1])[0])
+    for wrong in (_images(SIZES[:1])[0], []):
+        with pytest.raises(InputError, match="list of images"):
+            ours(wrong)
 
 
 @pytest.fixture(scope="module")

@@ -159,8 +159,8 @@ class SplitImagePreprocessor:
         self, images: Sequence[ImageSource], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
     ) -> dict[str, torch.Tensor]:
         """``pixel_values``, ``pixel_attention_mask``, ``rows`` and ``cols`` of the images, one row each."""
-        if isinstance(images, (str, bytes, Image.Image)) or not isinstance(images, Sequence):
-            raise InputError("SplitImagePreprocessor expects a list of images; wrap a single image in a list")
+        if isinstance(images, (str, bytes, Image.Image)) or not isinstance(images, Sequence) or not images:
+            raise InputError("SplitImagePreprocessor expects a non-empty list of images; wrap a single image in a list")
         cut = [self.crops(load_image(source, max_pixels=max_pixels)) for source in images]
         most = max(len(views) for views, _, _ in cut)
         batch = torch.zeros(len(cut), most, 3, self.side, self.side)
