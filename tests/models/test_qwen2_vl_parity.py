@@ -251,3 +251,28 @@ def test_unsupported_fields_are_named(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(raw))
     with pytest.raises(CheckpointError, match="'yarn'"):
         vlmkit.load(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_flat_hub_config_loads(tmp_path, family):
+    """The hub's older config.json: text fields at the top level, ``rope_scaling`` of type "mrope", and the vision
+    sizes repeated as ``in_chans`` / ``spatial_patch_size``."""
+    torch.manual_seed(0)
+    hf = hf_qwen2_vl() if family == "qwen2_vl" else hf_qwen2_5_vl()
+    hf.save_pretrained(tmp_path)
+    processor = save_tiny_processor(tmp_path)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    text = raw.pop("text_config")
+    rope = text.pop("rope_parameters")
+    text.update(rope_theta=rope["rope_theta"], rope_scaling={"type": "mrope", "mrope_section": rope["mrope_section"]})
+    text.pop("model_type")
+    raw["vision_config"].update(in_chans=3, spatial_patch_size=PATCH, model_type=family)
+    (tmp_path / "config.json").write_text(json.dumps({**raw, **text}))
+    ours = vlmkit.load(tmp_path)
+    inputs = processor(text=[PROMPT.format(ONE_IMAGE)], images=_images([(24, 40)]), return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**inputs).logits, hf(**inputs).logits, atol=TOL, rtol=0)
+    raw["vision_config"]["spatial_patch_size"] = PATCH * 2
+    (tmp_path / "config.json").write_text(json.dumps({**raw, **text}))
+    with pytest.raises(CheckpointError, match="spatial_patch_size 8 differs from patch_size 4"):
+        vlmkit.load(tmp_path)

@@ -71,16 +71,22 @@ _VISION_FIELDS = {
     },
 }
 _VISION_COMMON = {"in_channels", "patch_size", "spatial_merge_size", "temporal_patch_size", "rope_parameters"}
+# Older hub configs repeat two sizes under other names, which transformers ignores; they must agree.
+_VISION_ALIASES = {"in_chans": "in_channels", "spatial_patch_size": "patch_size"}
 _VISION_IGNORED = {"model_type", "initializer_range", "dtype", "torch_dtype", "_name_or_path", "architectures"}
 _VISION_IGNORED |= {"transformers_version", "num_hidden_layers", "num_attention_heads", "attn_implementation"}
 
 
 def _vision(section: dict[str, Any], model_type: str, where: str) -> tuple[QwenVisionConfig, float]:
     """The tower's config and (Qwen2.5-VL) its ``tokens_per_second``; an unknown field is named, not ignored."""
-    unknown = sorted(set(section) - _VISION_FIELDS[model_type] - _VISION_COMMON - _VISION_IGNORED)
+    known = _VISION_FIELDS[model_type] | _VISION_COMMON | _VISION_IGNORED | set(_VISION_ALIASES)
+    unknown = sorted(set(section) - known)
     if unknown:
         raise CheckpointError(f"{where}: vision_config field {unknown[0]!r} is not supported for {model_type}")
-    hf = {**_VISION[model_type], **section}
+    hf = {"in_channels": 3, "patch_size": 14, **_VISION[model_type], **section}
+    for alias, name in _VISION_ALIASES.items():
+        if alias in hf and hf[alias] != hf[name]:
+            raise CheckpointError(f"{where}: vision_config.{alias} {hf[alias]} differs from {name} {hf[name]}")
     act = hf["hidden_act"]
     if act not in HF_ACTIVATIONS:
         raise CheckpointError(f"{where}: vision_config.hidden_act {act!r} is not supported ({sorted(HF_ACTIVATIONS)})")
@@ -91,9 +97,9 @@ def _vision(section: dict[str, Any], model_type: str, where: str) -> tuple[QwenV
         layers=hf["depth"],
         heads=hf["num_heads"],
         act=HF_ACTIVATIONS[act],
-        patch_size=hf.get("patch_size", 14),
+        patch_size=hf["patch_size"],
         temporal_patch_size=hf.get("temporal_patch_size", 2),
-        in_channels=hf.get("in_channels", 3),
+        in_channels=hf["in_channels"],
         merge_size=hf.get("spatial_merge_size", 2),
         rope_theta=float(rope.get("rope_theta", 10000.0)),
     )
