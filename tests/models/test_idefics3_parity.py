@@ -4,8 +4,8 @@ A tiny random Idefics3ForConditionalGeneration (pixel shuffle 2) and SmolVLMForC
 shuffle 4), each with an Idefics3Processor, are saved by transformers and loaded by ``vlmkit.load``; on a
 padded batch of multi-image prompts (so zero padding crops and padded rows) ``model(**processor_outputs)``
 gives the same logits (fp32, 1e-4) and greedy generations are identical, one prompt and a batch. A tied
-head (no ``lm_head`` in the file) loads too; ``export --format hf`` gives back a directory transformers loads
-with the same logits; bad configs are named in one line.
+head (no ``lm_head`` in the file) loads too, also from a bare ``Idefics3Model``'s keys; ``export --format hf``
+gives back a directory transformers loads with the same logits; bad configs are named in one line.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import torch
 import transformers
 from PIL import Image
+from safetensors.torch import save_file
 
 import vlmkit
 from idefics3_kit import EOS, IMAGE, hf_idefics3, save_tiny_processor
@@ -164,7 +165,7 @@ def test_crops_the_tower_cannot_read_are_refused(setup):
         )
 
 
-def test_tied_head_loads(tmp_path):
+def test_tied_head_and_bare_keys_load(tmp_path):
     torch.manual_seed(1)
     hf = hf_idefics3(tied=True)
     hf.save_pretrained(tmp_path)
@@ -174,7 +175,14 @@ def test_tied_head_loads(tmp_path):
     inputs = _batch(processor)
     real = inputs["attention_mask"].bool()
     with torch.no_grad():
-        torch.testing.assert_close(ours(**inputs).logits[real], hf(**inputs).logits[real], atol=TOL, rtol=0)
+        expected = hf(**inputs).logits[real]
+        torch.testing.assert_close(ours(**inputs).logits[real], expected, atol=TOL, rtol=0)
+    # A bare Idefics3Model's keys (vision_model.*, connector.*, text_model.*, no head) load the same.
+    bare = {key: value.contiguous().clone() for key, value in hf.model.state_dict().items()}
+    assert "text_model.embed_tokens.weight" in bare
+    save_file(bare, tmp_path / "model.safetensors")
+    with torch.no_grad():
+        torch.testing.assert_close(vlmkit.load(tmp_path)(**inputs).logits[real], expected, atol=TOL, rtol=0)
 
 
 def test_a_sparse_smolvlm_config_takes_transformers_defaults():
