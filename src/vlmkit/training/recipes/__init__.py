@@ -4,10 +4,13 @@
 from vlmkit.training.recipes.align import AlignRecipe
 from vlmkit.training.recipes.base import Recipe
 from vlmkit.training.recipes.clip import ClipRecipe, SiglipRecipe
+from vlmkit.training.recipes.distill import DistillRecipe
+from vlmkit.training.recipes.distill_vlm import DistillVlmRecipe
 from vlmkit.training.recipes.instruct import InstructRecipe
 from vlmkit.training.recipes.lm import LmRecipe
 from vlmkit.training.recipes.mae import MaeRecipe
 from vlmkit.training.recipes.mask_vae import MaskVaeRecipe
+from vlmkit.training.recipes.mlm import MlmRecipe
 from vlmkit.training.recipes.t2i import T2IRecipe
 from vlmkit.training.recipes.video import VideoRecipe
 
@@ -23,6 +26,9 @@ RECIPES: dict[str, type[Recipe]] = {
         MaskVaeRecipe,
         MaeRecipe,
         VideoRecipe,
+        DistillRecipe,
+        DistillVlmRecipe,
+        MlmRecipe,
     )
 }
 
@@ -30,10 +36,13 @@ __all__ = [
     "RECIPES",
     "AlignRecipe",
     "ClipRecipe",
+    "DistillRecipe",
+    "DistillVlmRecipe",
     "InstructRecipe",
     "LmRecipe",
     "MaeRecipe",
     "MaskVaeRecipe",
+    "MlmRecipe",
     "Recipe",
     "SiglipRecipe",
     "T2IRecipe",
