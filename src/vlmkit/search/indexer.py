@@ -9,10 +9,10 @@
   (SQLite), so a crash or Ctrl-C loses at most the batch in flight and never corrupts the index.
 
 Incremental: ``plan_update`` compares a scan with what the store knows. A file whose size and mtime
-match its stored row is skipped without being read; otherwise it is hashed and decoded, and when
-its content hash still matches (a ``touch``, a copy that lost its mtime) its stored rows are kept as they
-are, with the new mtime: neither decoded, OCR'd nor embedded again. Indexed files under the scanned root that
-are gone are removed.
+match its stored row is skipped without being read; otherwise it is hashed, and when its content hash still
+matches (a ``touch``, a copy that lost its mtime) its stored rows are kept with the new mtime
+(``Metadata.touch``): it is not decoded, OCR'd or embedded again. Other files are decoded and embedded.
+Indexed files under the scanned root that are gone are removed.
 A re-run after a crash therefore redoes only files that were not committed.
 
 Unreadable files never stop a run: whatever a decoder raises on one file (Pillow's ``ValueError`` for
@@ -103,7 +103,7 @@ class _Writer:
 
     def put(self, item: Decoded) -> None:
         if item.unchanged:
-            self.store.touch(item.file.path, item.file.size, item.file.mtime)
+            self.store.metadata.touch(item.file.path, item.file.size, item.file.mtime)
             self.report.updated += 1
             self.report.reused += 1
             return

@@ -222,11 +222,6 @@ class SearchStore:
             self._changed = True
         return len(ids)
 
-    def touch(self, path: str, size: int, mtime: float) -> None:
-        """Record a file's new size and mtime when its content is the one indexed (``Metadata.touch``)."""
-        self.lock_for_writing()
-        self._meta.touch(path, size, mtime)
-
     def _drop_from_index(self, ids: np.ndarray) -> None:
         if vec.can_remove(vec.plan_of(self._index)):
             vec.remove_vectors(self._index, ids)
@@ -278,7 +273,7 @@ class SearchStore:
 
     @property
     def metadata(self) -> Metadata:
-        """The database, for reads the store does not wrap (texts, in ``fusion``); writes go through the store."""
+        """The database, for reads the store does not wrap (texts, in ``fusion``); writes but ``touch`` go via it."""
         return self._meta
 
     def known_files(self) -> dict[str, FileState]:
