@@ -281,7 +281,7 @@ def rejoin_wordpiece(text: str) -> str:
     words = text.split(" ")
     out = words[0]
     for word in words[1:]:
-        out += word if word and _glued(out[-24:], word[0]) else " " + word
+        out += word if word and _glued(out[-64:], word[0]) else " " + word
     return out
 
 
