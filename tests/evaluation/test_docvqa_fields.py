@@ -107,3 +107,10 @@ def test_document_tasks_read_each_page_once(pages, plain_prompts, monkeypatch):
     tasks["docvqa"]()
     tasks["fields"]()
     assert len(calls) == len(pages.records)
+
+
+def test_vlmkit_eval_on_pages_adds_the_document_tasks(pages):
+    from tiny_vlm import tiny_vlm
+
+    tasks = generative.generative_tasks(tiny_vlm(), pages, pages.records, 4)
+    assert {"docvqa", "fields", "reading"} <= set(tasks) and "vqa" in tasks
