@@ -3,17 +3,22 @@ each image's pad tokens expanded for its size, and transformers' greedy answer."
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
+import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 import vlmkit
-from qwen2_vl_kit import IM_END, hf_qwen2_vl, save_tiny_processor
+from qwen2_vl_kit import IM_END, IMAGE, MAX_PIXELS, MIN_PIXELS, VIDEO, hf_qwen2_5_vl, hf_qwen2_vl, save_tiny_processor
 from vlmkit.cli import main
+from vlmkit.data.videoworld import encode_mp4, resolve_codec
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import with_image
 from vlmkit.processing.jinja_chat import content_parts
+from vlmkit.processing.video import FrameSampling, read_video
 from vlmkit.tasks.chat import answer_images, ask
 
 QUESTION = "what is this ?"
@@ -60,3 +65,43 @@ def test_chat_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/quit\n"))
     assert main(["chat", str(tmp_path / "x.png"), "--model", str(tmp_path)]) == 2
     assert "answers single turns about images (ask, caption)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+def test_ask_about_a_video_matches_transformers(tmp_path, capsys, family):
+    """A clip's sampled frames go in as one video; the answer is transformers' greedy one on the same frames."""
+    torch.manual_seed(0)
+    hf = hf_qwen2_vl() if family == "qwen2_vl" else hf_qwen2_5_vl()
+    hf.save_pretrained(tmp_path / "hf")
+    processor = save_tiny_processor(tmp_path / "hf")
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(
+        encode_mp4([rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(12)], 6, resolve_codec("auto"))
+    )
+    ours = vlmkit.load(tmp_path / "hf")  # the tiny video bounds, saved in vlmkit's own directory
+    ours.image_processor = dataclasses.replace(
+        ours.image_processor, video_min_pixels=MIN_PIXELS, video_max_pixels=MAX_PIXELS
+    )
+    vlmkit.save_pretrained(ours, tmp_path / "ours")
+
+    frames = read_video(clip, FrameSampling(frames=4))
+    videos = ours.image_processor.videos([[frame.image for frame in frames]])
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": QUESTION}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = ours.image_processor.expand(
+        processor.tokenizer(text)["input_ids"], IMAGE, None, VIDEO, videos["video_grid_thw"]
+    )
+    inputs = {"input_ids": torch.tensor([ids]), **videos}
+    if family == "qwen2_5_vl":
+        inputs["second_per_grid_ts"] = torch.tensor([2 * (frames[-1].time - frames[0].time) / 3])
+    inputs["mm_token_type_ids"] = (inputs["input_ids"] == VIDEO).long() * 2
+    with torch.no_grad():
+        out = hf.generate(**inputs, max_new_tokens=8, do_sample=False)[0, len(ids) :].tolist()
+    out = out[: out.index(IM_END)] if IM_END in out else out
+    expected = processor.tokenizer.decode(out, skip_special_tokens=True)
+    assert len(out) > 2, out  # the comparison below is about a real answer
+
+    argv = ["ask", str(clip), QUESTION, "--model", str(tmp_path / "ours"), "--frames", "4", "--max-new-tokens", "8"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.rstrip("\n") == expected

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vlmkit.models import VisionLanguageModel
+from vlmkit.models import Qwen2VLModel, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.video import Frame, FrameSampling, VideoLimits, read_video
 from vlmkit.processing.video_input import grounding_prompt, parse_moment, video_prompt
+from vlmkit.tasks import qwen2_vl
 from vlmkit.tasks.chat import chat_encoder, respond
 
 VIDEO_CAPTION_PROMPT = "Describe what happens in the video."
@@ -45,9 +46,15 @@ def ask_clips(
 
 
 def ask_frames(
-    model: VisionLanguageModel, frames: Sequence[Frame], text: str, config: GenerationConfig | None = None
+    model: VisionLanguageModel | Qwen2VLModel,
+    frames: Sequence[Frame],
+    text: str,
+    config: GenerationConfig | None = None,
 ) -> str:
-    """The model's answer to ``text`` about already decoded ``frames`` (in time order)."""
+    """The model's answer to ``text`` about already decoded ``frames`` (in time order); a Qwen2-VL model reads
+    them as one video (``vlmkit.tasks.qwen2_vl``)."""
+    if isinstance(model, Qwen2VLModel):
+        return qwen2_vl.ask_frames(model, frames, text, config)
     return ask_clips(model, [(frames, text)], config)[0]
 
 
