@@ -125,7 +125,7 @@ class MaeRecipe(Recipe):
         return save_pretrained(model, run_dir / "model")
 
     def _predicted_label(self) -> str:
-        return "predicted (orig. mean/std)" if self.norm_pix_loss else "reconstruction"
+        return "pred+orig stats" if self.norm_pix_loss else "reconstruction"
 
     def reconstruction_sheet(self, model: MaskedAutoencoder) -> Image.Image:
         """One row per held-out image: the encoder's view (hidden patches grey), the reconstruction (visible
