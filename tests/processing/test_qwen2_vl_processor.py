@@ -49,6 +49,8 @@ def test_reads_the_saved_config(processors):
         MERGE,
     )
     assert image_processor_from_dict(ours.to_dict()) == ours
+    # Without a video processor config of its own, transformers' video processor reads this file too.
+    assert (ours.video_min_pixels, ours.video_max_pixels) == (MIN_PIXELS, MAX_PIXELS)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -12,7 +12,8 @@ Facts from transformers 5.24 (``image_processing_pil_qwen2_vl.py``, ``video_proc
   (``merge x merge`` patches each), blocks row-major, frame patch by frame patch.
 - The prompt holds ``<|vision_start|><|image_pad|><|vision_end|>`` per image; the processor repeats the pad
   ``t * h * w / merge^2`` times (videos alike with ``<|video_pad|>``).
-- Videos default to other pixel bounds: 128 * 28 * 28 to 768 * 28 * 28 per frame.
+- Videos default to other pixel bounds (128 * 28 * 28 to 768 * 28 * 28 per frame), but a checkpoint without a
+  video processor config of its own has its video processor read ``preprocessor_config.json``: the image bounds.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ class QwenImageProcessor:
 
     @classmethod
     def from_hf_config(cls, config: Mapping[str, Any]) -> QwenImageProcessor:
-        """Read a ``Qwen2VLImageProcessor`` ``preprocessor_config.json``; a setting vlmkit does not support is named."""
+        """Read a ``Qwen2VLImageProcessor`` ``preprocessor_config.json``; a setting vlmkit does not support is named.
+
+        Videos get the same pixel bounds: transformers' video processor reads this file too when a checkpoint has
+        no video processor config of its own (``video_processing_utils``; a separate one is not read here)."""
         unknown = sorted(set(config) - _HF_HANDLED - _HF_IGNORED)
         if unknown:
             raise ConfigError(f"preprocessor_config.json: unsupported setting {unknown[0]!r} for Qwen2-VL")
@@ -176,9 +180,13 @@ class QwenImageProcessor:
                     f"preprocessor_config.json: {key!r} {config[key]!r} is unsupported (expected {expected!r})"
                 )
         size = dict(config.get("size") or {})
+        low = config.get("min_pixels", size.get("shortest_edge", cls.min_pixels))
+        high = config.get("max_pixels", size.get("longest_edge", cls.max_pixels))
         return cls(
-            min_pixels=config.get("min_pixels", size.get("shortest_edge", cls.min_pixels)),
-            max_pixels=config.get("max_pixels", size.get("longest_edge", cls.max_pixels)),
+            min_pixels=low,
+            max_pixels=high,
+            video_min_pixels=low,
+            video_max_pixels=high,
             patch_size=config.get("patch_size", cls.patch_size),
             temporal_patch_size=config.get("temporal_patch_size", cls.temporal_patch_size),
             merge_size=config.get("merge_size", cls.merge_size),
