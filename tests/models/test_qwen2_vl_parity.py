@@ -228,6 +228,10 @@ def test_bad_inputs_are_one_line(setup, tmp_path):
         ours(fewer, pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
     with pytest.raises(InputError, match="image_grid_thw"):
         ours(inputs["input_ids"], pixel_values=inputs["pixel_values"])
+    with pytest.raises(InputError, match="do not fit grid_thw"):
+        ours(inputs["input_ids"], pixel_values=inputs["pixel_values"][:-4], image_grid_thw=inputs["image_grid_thw"])
+    with pytest.raises(InputError, match="multiples of 2"):
+        ours.vision(inputs["pixel_values"], torch.tensor([[1, 3, 24]]))
     with pytest.raises(InputError, match="does not match its grid"):
         mrope_positions(torch.tensor([[0, 1, 1, 0]]), [(1, 4, 4)], [], MERGE)
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vlmkit.config.qwen2_vl import QwenVisionConfig
+from vlmkit.errors import InputError
 from vlmkit.nn.attention import Attention
 from vlmkit.nn.mlp import MLP, GatedMLP
 from vlmkit.nn.norms import RMSNorm
@@ -82,6 +83,7 @@ class QwenVisionTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         config, unit = self.config, self.config.merge_size**2
         grids = [tuple(int(v) for v in row) for row in grid_thw.tolist()]
+        _check(pixel_values, grids, config)
         x = self.patch_embed(pixel_values.to(self.patch_embed.weight.dtype))[None]
         cos, sin = rotary_tables(self._angles(grids, x.device))
         frames = _segment_ids([h * w for t, h, w in grids for _ in range(t)], x.device)
@@ -118,6 +120,19 @@ class QwenVisionTower(nn.Module):
         row_angles = torch.cat(rows)[:, None].float() * freqs
         col_angles = torch.cat(cols)[:, None].float() * freqs
         return torch.cat([row_angles, col_angles], dim=-1)
+
+
+def _check(pixel_values: torch.Tensor, grids: list[tuple[int, ...]], config: QwenVisionConfig) -> None:
+    """One line for pixels that do not fit their grids (rather than a shape error deep in the tower)."""
+    m = config.merge_size
+    if any(len(grid) != 3 or min(grid) < 1 or grid[1] % m or grid[2] % m for grid in grids):
+        raise InputError(f"grid_thw {grids}: expected positive (t, h, w) rows with h and w multiples of {m}")
+    expected = (sum(t * h * w for t, h, w in grids), config.patch_features)
+    if tuple(pixel_values.shape) != expected:
+        raise InputError(
+            f"pixel values {tuple(pixel_values.shape)} do not fit grid_thw {grids}: expected {expected} "
+            f"(one row of channels x {config.temporal_patch_size} x {config.patch_size}^2 values per patch)"
+        )
 
 
 def window_order(
