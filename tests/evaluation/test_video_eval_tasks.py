@@ -96,3 +96,18 @@ def test_vlmkit_eval_names_an_unreadable_clip_in_one_line(clips, tmp_path, capsy
     assert main(["eval", "--model", str(tmp_path / "vlm"), "--data", str(folder), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and str(video) in error and "not a readable video" in error
+
+
+def test_still_shows_every_frame_as_the_first_with_its_own_time(clips, monkeypatch):
+    dataset = RecordDataset(clips)
+    shown = []
+
+    def ask(model, questions, config=None, batch_size=8):
+        shown.extend(frames for frames, _ in questions)
+        return ["?"] * len(questions)
+
+    monkeypatch.setattr(video_tasks, "ask_clips", ask)
+    video_tasks.video_tasks(tiny_vlm(max_positions=512), dataset, dataset.records[:1], still=True)["video_qa"]()
+    true = read_video(dataset.root / dataset.records[0].extra["video"], FrameSampling())
+    assert [f.time for f in shown[0]] == [f.time for f in true]
+    assert {f.image.tobytes() for f in shown[0]} == {true[0].image.tobytes()} != {true[1].image.tobytes()}

@@ -64,14 +64,20 @@ def video_tasks(
     records: Sequence[Record],
     batch_size: int = 16,
     sampling: FrameSampling | None = None,
+    still: bool = False,
 ) -> dict[str, Callable[[], dict[str, Any]]]:
     """``video_qa``, ``video_grounding`` and ``video_captioning`` over ``records`` (each skipped when no
-    record has what it needs); the clips are decoded on first use and shared by the three."""
+    record has what it needs); the clips are decoded on first use and shared by the three.
+
+    ``still`` shows every sampled frame as the clip's first (times kept): the clip without motion or change.
+    A model that scores the same both ways does not use time (``benchmarks/video_still.py``)."""
     clips: list[list[Frame]] = []
 
     def frames() -> list[list[Frame]]:
         if not clips:
             clips.extend(read_video(video_path(dataset.root, r), sampling) for r in records)
+            if still:
+                clips[:] = [[Frame(f.time, clip[0].image) for f in clip] for clip in clips]
         return clips
 
     def qa() -> dict[str, Any]:
