@@ -59,12 +59,8 @@ class DistillBatches:
         teacher_image_embeds: torch.Tensor | None,
         texts: bool,
     ) -> None:
-        self.inner, self.teacher_images, self.teacher_image_embeds, self.with_texts = (
-            inner,
-            teacher_images,
-            teacher_image_embeds,
-            texts,
-        )
+        self.inner, self.with_texts = inner, texts
+        self.teacher_images, self.teacher_image_embeds = teacher_images, teacher_image_embeds
 
     def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
         return self.inner.batches_per_epoch(micro_batch, world_size)
