@@ -41,8 +41,8 @@ def test_recall_chat_asks_each_key_in_its_own_turn():
     example = mqar(random.Random(0), pairs=3, queries=2)
     messages = recall_messages(example)
     assert [m["role"] for m in messages] == ["user", "assistant"] * 2
-    assert messages[0]["content"] == f"{example.context}\n{example.queries[0]}"
-    assert messages[2]["content"] == example.queries[1]
+    assert messages[0]["content"] == f"{example.context}\nwhat is {example.queries[0]}?"
+    assert messages[2]["content"] == f"what is {example.queries[1]}?"
     assert (messages[1]["content"], messages[3]["content"]) == example.answers
 
 
@@ -87,8 +87,12 @@ def test_recall_lm_reports_lookup_accuracy(shapes_dataset, tmp_path):
     scores = [line for line in read_metrics(tmp_path / "lm" / "metrics.jsonl") if "eval/mqar_accuracy" in line]
     assert scores and 0 <= scores[-1]["eval/mqar_accuracy"] <= 100
     assert {"eval/scene_color_accuracy", "eval/scene_count_accuracy"} <= set(scores[-1])
-    # the tokenizer learned from MQAR text too: each key and value is one token
-    assert len(result.model.tokenizer.tokenizer.encode(" A 4 B 7", add_special_tokens=False).ids) == 4
+    # the tokenizer learned from MQAR text too: each key and value is one token, the same one where it is asked
+    tokenizer = result.model.tokenizer.tokenizer
+    assert len(tokenizer.encode(" A 4 B 7", add_special_tokens=False).ids) == 4
+    chat = recall_messages(mqar(random.Random(0), pairs=3, queries=3))
+    ids = tokenizer.encode(chat[0]["content"], add_special_tokens=False).ids  # "A 4 B 7 C 1\nwhat is B?"
+    assert ids[-1] == tokenizer.token_to_id("?") and ids[-2] in ids[0:6:2]  # the asked key is a context key token
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,9 @@ Messages = list[dict[str, str]]
 
 KEYS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # one token each in a byte-level BPE
 VALUES = tuple("0123456789")
+# A key asked mid-sentence, as it is written among the pairs: a byte-level BPE gives a word at the start of a
+# line (the first question follows the context's newline) a different token than after a space.
+QUERY = "what is {key}?"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def question_messages(context: str, turns: Sequence[tuple[str, str]]) -> Message
 
 
 def recall_messages(example: RecallExample) -> Messages:
-    return question_messages(example.context, list(zip(example.queries, example.answers, strict=True)))
+    turns = [(QUERY.format(key=key), value) for key, value in zip(example.queries, example.answers, strict=True)]
+    return question_messages(example.context, turns)
 
 
 def scene_text(record: Record) -> str:
