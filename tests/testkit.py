@@ -173,3 +173,13 @@ def tiny_bert_directory(path):
     reference = transformers.BertModel(config, add_pooling_layer=False).eval()
     reference.save_pretrained(path)
     return reference
+
+
+def noise_image(width: int, height: int, seed: int = 0):
+    """A grey Gaussian-noise RGB picture, the same for the same arguments (PIL's ``effect_noise`` draws from
+    C's global generator, so its pictures, and a random model's answers about them, change with test order)."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.random.default_rng([seed, width, height]).normal(128, 60, (height, width))
+    return Image.fromarray(values.clip(0, 255).astype(np.uint8)).convert("RGB")

@@ -11,6 +11,7 @@ from PIL import Image
 
 import vlmkit
 from idefics3_kit import EOS, hf_idefics3, save_tiny_processor
+from testkit import noise_image
 from vlmkit.cli import main
 from vlmkit.errors import InputError
 from vlmkit.models.generation import GenerationConfig
@@ -29,7 +30,7 @@ def saved(tmp_path_factory):
     hf.save_pretrained(directory)
     processor = save_tiny_processor(directory, "smolvlm")
     wide = directory / "wide.png"
-    Image.effect_noise((90, 40), 60).convert("RGB").save(wide)  # 90 wide, 40 high: 2 x 3 tiles
+    noise_image(90, 40).save(wide)  # 90 wide, 40 high: 2 x 3 tiles
     return hf, processor, directory, wide
 
 
@@ -66,8 +67,8 @@ def test_ask_caption_and_chat_commands(saved, capsys, monkeypatch):
 def test_a_batch_of_differently_sized_images_gets_each_its_own_layout(saved, tmp_path):
     _, _, directory, wide = saved
     tall, small = tmp_path / "tall.png", tmp_path / "small.png"
-    Image.effect_noise((33, 61), 60).convert("RGB").save(tall)
-    Image.effect_noise((12, 12), 60).convert("RGB").save(small)
+    noise_image(33, 61).save(tall)
+    noise_image(12, 12).save(small)
     model = vlmkit.load(directory)
     config = GenerationConfig(max_new_tokens=4)
     images = [str(wide), str(tall), str(small)]

@@ -11,6 +11,7 @@ from PIL import Image
 
 import vlmkit
 from llava_next_kit import EOS, hf_llava_next, save_tiny_processor
+from testkit import noise_image
 from vlmkit.cli import main
 from vlmkit.errors import InputError
 from vlmkit.models.generation import GenerationConfig
@@ -29,7 +30,7 @@ def saved(tmp_path_factory):
     hf.save_pretrained(directory)
     processor = save_tiny_processor(directory)
     wide = directory / "wide.png"
-    Image.effect_noise((90, 40), 60).convert("RGB").save(wide)  # 90 wide, 40 high
+    noise_image(90, 40).save(wide)  # 90 wide, 40 high
     return hf, processor, directory, wide
 
 
@@ -73,7 +74,7 @@ def test_a_text_only_question_needs_no_size(saved):
 def test_a_batch_of_differently_sized_images_gets_each_its_own_count(saved, tmp_path):
     _, _, directory, wide = saved
     tall = tmp_path / "tall.png"
-    Image.effect_noise((33, 61), 60).convert("RGB").save(tall)
+    noise_image(33, 61).save(tall)
     model = vlmkit.load(directory)
     config = GenerationConfig(max_new_tokens=4)
     captions = caption(model, [str(wide), str(tall)], config=config)

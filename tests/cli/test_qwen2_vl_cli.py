@@ -12,6 +12,7 @@ from PIL import Image
 
 import vlmkit
 from qwen2_vl_kit import IM_END, IMAGE, MAX_PIXELS, MIN_PIXELS, VIDEO, hf_qwen2_5_vl, hf_qwen2_vl, save_tiny_processor
+from testkit import noise_image
 from vlmkit.cli import main
 from vlmkit.data.videoworld import encode_mp4, resolve_codec
 from vlmkit.models.generation import GenerationConfig
@@ -39,8 +40,8 @@ def test_ask_and_caption_match_transformers(tmp_path, capsys):
     hf.save_pretrained(tmp_path)
     processor = save_tiny_processor(tmp_path)
     wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
-    Image.effect_noise((56, 24), 60).convert("RGB").save(wide)
-    Image.effect_noise((24, 40), 60).convert("RGB").save(tall)
+    noise_image(56, 24).save(wide)
+    noise_image(24, 40).save(tall)
     expected = [_reference(hf, processor, Image.open(p).convert("RGB"), QUESTION, 8) for p in (wide, tall)]
     assert any(expected)  # a random model may end one answer at once
 
@@ -60,7 +61,7 @@ def test_ask_and_caption_match_transformers(tmp_path, capsys):
 def test_chat_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
     hf_qwen2_vl().save_pretrained(tmp_path)
     save_tiny_processor(tmp_path)
-    Image.effect_noise((32, 32), 60).convert("RGB").save(tmp_path / "x.png")
+    noise_image(32, 32).save(tmp_path / "x.png")
     monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/quit\n"))
     assert main(["chat", str(tmp_path / "x.png"), "--model", str(tmp_path)]) == 2
     assert "answers single turns about images (ask, caption)" in capsys.readouterr().err

@@ -140,3 +140,16 @@ def test_named_templates_pick_default_and_jinja_file_wins(tmp_path, tokenizer):
     assert template.source == "plain" and template.tokens == {"bos_token": "<bos>"}
     (tmp_path / "chat_template.jinja").write_text("{{ bos_token }}file")
     assert read_chat_template(tmp_path).render([]) == "<bos>file"
+
+
+def test_an_empty_answer_in_the_history_renders(tokenizer):
+    """A chat turn whose answer came out empty stays in the history; templates that read content[0] still render."""
+    image_id = tokenizer.tokenizer.token_to_id("<image>")
+    encoder = JinjaChatEncoder(tokenizer, JinjaChatTemplate(IDEFICS3), image_id, tokens_per_image=2, multimodal=True)
+    history = [
+        {"role": "user", "content": "<image>\nwhat colour is it?"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "and the circle?"},
+    ]
+    encoded = encoder.encode(history, add_generation_prompt=True)
+    assert encoded.images == 1 and encoded.input_ids.count(image_id) == 2

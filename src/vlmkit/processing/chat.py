@@ -158,6 +158,22 @@ class EncodedChat:
         return EncodedChat(ids[:max_length], self.labels[:max_length], self.images)
 
 
+def image_ids(
+    index: int, layouts: Sequence[Sequence[int]], image_token_id: int | None, tokens_per_image: int
+) -> list[int]:
+    """The ids image ``index`` of a conversation becomes: its layout when layouts are given (one serves all), else
+    ``tokens_per_image`` copies of ``image_token_id``. The one rule both chat encoders follow."""
+    if layouts:
+        if len(layouts) == 1:
+            return list(layouts[0])
+        if index >= len(layouts):
+            raise InputError(f"the conversation holds more images than the {len(layouts)} given")
+        return list(layouts[index])
+    if image_token_id is None or tokens_per_image < 1:
+        raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
+    return [image_token_id] * tokens_per_image
+
+
 @dataclass
 class ChatEncoder:
     """Token ids and labels of conversations under one template, tokenizer and image geometry.
@@ -168,6 +184,8 @@ class ChatEncoder:
         eos_id: id that ends every answer.
         image_token_id: id repeated for each image token; None for text-only models.
         tokens_per_image: copies of ``image_token_id`` per ``<image>``.
+        image_layouts: instead, the i-th image's own ids (a tiled image's count for its size, a split image's tiles);
+            a single layout serves every image.
     """
 
     tokenizer: TextTokenizer
@@ -175,6 +193,7 @@ class ChatEncoder:
     eos_id: int
     image_token_id: int | None = None
     tokens_per_image: int = 0
+    image_layouts: Sequence[Sequence[int]] = ()
 
     def encode(
         self,
@@ -202,23 +221,21 @@ class ChatEncoder:
             if self.template.images_first and IMAGE_TOKEN in text:
                 count = text.count(IMAGE_TOKEN)
                 text = text.replace(f"{IMAGE_TOKEN}\n", "").replace(IMAGE_TOKEN, "")
-                ids[:0] = self._image_ids() * count
+                ids[:0] = [token for k in range(count) for token in self._image_ids(images + k)]
                 labels[:0] = [IGNORE_INDEX] * (len(ids) - len(labels))
                 images += count
             pieces = getattr(self.template, role).format(text=text).split(IMAGE_TOKEN)
             for index, piece in enumerate(pieces):
                 if index:
-                    add(self._image_ids(), False)
+                    add(self._image_ids(images), False)
                     images += 1
                 add(self._ids(piece), False)
         if add_generation_prompt:
             add(self._ids(self.template.assistant), False)
         return EncodedChat(ids, labels, images).cut(max_length, self.image_token_id)
 
-    def _image_ids(self) -> list[int]:
-        if self.image_token_id is None or self.tokens_per_image < 1:
-            raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
-        return [self.image_token_id] * self.tokens_per_image
+    def _image_ids(self, index: int) -> list[int]:
+        return image_ids(index, self.image_layouts, self.image_token_id, self.tokens_per_image)
 
     def _ids(self, text: str) -> list[int]:
         if not text:

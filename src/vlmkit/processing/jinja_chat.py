@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vlmkit.errors import CheckpointError, ConfigError, InputError
-from vlmkit.processing.chat import IGNORE_INDEX, IMAGE_TOKEN, EncodedChat, turns
+from vlmkit.processing.chat import IGNORE_INDEX, IMAGE_TOKEN, EncodedChat, image_ids, turns
 from vlmkit.processing.text import TextTokenizer
 
 # transformers' named special tokens, passed to every template as variables
@@ -166,7 +166,8 @@ def content_parts(text: str, images: Sequence[Any] | None = None) -> list[dict[s
     image parts in order, as a transformers processor takes them).
 
     The newline vlmkit writes after an image (``with_image``) is its own template's layout; a content
-    part list leaves layout to the checkpoint's template, so it is dropped.
+    part list leaves layout to the checkpoint's template, so it is dropped. An empty message (a chat turn whose
+    answer was empty) stays one empty text part: templates read ``content[0]``.
     """
     parts: list[dict[str, Any]] = []
     for index, piece in enumerate(text.split(IMAGE_TOKEN)):
@@ -175,7 +176,7 @@ def content_parts(text: str, images: Sequence[Any] | None = None) -> list[dict[s
             piece = piece.removeprefix("\n")
         if piece:
             parts.append({"type": "text", "text": piece})
-    return parts
+    return parts or [{"type": "text", "text": ""}]
 
 
 @dataclass
@@ -229,15 +230,7 @@ class JinjaChatEncoder:
         return EncodedChat(ids, labels, images).cut(max_length, self.image_token_id)
 
     def _image_ids(self, index: int) -> list[int]:
-        if self.image_layouts:
-            if len(self.image_layouts) == 1:
-                return list(self.image_layouts[0])
-            if index >= len(self.image_layouts):
-                raise InputError(f"the conversation holds more images than the {len(self.image_layouts)} given")
-            return list(self.image_layouts[index])
-        if self.tokens_per_image < 1:
-            raise InputError(f"this model takes no images, but the text holds {IMAGE_TOKEN}")
-        return [self.image_token_id] * self.tokens_per_image  # type: ignore[list-item]
+        return image_ids(index, self.image_layouts, self.image_token_id, self.tokens_per_image)
 
     def _answer_spans(self, conversation: list[dict[str, Any]], text: str) -> list[tuple[int, int]]:
         """Character spans of each assistant turn: its rendering minus the rendering up to its prompt."""

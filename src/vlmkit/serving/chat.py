@@ -26,7 +26,7 @@ from vlmkit.models import Decoder, VisionLanguageModel
 from vlmkit.models.generation import Decoding, GenerationConfig, TextStream, eos_ids, pad_left
 from vlmkit.serving.batching import Batcher, Job
 from vlmkit.serving.metrics import Metrics
-from vlmkit.tasks.chat import chat_encoder, pixels_of, template_of
+from vlmkit.tasks.chat import chat_encoder, image_inputs, images_encoder, lays_out_by_size, template_of
 
 Model = VisionLanguageModel | Decoder
 
@@ -108,7 +108,8 @@ class ChatService:
         self.model = model
         self.model_id = model_id
         self.metrics = metrics
-        self.encoder = chat_encoder(model)
+        self.sized_images = lays_out_by_size(model)  # prompts are encoded with their images' own layouts
+        self.encoder = chat_encoder(model, images=not self.sized_images)
         self.stop = template_of(model).stop
         self.takes_images = isinstance(model, VisionLanguageModel)
         self.batcher: Batcher[ChatPayload] = Batcher("chat", self._run, max_batch=max_batch, wait_s=wait_s, queue=queue)
@@ -121,9 +122,13 @@ class ChatService:
     def max_positions(self) -> int:
         return self.decoder.config.max_positions
 
-    def encode(self, turns: Sequence[Mapping[str, str]]) -> list[int]:
-        """Prompt ids of a conversation (``{"role", "content"}`` with ``<image>`` placeholders)."""
-        return self.encoder.encode(turns, add_generation_prompt=True).input_ids
+    def encode(self, turns: Sequence[Mapping[str, str]], images: Sequence[Image.Image] = ()) -> list[int]:
+        """Prompt ids of a conversation (``{"role", "content"}`` with ``<image>`` placeholders for ``images``);
+        a model that tiles or splits images gets each image's own layout."""
+        encoder = self.encoder
+        if images and self.sized_images:
+            encoder = images_encoder(self.model, image_inputs(self.model, images), range(len(images)))
+        return encoder.encode(turns, add_generation_prompt=True).input_ids
 
     def submit(
         self, prompt: list[int], images: list[Image.Image], config: GenerationConfig, emit: Callable[[Event], None]
@@ -168,8 +173,8 @@ class ChatService:
         prompts = [job.payload.prompt for job in jobs]
         if isinstance(self.model, VisionLanguageModel):
             images = [image for job in jobs for image in job.payload.images]
-            pixels = pixels_of(self.model, images) if images else None
-            ids, mask, embeds = self.model.prepare(prompts, pixels)
+            inputs = image_inputs(self.model, images) if images else {}
+            ids, mask, embeds = self.model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes"))
         else:
             ids, mask = pad_left(prompts, self.decoder.config.pad_token_id)
             ids, mask, embeds = ids.to(self.decoder.device), mask.to(self.decoder.device), None

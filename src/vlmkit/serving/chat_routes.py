@@ -163,7 +163,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
     with state.admit(service.batcher):
         video = asked.video
         clip = await with_clip(asked.turns, video, state.limits, deadline, min_side(service)) if video else None
-        prompt = await deadline.wait(asyncio.to_thread(service.encode, asked.turns))
+        images = await decode_images(asked.urls, asked.params, state.limits, deadline, min_side(service))
+        images = clip.images if clip else images
+        prompt = await deadline.wait(asyncio.to_thread(service.encode, asked.turns, images))
         if len(prompt) >= service.max_positions:
             raise ApiError(
                 400,
@@ -172,8 +174,6 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
                 param="messages",
                 code="context_length_exceeded",
             )
-        images = await decode_images(asked.urls, asked.params, state.limits, deadline, min_side(service))
-        images = clip.images if clip else images
         boxes_on = asked.urls[-1] if asked.urls else None  # the image a reply's boxes are about
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()

@@ -85,10 +85,8 @@ def chat_encoder(
     if jinja is not None:
         multimodal = isinstance(model, VisionLanguageModel)
         return JinjaChatEncoder(tokenizer, jinja, image_token_id, tokens_per_image, multimodal, image_layouts)
-    if image_layouts:
-        raise InputError("this model lays out its images with marker tokens; that needs its checkpoint's chat template")
     eos = tokenizer.eos_id if tokenizer.eos_id is not None else _decoder(model).config.eos_token_ids[0]
-    return ChatEncoder(tokenizer, template_of(model), eos, image_token_id, tokens_per_image)
+    return ChatEncoder(tokenizer, template_of(model), eos, image_token_id, tokens_per_image, image_layouts)
 
 
 def with_template_stops(model: Model, config: GenerationConfig | None) -> GenerationConfig:
@@ -139,6 +137,29 @@ def _unsplit_layout(model: VisionLanguageModel) -> list[list[int]]:
     if not isinstance(processor, SplitImagePreprocessor) or processor.splitting:
         return []
     return [image_prompt_ids(_tokenizer(model), 0, 0, model.config.tokens_per_image)]
+
+
+def lays_out_by_size(model: object) -> bool:
+    """Whether an image's prompt tokens depend on the image (LLaVA-NeXT's tiling, Idefics3's splitting), so a
+    conversation's prompt can only be encoded once its images are processed (``images_encoder``)."""
+    return isinstance(model, VisionLanguageModel) and bool(
+        model.config.image_grid_pinpoints or model.config.image_splitting
+    )
+
+
+def images_encoder(
+    model: Model, inputs: dict[str, torch.Tensor], rows: Sequence[int]
+) -> ChatEncoder | JinjaChatEncoder:
+    """The chat encoder of a conversation holding the processed images ``rows`` of ``inputs``, in order: each image
+    laid out for its own size or split, so images of different sizes in one conversation each get their own tokens."""
+    if not rows:
+        return chat_encoder(model, images=False)
+    layouts = [layout for row in rows for layout in image_layouts_of(model, inputs, row)]
+    sizes = {_size_of(inputs, row) for row in rows}
+    if layouts or len(sizes) == 1:
+        return chat_encoder(model, next(iter(sizes)), image_layouts=layouts)
+    counts = [[model.config.image_token_id] * model.image_tokens(_size_of(inputs, row)) for row in rows]  # type: ignore[union-attr]
+    return chat_encoder(model, image_layouts=counts)
 
 
 def respond(
