@@ -131,6 +131,31 @@ def matmul_rate(decoder: torch.nn.Module, clock: Clock, repeats: int) -> float:
         return 1 / interleaved_medians({"mm": step}, repeats=5 * repeats, clock=clock)["mm"]
 
 
+def race(
+    run_ours: Callable[[], list[list[int]]],
+    hf: torch.nn.Module,
+    hf_inputs: dict[str, torch.Tensor],
+    new_tokens: int,
+    repeats: int,
+    clock: Clock,
+) -> tuple[float, float, float]:
+    """Tokens/s of vlmkit's and transformers' greedy generation of exactly ``new_tokens`` (EOS off) on the same
+    inputs, interleaved, and the share of rows whose tokens are identical. Every family's benchmark races this way."""
+    prompt = hf_inputs["input_ids"].shape[1]
+    batch = hf_inputs["input_ids"].shape[0]
+
+    def run_hf() -> list[list[int]]:
+        generated = hf.generate(
+            **hf_inputs, do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0
+        )
+        return generated[:, prompt:].tolist()
+
+    with torch.inference_mode():
+        same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
+        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
+    return batch * new_tokens / times["ours"], batch * new_tokens / times["hf"], same
+
+
 def bench(
     name: str,
     hf: torch.nn.Module,
@@ -157,22 +182,8 @@ def bench(
     def run_ours() -> list[list[int]]:
         return ours.generate(rows, pixels, config) if vlm else generate(ours, ids, config, attention_mask=mask)
 
-    def run_hf() -> list[list[int]]:
-        out = hf.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=False,
-            max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
-            pad_token_id=0,
-            **extra,
-        )
-        return out[:, ids.shape[1] :].tolist()
-
-    with torch.inference_mode():
-        same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
-        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
-    ours_rate, hf_rate = batch * new_tokens / times["ours"], batch * new_tokens / times["hf"]
+    hf_inputs = {"input_ids": ids, "attention_mask": mask, **extra}
+    ours_rate, hf_rate, same = race(run_ours, hf, hf_inputs, new_tokens, repeats, clock)
     bound, ceiling = "     -", "     -"
     if batch == 1:
         bound = f"{100 * decoder_bytes(decoder) * ours_rate / bandwidth:5.1f}%"

@@ -21,8 +21,7 @@ import time
 import torch
 import transformers
 
-from common import interleaved_medians
-from generate import copy_bandwidth, decoder_bytes, llama_config, load_pair
+from generate import copy_bandwidth, decoder_bytes, llama_config, load_pair, race
 from vlmkit.models.generation import GenerationConfig, pad_left
 
 IMAGE, VIDEO, START, END = 8000, 8001, 8002, 8003
@@ -64,24 +63,9 @@ def bench(hf, ours, batch: int, new_tokens: int, repeats: int, bandwidth: float,
     def run_ours() -> list[list[int]]:
         return ours.generate(rows, config, pixel_values=pixels, image_grid_thw=grids)
 
-    def run_hf() -> list[list[int]]:
-        out = hf.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            pixel_values=pixels,
-            image_grid_thw=grids,
-            mm_token_type_ids=types,
-            do_sample=False,
-            max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens,
-            pad_token_id=0,
-        )
-        return out[:, ids.shape[1] :].tolist()
-
-    with torch.inference_mode():
-        same = sum(a == b for a, b in zip(run_ours(), run_hf(), strict=True)) / batch
-        times = interleaved_medians({"ours": run_ours, "hf": run_hf}, repeats=repeats, warmup=0, clock=clock)
-    ours_rate, hf_rate = batch * new_tokens / times["ours"], batch * new_tokens / times["hf"]
+    hf_inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels, "image_grid_thw": grids}
+    hf_inputs["mm_token_type_ids"] = types
+    ours_rate, hf_rate, same = race(run_ours, hf, hf_inputs, new_tokens, repeats, clock)
     bound = f"{100 * decoder_bytes(ours.decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
     return f"{batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x {same:6.2f} {bound}"
 
