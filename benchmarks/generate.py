@@ -131,6 +131,24 @@ def matmul_rate(decoder: torch.nn.Module, clock: Clock, repeats: int) -> float:
         return 1 / interleaved_medians({"mm": step}, repeats=5 * repeats, clock=clock)["mm"]
 
 
+def family_race_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings every one-family race (SmolVLM, Qwen2-VL) takes."""
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds")
+
+
+def family_race_setup(args: argparse.Namespace) -> tuple[Clock, float]:
+    """The clock, threads and seed those settings name, and the copy bandwidth measured under them."""
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return clock, copy_bandwidth("cpu", clock)
+
+
 def race(
     run_ours: Callable[[], list[list[int]]],
     hf: torch.nn.Module,

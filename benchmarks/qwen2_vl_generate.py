@@ -21,7 +21,7 @@ import time
 import torch
 import transformers
 
-from generate import copy_bandwidth, decoder_bytes, llama_config, load_pair, race
+from generate import decoder_bytes, family_race_arguments, family_race_setup, llama_config, load_pair, race
 from vlmkit.models.generation import GenerationConfig, pad_left
 
 IMAGE, VIDEO, START, END = 8000, 8001, 8002, 8003
@@ -73,17 +73,9 @@ def bench(hf, ours, batch: int, new_tokens: int, repeats: int, bandwidth: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=("qwen2_vl", "qwen2_5_vl"), default="qwen2_vl")
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--batches", default="1,8")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU seconds")
+    family_race_arguments(parser)
     args = parser.parse_args()
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    bandwidth = copy_bandwidth("cpu", clock)
+    clock, bandwidth = family_race_setup(args)
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {args.family}: ~{PROMPT} text tokens + one {SIDE} px image, "
