@@ -101,10 +101,10 @@ class ClipRecipe(Recipe):
         torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
         pretrained = self._pretrained()
         tower = vit_tower(self.vision_from) if self.vision_from else None
-        processor = pretrained.image_processor if pretrained else tower[1] if tower else self._image_processor()
+        processor = pretrained.image_processor if pretrained else tower[1] if tower else self.image_processor()
         images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
         captions = [c for r in images.records for c in r.captions or []]
-        model = pretrained or self._new_model(captions[:50_000], processor, tower[0] if tower else None)  # type: ignore[arg-type]
+        model = pretrained or self.new_model(captions[:50_000], processor, tower[0] if tower else None)  # type: ignore[arg-type]
         self._lock(model)
         tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
         word_head = CaptionWordHead(model.config.embed_dim, tokenizer.vocab_size) if self.caption_word_loss else None
@@ -136,10 +136,10 @@ class ClipRecipe(Recipe):
             raise InputError(f"{self.init_from}: fine-tuning needs a dual encoder with a tokenizer and processor")
         return model.train()
 
-    def _image_processor(self) -> ImagePreprocessor:
+    def image_processor(self) -> ImagePreprocessor:
         return (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
 
-    def _new_model(
+    def new_model(
         self, captions: list[str], processor: ImagePreprocessor, image_tower: VisionTransformer | None = None
     ) -> DualEncoder:
         """A model of the preset's shape, with a BPE tokenizer trained on ``captions``; with ``image_tower``,

@@ -216,7 +216,7 @@ class MlmRecipe(Recipe):
     def _model(self, captions: list[str]) -> DualEncoder:
         if not self.init_from:
             builder = self._builder()
-            return builder._new_model(captions[:50_000], builder._image_processor())
+            return builder.new_model(captions[:50_000], builder.image_processor())
         model = from_pretrained(self.init_from)
         if not isinstance(model, DualEncoder) or model.tokenizer is None or model.image_processor is None:
             raise InputError(f"{self.init_from}: --from needs a dual encoder with a tokenizer and image processor")
@@ -225,7 +225,7 @@ class MlmRecipe(Recipe):
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)
         has_captions = lambda record: bool(record.captions)  # noqa: E731
-        images = open_images(self.data, self._builder()._image_processor(), has_captions, mode="stream")
+        images = open_images(self.data, self._builder().image_processor(), has_captions, mode="stream")
         captions = [list(r.captions or []) for r in images.records]
         model = self._model([c for cs in captions for c in cs])
         if self.bidirectional:
@@ -245,7 +245,7 @@ class MlmRecipe(Recipe):
         folder = self.eval_data or default_eval_folder(self.data)
         if not folder:
             return None
-        records = open_images(folder, self._builder()._image_processor(), lambda r: bool(r.captions), mode="stream")
+        records = open_images(folder, self._builder().image_processor(), lambda r: bool(r.captions), mode="stream")
         texts = [r.captions[0] for r in records.records[: self.eval_images]]  # type: ignore[index]
         held_out = source.encode(texts, torch.Generator().manual_seed(self.train.seed))
 
