@@ -23,8 +23,6 @@ repeat across epochs, so they are kept in memory per distinct string.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Literal
 
@@ -40,6 +38,7 @@ from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer
 from vlmkit.progress import progress
+from vlmkit.training.vision_cache import computation_key
 
 ImageTarget = Literal["embedding", "features"]
 FORMAT = 1  # bump when the stored targets change meaning
@@ -97,14 +96,8 @@ class DualTeacher:
 
     def targets_key(self, pixels: torch.Tensor, kind: ImageTarget) -> str:
         """A hash of everything ``images(pixels, kind)`` depends on."""
-        digest = hashlib.blake2b(digest_size=16)
         settings = {"format": FORMAT, "kind": kind, "processor": self.processor.to_dict(), "pixels": list(pixels.shape)}
-        digest.update(json.dumps(settings, sort_keys=True).encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy())
-        digest.update(pixels.contiguous().numpy())
-        return digest.hexdigest()
+        return computation_key(settings, self.model, pixels)
 
     def cached_images(self, pixels: torch.Tensor, kind: ImageTarget, chunk: int = 64) -> torch.Tensor:
         """``images`` of every one of a training set's uint8 ``pixels``, float32 on the CPU, from the cache

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
@@ -27,9 +28,20 @@ from vlmkit.progress import progress
 FORMAT = 1  # bump when the stored tokens change meaning
 
 
+def computation_key(settings: dict[str, Any], module: torch.nn.Module, pixels: torch.Tensor) -> str:
+    """A hash of a frozen module's output on preloaded uint8 ``pixels``: the settings that shape it, every weight,
+    and the pixels. The one cache key of vision tokens and of a teacher's targets (``training.teacher``)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy())
+    digest.update(pixels.contiguous().numpy())
+    return digest.hexdigest()
+
+
 def tokens_key(model: VisionLanguageModel, pixels: torch.Tensor) -> str:
     """A hash of everything ``model.vision_tokens`` of these preloaded uint8 ``pixels`` depends on."""
-    digest = hashlib.blake2b(digest_size=16)
     projector = model.config.projector
     settings = {
         "format": FORMAT,
@@ -38,12 +50,7 @@ def tokens_key(model: VisionLanguageModel, pixels: torch.Tensor) -> str:
         "dtype": str(model.dtype),
         "pixels": list(pixels.shape),
     }
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    for name, tensor in sorted(model.vision.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy())
-    digest.update(pixels.contiguous().numpy())
-    return digest.hexdigest()
+    return computation_key(settings, model.vision, pixels)
 
 
 def frozen_vision_tokens(model: VisionLanguageModel, pixels: torch.Tensor, chunk: int = 64) -> torch.Tensor:
