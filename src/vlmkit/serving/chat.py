@@ -124,7 +124,8 @@ class ChatService:
 
     def encode(self, turns: Sequence[Mapping[str, str]], images: Sequence[Image.Image] = ()) -> list[int]:
         """Prompt ids of a conversation (``{"role", "content"}`` with ``<image>`` placeholders for ``images``);
-        a model that tiles or splits images gets each image's own layout."""
+        a model that tiles or splits images gets each image's own layout. Only for such a model the processor runs
+        here too: ``_prepare`` runs it again over the whole batch, which pads crops across requests."""
         encoder = self.encoder
         if images and self.sized_images:
             encoder = images_encoder(self.model, image_inputs(self.model, images), range(len(images)))
