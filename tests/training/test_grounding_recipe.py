@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from grounding_kit import GridCodec
 from tiny_vlm import tiny_vlm
@@ -13,7 +14,7 @@ from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.data.grounding import grounding_turns, reading_order, record_size
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.errors import ConfigError
-from vlmkit.processing.locations import has_location_tokens, parse_objects
+from vlmkit.processing.locations import LOCATION_TOKENS, has_location_tokens, parse_objects
 from vlmkit.training.recipes import InstructRecipe
 from vlmkit.training.recipes.grounding import MaskCodes, grounding_messages
 from vlmkit.training.run import run
@@ -93,3 +94,28 @@ def test_instruct_with_grounding_trains_exports_and_evaluates(shapes_dataset, tm
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evaluated = [row for row in logged if "referring_accuracy" in row or "eval/referring_accuracy" in row]
     assert evaluated, logged[-1]
+
+
+@pytest.mark.parametrize("init", ["mean", "ordered"])
+def test_location_init_reaches_the_new_rows(shapes_dataset, tmp_path, init):
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    old = from_pretrained(tmp_path / "vlm").decoder.config.vocab_size
+    recipe = InstructRecipe(
+        data=str(shapes_dataset / "train"), init_from=str(tmp_path / "vlm"), grounding_share=1.0, location_init=init
+    )
+    model = recipe.prepare().model
+    vocab = model.tokenizer.tokenizer
+    bins = torch.tensor([vocab.token_to_id(name) for name in LOCATION_TOKENS])
+    weight = model.decoder.embed.weight.detach()
+    rows = torch.nn.functional.normalize(weight[bins] - weight[:old].mean(0), dim=1)
+    neighbours = float((rows[:-1] * rows[1:]).sum(1).mean())
+    assert (neighbours > 0.99) == (init == "ordered")
+
+
+def test_an_unknown_location_init_is_refused(shapes_dataset, tmp_path):
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    recipe = InstructRecipe(
+        data=str(shapes_dataset / "train"), init_from=str(tmp_path / "vlm"), grounding_share=1.0, location_init="x"
+    )
+    with pytest.raises(ConfigError, match="location_init: expected one of mean, ordered"):
+        recipe.prepare()

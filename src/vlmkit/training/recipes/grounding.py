@@ -20,23 +20,38 @@ from vlmkit.checkpoints import from_pretrained
 from vlmkit.data.grounding import grounding_turns
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.shapesworld.masks import rle_decode
-from vlmkit.errors import InputError
+from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.detection import grounding_tasks
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.locations import add_location_tokens
+from vlmkit.processing.locations import LOCATION_TOKENS, add_location_tokens
 from vlmkit.processing.masks import box_pixels, mask_crop
 from vlmkit.tasks.segment import MaskCodec
-from vlmkit.training.vocabulary import grow_vocabulary
+from vlmkit.training.vocabulary import grow_vocabulary, order_rows
 
 Messages = list[dict[str, str]]
 
 
-def enable_grounding(model: VisionLanguageModel, seed: int) -> int:
-    """Give ``model`` the location and mask tokens (tokenizer and decoder rows); returns tokens added."""
+LOCATION_INITS = ("mean", "ordered")
+"""How new location rows start: at the vocabulary's mean (``grow_vocabulary``) or on a smooth curve of the
+bin value (``order_rows``: neighbouring bins share their start, so a near miss is partly right)."""
+
+
+def enable_grounding(model: VisionLanguageModel, seed: int, location_init: str = "mean") -> int:
+    """Give ``model`` the location and mask tokens (tokenizer and decoder rows); returns tokens added.
+
+    Rows of tokens the model already had are left as they are, whatever ``location_init`` says.
+    """
     if model.tokenizer is None:
         raise InputError("--grounding-share: the VLM has no tokenizer to add location tokens to")
+    if location_init not in LOCATION_INITS:
+        raise ConfigError(f"location_init: expected one of {', '.join(LOCATION_INITS)}, got {location_init!r}")
+    old = model.decoder.config.vocab_size
     add_location_tokens(model.tokenizer)
-    return grow_vocabulary(model.decoder, model.tokenizer.vocab_size, seed)
+    added = grow_vocabulary(model.decoder, model.tokenizer.vocab_size, seed)
+    bins = torch.tensor([model.tokenizer.tokenizer.token_to_id(name) for name in LOCATION_TOKENS])
+    if location_init == "ordered" and bool((bins >= old).all()):
+        order_rows(model.decoder, bins, old, seed)
+    return added
 
 
 def load_mask_codec(source: str) -> MaskCodec:

@@ -66,6 +66,9 @@ class InstructRecipe(ConversationRecipe):
         0.0, "share of conversations about the records' objects (boxes as <loc> tokens, which are added); 0: none"
     )
     grounding_turns: int = option(3, "turns per grounding conversation", research=True)
+    location_init: str = option(
+        "mean", "new <loc> rows start at the vocabulary's mean, or `ordered`: smooth in the bin value", research=True
+    )
     mask_tokenizer: str = option("", "a mask tokenizer (`train mask-vae`): adds segmentation turns (<seg> codes)")
 
     def validate(self, where: str) -> None:
@@ -113,7 +116,7 @@ class InstructRecipe(ConversationRecipe):
         evaluate = vqa
         self._mask_codes = MaskCodes(load_mask_codec(self.mask_tokenizer) if self.mask_tokenizer else None)
         if self.grounding_share:
-            enable_grounding(model, self.train.seed)
+            enable_grounding(model, self.train.seed, self.location_init)
             # LoRA freezes the decoder, but the new tokens' rows must learn.
             model.decoder.embed.requires_grad_(True)
             if model.decoder.lm_head is not None:
