@@ -1,4 +1,4 @@
-"""``vlmkit ask`` and ``vlmkit caption`` on a transformers-saved tiny Qwen2-VL: the checkpoint's chat template with
+"""``vlmkit ask``, ``caption`` and ``chat`` on a transformers-saved tiny Qwen2-VL: the checkpoint's chat template with
 each image's pad tokens expanded for its size, and transformers' greedy answer."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import with_image
 from vlmkit.processing.jinja_chat import content_parts
 from vlmkit.processing.video import FrameSampling, read_video
-from vlmkit.tasks.chat import answer_images, ask
+from vlmkit.tasks.chat import Chat, answer_images, ask
 
 QUESTION = "what is this ?"
 
@@ -58,13 +58,18 @@ def test_ask_and_caption_match_transformers(tmp_path, capsys):
     assert lines == [f"{wide}: {expected[0]}", f"{tall}: {expected[1]}"]
 
 
-def test_chat_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+def test_chat_answers_turn_by_turn_as_chat_does(tmp_path, capsys, monkeypatch):
+    """``vlmkit chat`` on a Qwen2-VL: each line a turn of one ``Chat`` (whose turns equal transformers' answers on the
+    whole conversation: tests/tasks/test_qwen2_vl_chat.py)."""
+    torch.manual_seed(0)
     hf_qwen2_vl().save_pretrained(tmp_path)
     save_tiny_processor(tmp_path)
-    noise_image(32, 32).save(tmp_path / "x.png")
-    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/quit\n"))
-    assert main(["chat", str(tmp_path / "x.png"), "--model", str(tmp_path)]) == 2
-    assert "answers single turns about images (ask, caption)" in capsys.readouterr().err
+    noise_image(56, 24, 1).save(tmp_path / "x.png")
+    chat = Chat(vlmkit.load(tmp_path), str(tmp_path / "x.png"), config=GenerationConfig(max_new_tokens=8))
+    expected = [chat.send(QUESTION), chat.send("describe it")]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{QUESTION}\ndescribe it\n/quit\n"))
+    assert main(["chat", str(tmp_path / "x.png"), "--model", str(tmp_path), "--max-new-tokens", "8"]) == 0
+    assert capsys.readouterr().out == "".join(f"{answer}\n" for answer in expected)
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])

@@ -1,44 +1,56 @@
 """Questions and conversations about an image with a generative model: ``ask`` and ``Chat``.
 
-Works with a ``VisionLanguageModel`` (an image optional) or a text-only ``Decoder``, as loaded by
-``vlmkit.load`` (tokenizer and, for images, image processor attached); ``ask`` and ``answer_images`` also take a
-``Qwen2VLModel`` (``vlmkit.tasks.qwen2_vl``). ``Chat`` encodes its image
+Works with a ``VisionLanguageModel`` or a ``Qwen2VLModel`` (images optional) or a text-only ``Decoder``, as
+loaded by ``vlmkit.load`` (tokenizer and, for images, image processor attached). ``Chat`` encodes each image
 once and keeps the decoder's KV cache between turns, so a new turn only prefills its own tokens.
+
+An image becomes the ids its processor lays out for it (``image_layouts_of``: a fixed count, a tiled image's count
+for its size, a split image's tiles, a Qwen2-VL image's pad tokens for its grid). A model whose rotary positions
+follow its images (Qwen2-VL's M-RoPE: a ``prefill`` method) writes its prompts into the cache itself, all but the
+last token; the shared generation loop continues from there (``start``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from vlmkit.errors import InputError
 from vlmkit.models import Decoder, Qwen2VLModel, VisionLanguageModel
-from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
+from vlmkit.models.generation import GenerationConfig, generate_text, pad_left, stream_text
 from vlmkit.nn.kv_cache import KVCache
-from vlmkit.processing.chat import ChatEncoder, ChatTemplate, template_named, with_image
+from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, ChatTemplate, template_named, with_image
 from vlmkit.processing.image_splitting import SplitImagePreprocessor, image_prompt_ids
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
 from vlmkit.processing.text import TextTokenizer
-from vlmkit.tasks import qwen2_vl
 
-Model = VisionLanguageModel | Decoder
+ImageModel = VisionLanguageModel | Qwen2VLModel
+Model = ImageModel | Decoder
+IMAGE_MODELS = (VisionLanguageModel, Qwen2VLModel)
+IMAGE_ARGUMENTS = ("image_sizes", "image_grid_thw", "pixel_attention_mask")  # what encode_images takes besides pixels
 
 
 def check_generative(model: object) -> None:
-    """Raise one line unless ``model`` generates text: a ``VisionLanguageModel`` or a ``Decoder``."""
-    if not isinstance(model, (VisionLanguageModel, Qwen2VLModel)) and not hasattr(model, "new_cache"):
+    """Raise one line unless ``model`` generates text: a vision-language model or a ``Decoder``."""
+    if not isinstance(model, IMAGE_MODELS) and not hasattr(model, "new_cache"):
         raise InputError(
             f"a {type(model).__name__} cannot generate text; captions, questions and chats need a vision-language "
             "model (a `vlmkit train instruct` run or a LLaVA checkpoint), or a text-only Decoder without images"
         )
 
 
-def _decoder(model: Model) -> Decoder:
-    return model.decoder if isinstance(model, VisionLanguageModel) else model
+def takes_images(model: object) -> bool:
+    return isinstance(model, IMAGE_MODELS)
+
+
+def decoder_of(model: Model) -> Decoder:
+    return model.decoder if isinstance(model, IMAGE_MODELS) else model
 
 
 def _tokenizer(model: Model) -> TextTokenizer:
@@ -78,14 +90,14 @@ def chat_encoder(
         image_layouts = _unsplit_layout(model)
     image_token_id, tokens_per_image = (
         (model.config.image_token_id, model.image_tokens(image_size) if images and not image_layouts else 0)
-        if isinstance(model, VisionLanguageModel)
+        if isinstance(model, IMAGE_MODELS)
         else (None, 0)
     )
     jinja = jinja_template_of(model)
     if jinja is not None:
-        multimodal = isinstance(model, VisionLanguageModel)
+        multimodal = isinstance(model, IMAGE_MODELS)
         return JinjaChatEncoder(tokenizer, jinja, image_token_id, tokens_per_image, multimodal, image_layouts)
-    eos = tokenizer.eos_id if tokenizer.eos_id is not None else _decoder(model).config.eos_token_ids[0]
+    eos = tokenizer.eos_id if tokenizer.eos_id is not None else decoder_of(model).config.eos_token_ids[0]
     return ChatEncoder(tokenizer, template_of(model), eos, image_token_id, tokens_per_image, image_layouts)
 
 
@@ -99,11 +111,9 @@ def with_template_stops(model: Model, config: GenerationConfig | None) -> Genera
 
 
 def image_inputs(model: Model, images: Sequence[ImageSource]) -> dict[str, torch.Tensor]:
-    """The image processor's outputs by their Hugging Face names, on the model's device: ``pixel_values``,
-    and ``image_sizes`` from a tiling processor (LLaVA-NeXT's), which ``encode_images`` then needs."""
-    if isinstance(model, Qwen2VLModel):
-        raise InputError("a Qwen2-VL model answers single turns about images (ask, caption); not this task yet")
-    if not isinstance(model, VisionLanguageModel):
+    """The image processor's outputs by their Hugging Face names, ``pixel_values`` on the model's device, and what
+    ``encode_images`` needs with them: ``image_sizes`` (LLaVA-NeXT's tiling), ``image_grid_thw`` (Qwen2-VL)."""
+    if not isinstance(model, IMAGE_MODELS):
         raise InputError(f"{type(model).__name__} is a text-only model; it cannot take images")
     if model.image_processor is None:
         raise InputError("this model has no image processor; load it with vlmkit.load() or set model.image_processor")
@@ -124,7 +134,12 @@ def _size_of(inputs: dict[str, torch.Tensor], index: int = 0) -> tuple[int, int]
 
 
 def image_layouts_of(model: Model, inputs: dict[str, torch.Tensor], index: int = 0) -> list[list[int]]:
-    """Image ``index``'s prompt ids when the processor splits images (it reports ``rows`` and ``cols``), else none."""
+    """Image ``index``'s prompt ids when the processor splits images (it reports ``rows`` and ``cols``) or keeps
+    their resolution (``image_grid_thw``: the pad token once per merged patch, what replaces the one a Qwen chat
+    template writes between ``<|vision_start|>`` and ``<|vision_end|>``), else none."""
+    if "image_grid_thw" in inputs:
+        tokens = model.image_processor.tokens(inputs["image_grid_thw"][index].tolist())  # type: ignore[union-attr]
+        return [[model.config.image_token_id] * tokens]  # type: ignore[union-attr]
     if "rows" not in inputs:
         return []
     rows, cols = int(inputs["rows"][index]), int(inputs["cols"][index])
@@ -140,11 +155,46 @@ def _unsplit_layout(model: VisionLanguageModel) -> list[list[int]]:
 
 
 def lays_out_by_size(model: object) -> bool:
-    """Whether an image's prompt tokens depend on the image (LLaVA-NeXT's tiling, Idefics3's splitting), so a
-    conversation's prompt can only be encoded once its images are processed (``images_encoder``)."""
+    """Whether an image's prompt tokens depend on the image (LLaVA-NeXT's tiling, Idefics3's splitting, Qwen2-VL's
+    own resolution), so a conversation's prompt can only be encoded once its images are processed
+    (``images_encoder``)."""
+    if isinstance(model, Qwen2VLModel):
+        return True
     return isinstance(model, VisionLanguageModel) and bool(
         model.config.image_grid_pinpoints or model.config.image_splitting
     )
+
+
+def image_ids_of(model: ImageModel, inputs: dict[str, torch.Tensor], index: int = 0) -> list[int]:
+    """The ids image ``index`` of ``inputs`` takes in a prompt: its layout, else its count of image tokens."""
+    layouts = image_layouts_of(model, inputs, index)
+    return layouts[0] if layouts else [model.config.image_token_id] * model.image_tokens(_size_of(inputs, index))
+
+
+def encode_images(model: ImageModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Every image's tokens in prompt order, ``(tokens, decoder width)``: what replaces its image tokens."""
+    extra = {name: inputs[name] for name in IMAGE_ARGUMENTS if name in inputs}
+    with torch.inference_mode():
+        features = model.encode_images(inputs["pixel_values"], **extra)
+    return features.reshape(-1, features.shape[-1])
+
+
+def start(
+    model: Model, prompts: Sequence[Sequence[int]], inputs: dict[str, torch.Tensor], max_new_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, KVCache | None]:
+    """Left-padded prompts as a ``Decoding`` takes them: ids, mask, input embeddings (the images spliced in), and the
+    cache to continue, which a model whose positions follow its images (``prefill``) has filled with all but the
+    last column (then the ids and mask are that column's)."""
+    prefill = getattr(model, "prefill", None)
+    if prefill is not None:
+        ids, mask = pad_left(prompts, model.config.decoder.pad_token_id)  # type: ignore[union-attr]
+        cache = model.decoder.new_cache(ids.shape[0], ids.shape[1] + max_new_tokens)  # type: ignore[union-attr]
+        ids, mask = prefill(ids.to(model.device), mask.to(model.device), cache, **inputs)
+        return ids, mask, None, cache
+    if isinstance(model, VisionLanguageModel):
+        return (*model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes")), None)
+    ids, mask = pad_left(prompts, model.config.pad_token_id)
+    return ids.to(model.device), mask.to(model.device), None, None
 
 
 def images_encoder(
@@ -178,14 +228,15 @@ def _respond(
 ) -> list[str]:
     config = with_template_stops(model, config)
     tokenizer = _tokenizer(model)
-    if isinstance(model, VisionLanguageModel):
-        ids, mask, embeds = model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes"))
-        return generate_text(model.decoder, ids, tokenizer, config, attention_mask=mask, inputs_embeds=embeds)
+    if isinstance(model, IMAGE_MODELS):
+        ids, mask, embeds, cache = start(model, prompts, inputs, config.max_new_tokens)
+        options = {"attention_mask": mask, "inputs_embeds": embeds, "cache": cache}
+        return generate_text(model.decoder, ids, tokenizer, config, **options)
     return generate_text(model, prompts, tokenizer, config)
 
 
 def answer_images(
-    model: VisionLanguageModel | Qwen2VLModel,
+    model: ImageModel,
     texts: Sequence[str],
     images: Sequence[ImageSource],
     config: GenerationConfig | None = None,
@@ -197,8 +248,6 @@ def answer_images(
     (LLaVA-NeXT's tiling) gets the right count for every row of a batch.
     """
     check_generative(model)
-    if isinstance(model, Qwen2VLModel):
-        return qwen2_vl.answer_images(model, texts, images, config, batch_size)
     if len(texts) != len(images):
         raise InputError(f"answer_images: {len(texts)} texts for {len(images)} images; expected one each")
     answers: list[str] = []
@@ -214,13 +263,9 @@ def answer_images(
     return answers
 
 
-def ask(
-    model: Model | Qwen2VLModel, image: ImageSource | None, question: str, config: GenerationConfig | None = None
-) -> str:
+def ask(model: Model, image: ImageSource | None, question: str, config: GenerationConfig | None = None) -> str:
     """The model's answer to ``question`` about ``image`` (None for a text-only question)."""
     check_generative(model)
-    if isinstance(model, Qwen2VLModel):
-        return qwen2_vl.ask(model, image, question, config)
     text = question if image is None else with_image(question)
     inputs = {} if image is None else image_inputs(model, [image])
     layouts = image_layouts_of(model, inputs)
@@ -230,13 +275,23 @@ def ask(
     return _respond(model, [prompt.input_ids], inputs, config)[0]
 
 
-class Chat:
-    """A conversation about one image (or none), continued turn by turn with ``send``.
+@dataclass(frozen=True)
+class _Picture:
+    """One image of a chat, encoded once: its tokens (tokens, width), its ids in the prompt, its grid (M-RoPE)."""
 
-    The image is encoded once. Each turn encodes the whole conversation (so a Jinja template sees it
-    whole, as it expects) and the decoder's cache, kept between turns, prefills only the ids after the
-    longest prefix it already holds.
-    ``history`` lists the turns as ``{"role", "content"}`` messages.
+    features: torch.Tensor
+    ids: list[int]
+    grid: torch.Tensor | None
+
+
+class Chat:
+    """A conversation, continued turn by turn with ``send``: about the chat's ``image`` (shown in its first turn),
+    and about any image a turn brings.
+
+    Each image is encoded once. Each turn encodes the whole conversation (so a Jinja template sees it whole, as it
+    expects) and the decoder's cache, kept between turns, prefills only the ids after the longest prefix it
+    already holds. ``history`` lists the turns as ``{"role", "content"}`` messages, ``<image>`` where an image was
+    shown.
     """
 
     def __init__(
@@ -250,38 +305,48 @@ class Chat:
         self.model = model
         self.config = with_template_stops(model, config)
         self.system = system
-        self.features: torch.Tensor | None = None
-        inputs = {} if image is None else image_inputs(model, [image])
-        if inputs:
-            with torch.inference_mode():
-                self.features = model.encode_images(inputs["pixel_values"], inputs.get("image_sizes"))  # type: ignore[union-attr]
-        layouts = image_layouts_of(model, inputs)
-        self.encoder = chat_encoder(model, _size_of(inputs), images=image is not None, image_layouts=layouts)
+        self._pictures = [] if image is None else [self._picture(image)]
+        self._kept = len(self._pictures)  # the chat's own image outlives ``reset``
         self.reset()
 
     def reset(self) -> None:
-        """Forget the conversation (the image encoding is kept)."""
+        """Forget the conversation and the turns' images (the chat's own image encoding is kept)."""
         self.history: list[dict[str, str]] = [] if self.system is None else [{"role": "system", "content": self.system}]
+        del self._pictures[self._kept :]
+        self._shown = 0  # pictures placed in the history so far
         self._cached: list[int] = []
         self._cache: KVCache | None = None
 
-    def send(self, text: str, stream: bool = False) -> str | Iterator[str]:
-        """The answer to ``text``, or with ``stream`` an iterator of its pieces as they are generated."""
+    def send(self, text: str, stream: bool = False, image: ImageSource | None = None) -> str | Iterator[str]:
+        """The answer to ``text`` (about ``image`` too, shown before it), or with ``stream`` an iterator of its pieces
+        as they are generated."""
+        if image is not None:
+            self._pictures.append(self._picture(image))
         pieces = self._turn(text)
         return pieces if stream else "".join(pieces)
 
+    def _picture(self, image: ImageSource) -> _Picture:
+        inputs = image_inputs(self.model, [image])
+        model: ImageModel = self.model  # type: ignore[assignment]
+        return _Picture(encode_images(model, inputs), image_ids_of(model, inputs), inputs.get("image_grid_thw"))
+
     def _turn(self, text: str) -> Iterator[str]:
-        if self.features is not None and not any(m["role"] == "user" for m in self.history):
-            text = with_image(text)
+        for _ in range(len(self._pictures) - self._shown):
+            text = f"{IMAGE_TOKEN}\n{text}"
+        self._shown = len(self._pictures)
         turn = {"role": "user", "content": text}
-        ids = self.encoder.encode([*self.history, turn], add_generation_prompt=True).input_ids
-        decoder = _decoder(self.model)
-        if self._cache is None:
-            self._cache = decoder.new_cache(1, len(ids) + self.config.max_new_tokens)
+        layouts = [picture.ids for picture in self._pictures]
+        encoder = chat_encoder(self.model, images=bool(layouts), image_layouts=layouts)
+        ids = encoder.encode([*self.history, turn], add_generation_prompt=True).input_ids
+        decoder = decoder_of(self.model)
         reuse = min(_common_prefix(self._cached, ids), len(ids) - 1)
+        image_token = getattr(self.model.config, "image_token_id", None)
+        if self._cache is not None and self._cache.shifted and image_token in self._cached[reuse:]:
+            self._cache = None  # its positions were shifted for an image it would forget: start again
+        if self._cache is None:
+            self._cache, self._cached, reuse = decoder.new_cache(1, len(ids) + self.config.max_new_tokens), [], 0
         self._cache.trim(reuse)
-        span = ids[reuse:]
-        embeds = self._embeds(span)
+        span, embeds = self._prefill(ids, reuse)
         generated: list[int] = []
         answer: list[str] = []
         self.history.append(turn)
@@ -301,13 +366,25 @@ class Chat:
             self._cached = (ids + generated)[: self._cache.length]
             self.history.append({"role": "assistant", "content": "".join(answer)})
 
-    def _embeds(self, span: list[int]) -> torch.Tensor | None:
-        if not isinstance(self.model, VisionLanguageModel):
-            return None
-        ids = torch.tensor([span], device=self.model.device)
-        holds_image = self.model.config.image_token_id in span
-        with torch.inference_mode():
-            return self.model.embed(ids, self.features if holds_image else None)
+    def _prefill(self, ids: list[int], reuse: int) -> tuple[list[int], torch.Tensor | None]:
+        """The ids after the cached ``reuse`` that the generation loop prefills, and their embeddings (the images'
+        tokens spliced in); a model whose positions follow its images (``prefill``) writes all but the last itself."""
+        span = ids[reuse:]
+        if not isinstance(self.model, IMAGE_MODELS):
+            return span, None
+        token = self.model.config.image_token_id
+        before, inside = ids[:reuse].count(token), span.count(token)
+        counts = [0, *itertools.accumulate(picture.ids.count(token) for picture in self._pictures)]
+        shown = [p for p, end in zip(self._pictures, counts[1:], strict=True) if before < end <= before + inside]
+        features = torch.cat([p.features for p in shown]) if shown else None
+        span_ids = torch.tensor([span], device=self.model.device)
+        prefill = getattr(self.model, "prefill", None)
+        if prefill is None:
+            with torch.inference_mode():
+                return span, self.model.embed(span_ids, features)
+        grids = torch.cat([p.grid for p in shown]) if shown else None  # type: ignore[misc]
+        prefill(span_ids, None, self._cache, image_features=features, image_grid_thw=grids)
+        return span[-1:], None
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:

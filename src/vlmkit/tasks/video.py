@@ -4,7 +4,8 @@ A clip reaches the model as the frames ``processing.video`` samples (8 uniform b
 of the prompt introduced by its time (``processing.video_input.video_prompt``: "frame at 0.5s: <image>"), so
 the model can say when something happens and ``ground_video`` can read the moment back out of its answer.
 Each frame costs the model its ``tokens_per_image``; pooling frame tokens (``pool_frame_tokens``) happens
-inside a model that is configured for it, not here.
+inside a model that is configured for it, not here. A model whose processor takes videos (``videos``: Qwen2-VL)
+reads the frames as one video instead (``ask_as_video``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from vlmkit.errors import InputError
 from vlmkit.models import Qwen2VLModel, VisionLanguageModel
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.video import Frame, FrameSampling, VideoLimits, read_video
 from vlmkit.processing.video_input import grounding_prompt, parse_moment, video_prompt
-from vlmkit.tasks import qwen2_vl
-from vlmkit.tasks.chat import chat_encoder, respond
+from vlmkit.tasks.chat import chat_encoder, jinja_template_of, respond
 
 VIDEO_CAPTION_PROMPT = "Describe what happens in the video."
 
@@ -51,11 +52,33 @@ def ask_frames(
     text: str,
     config: GenerationConfig | None = None,
 ) -> str:
-    """The model's answer to ``text`` about already decoded ``frames`` (in time order); a Qwen2-VL model reads
-    them as one video (``vlmkit.tasks.qwen2_vl``)."""
-    if isinstance(model, Qwen2VLModel):
-        return qwen2_vl.ask_frames(model, frames, text, config)
+    """The model's answer to ``text`` about already decoded ``frames`` (in time order); a model whose processor
+    takes videos reads them as one video (``ask_as_video``)."""
+    if hasattr(model.image_processor, "videos"):
+        return ask_as_video(model, frames, text, config)  # type: ignore[arg-type]
     return ask_clips(model, [(frames, text)], config)[0]
+
+
+def ask_as_video(
+    model: Qwen2VLModel, frames: Sequence[Frame], question: str, config: GenerationConfig | None = None
+) -> str:
+    """The answer to ``question`` about ``frames`` read as one video: the checkpoint's template renders a video part,
+    whose pad token is repeated once per merged patch of the clip's grid (temporal patches of two frames).
+
+    For Qwen2.5-VL, ``second_per_grid_ts`` is the time one temporal patch spans: ``temporal_patch_size`` frames
+    at the frames' mean spacing (1 s for a single frame), as transformers' processor derives it from the fps."""
+    template, tokenizer, processor = jinja_template_of(model), model.tokenizer, model.image_processor
+    if not frames or template is None or tokenizer is None or processor is None:
+        raise InputError("a video needs at least one frame, and the model its tokenizer, processor and chat template")
+    inputs = processor.videos([[frame.image for frame in frames]])
+    spacing = (frames[-1].time - frames[0].time) / (len(frames) - 1) if len(frames) > 1 else 1.0
+    seconds = [processor.temporal_patch_size * spacing]
+    message = {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}
+    ids = tokenizer.tokenizer.encode(template.render([message], True), add_special_tokens=False).ids
+    tokens = model.config
+    ids = processor.expand(ids, tokens.image_token_id, None, tokens.video_token_id, inputs["video_grid_thw"])
+    out = model.generate([ids], config, **inputs, second_per_grid_ts=seconds, tokenizer=tokenizer)[0]
+    return tokenizer.decode(out)
 
 
 def ask_video(
