@@ -54,4 +54,4 @@ def test_vlmkit_only_tasks_are_refused(shapes_dataset, tmp_path, capsys):
     argv = ["train", "instruct", "--from", str(source), "--data", str(shapes_dataset / "train")]
     argv += ["--out", str(tmp_path / "run"), "--steps", "1", "--grounding-share", "0.5"]
     assert main(argv) == 2
-    assert "grounding_share: not supported for a Qwen2-VL model" in capsys.readouterr().err
+    assert "grounding_share: not supported for a Qwen2VLModel" in capsys.readouterr().err

@@ -237,7 +237,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     require("fastapi", "serve")
     if args.index:
         require("faiss", "search")
-    from vlmkit.models import Decoder, VisionLanguageModel
+    from vlmkit.models import Decoder, Qwen2VLModel, VisionLanguageModel
     from vlmkit.serving import ServedModels, create_app
 
     if not args.model and not args.vlm and not args.index and not args.read and not args.t2i:
@@ -259,7 +259,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         models.encoder = _load(args.model, _encoder_kinds(), "--model", device)
         models.encoder_id = model_id(args.model, args.model_name)
     if args.vlm:
-        models.chat = _load(args.vlm, (VisionLanguageModel, Decoder), "--vlm", device)
+        models.chat = _load(args.vlm, (VisionLanguageModel, Decoder, Qwen2VLModel), "--vlm", device)
         models.chat_id = model_id(args.vlm, args.vlm_name)
         if args.model and models.chat_id == models.encoder_id:
             raise ConfigError(f"--model and --vlm are both called {models.chat_id!r}; set --model-name or --vlm-name")

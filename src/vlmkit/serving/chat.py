@@ -22,13 +22,22 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vlmkit.models import Decoder, VisionLanguageModel
-from vlmkit.models.generation import Decoding, GenerationConfig, TextStream, eos_ids, pad_left
+from vlmkit.models import Decoder
+from vlmkit.models.generation import Decoding, GenerationConfig, TextStream, eos_ids
+from vlmkit.nn.kv_cache import KVCache
 from vlmkit.serving.batching import Batcher, Job
 from vlmkit.serving.metrics import Metrics
-from vlmkit.tasks.chat import chat_encoder, image_inputs, images_encoder, lays_out_by_size, template_of
-
-Model = VisionLanguageModel | Decoder
+from vlmkit.tasks.chat import (
+    Model,
+    chat_encoder,
+    decoder_of,
+    image_inputs,
+    images_encoder,
+    lays_out_by_size,
+    start,
+    takes_images,
+    with_template_stops,
+)
 
 
 @dataclass(frozen=True)
@@ -110,13 +119,13 @@ class ChatService:
         self.metrics = metrics
         self.sized_images = lays_out_by_size(model)  # prompts are encoded with their images' own layouts
         self.encoder = chat_encoder(model, images=not self.sized_images)
-        self.stop = template_of(model).stop
-        self.takes_images = isinstance(model, VisionLanguageModel)
+        self.stop = with_template_stops(model, None).stop  # none under a Jinja template: its turns end in EOS
+        self.takes_images = takes_images(model)
         self.batcher: Batcher[ChatPayload] = Batcher("chat", self._run, max_batch=max_batch, wait_s=wait_s, queue=queue)
 
     @property
     def decoder(self) -> Decoder:
-        return self.model.decoder if isinstance(self.model, VisionLanguageModel) else self.model
+        return decoder_of(self.model)
 
     @property
     def max_positions(self) -> int:
@@ -150,11 +159,11 @@ class ChatService:
     def _run(self, jobs: list[Job[ChatPayload]]) -> None:
         started = time.perf_counter()
         tokenizer = self.model.tokenizer
-        ids, mask, embeds = self._prepare(jobs)
         config = dataclasses.replace(
             jobs[0].payload.config, max_new_tokens=max(job.payload.config.max_new_tokens for job in jobs), stop=()
         )
-        run = Decoding(self.decoder, ids, mask, config, inputs_embeds=embeds)
+        ids, mask, embeds, cache = self._prepare(jobs, config.max_new_tokens)
+        run = Decoding(self.decoder, ids, mask, config, inputs_embeds=embeds, cache=cache)
         ends = eos_ids(self.decoder, config, tokenizer)
         rows = [_Row(job, tokenizer) for job in jobs]
         while not run.done:
@@ -170,13 +179,12 @@ class ChatService:
                 row.end("length")
         self.metrics.observe_generation(sum(row.count for row in rows), time.perf_counter() - started)
 
-    def _prepare(self, jobs: list[Job[ChatPayload]]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        prompts = [job.payload.prompt for job in jobs]
-        if isinstance(self.model, VisionLanguageModel):
-            images = [image for job in jobs for image in job.payload.images]
-            inputs = image_inputs(self.model, images) if images else {}
-            ids, mask, embeds = self.model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes"))
-        else:
-            ids, mask = pad_left(prompts, self.decoder.config.pad_token_id)
-            ids, mask, embeds = ids.to(self.decoder.device), mask.to(self.decoder.device), None
-        return ids, None if bool(mask.all()) else mask, embeds
+    def _prepare(
+        self, jobs: list[Job[ChatPayload]], max_new_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, KVCache | None]:
+        """The batch's prompts as ``Decoding`` takes them (``tasks.chat.start``: a model whose positions follow its
+        images has prefilled all but their last column into the returned cache)."""
+        images = [image for job in jobs for image in job.payload.images]
+        inputs = image_inputs(self.model, images) if images else {}
+        ids, mask, embeds, cache = start(self.model, [job.payload.prompt for job in jobs], inputs, max_new_tokens)
+        return ids, None if bool(mask.all()) else mask, embeds, cache

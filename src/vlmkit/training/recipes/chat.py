@@ -3,7 +3,9 @@ built from them, and the held-out evaluation of a VLM.
 
 One training item is one record with one conversation, drawn from (seed, epoch, item), so a resumed
 run sees the same data. Images come through the one data path (``data.sources``); while the vision
-tower is frozen, its tokens are computed once per image and reused (``training.vision_cache``).
+tower is frozen, its tokens are computed once per image and reused (``training.vision_cache``). Images that
+keep their own size (Qwen2-VL's processor has no fixed-size ``normalize``) are processed one by one instead,
+each conversation laid out for its own image (``ProcessedChatBatches``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from torch import nn
 from vlmkit.config.base import option
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.sampling import Draws, epoch_order
-from vlmkit.data.sources import ImageRecords, PreloadedImages, ShardStream, is_folder, open_images
-from vlmkit.errors import ConfigError
+from vlmkit.data.sources import ImageRecords, PreloadedImages, ShardStream, is_folder, open_images, scan_records
+from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
-from vlmkit.tasks.chat import chat_encoder
+from vlmkit.processing.images import load_image
+from vlmkit.tasks.chat import ImageModel, chat_encoder, image_inputs, images_encoder
 from vlmkit.training.batches import ChatBatch
 from vlmkit.training.curriculum import CURRICULA, ObjectCurriculum
 from vlmkit.training.recipes.base import Recipe
@@ -100,8 +103,15 @@ class ChatRecipe(Recipe):
         """Whether ``record`` gives a training conversation."""
         return has_text(record)
 
-    def image_chat_batches(self, model: VisionLanguageModel, train_vision: bool) -> ChatBatches:
+    def image_chat_batches(self, model: ImageModel, train_vision: bool) -> ChatBatches | ProcessedChatBatches:
         """Batches of this recipe's conversations about the data's images, for ``model``."""
+        if not hasattr(model.image_processor, "normalize"):  # images at their own sizes, processed one by one
+            records, paths, locations = scan_records(self.data, self.keep)
+            if locations or not records:
+                raise InputError(f"{self.data}: this model trains on a dataset folder with records to train on")
+            if self.curriculum:
+                raise ConfigError("curriculum: not supported for a model whose images keep their own size")
+            return ProcessedChatBatches(records, paths, model, self.messages, self.train.seed, self.max_length)
         # A frozen tower's tokens are computed for every image at once (and cached), so auto means memory there.
         mode = "memory" if self.data_mode == "auto" and not train_vision else self.data_mode
         images = open_images(
@@ -207,6 +217,53 @@ class ChatBatches:
                 self.vision_tokens = frozen_vision_tokens(model, self.images.all_pixels)  # type: ignore[attr-defined]
             return ChatBatch(ids, labels, vision_tokens=self.vision_tokens[items])
         return ChatBatch(ids, labels, pixels=model.image_processor.normalize(self.images.pixels(items)))  # type: ignore[union-attr]
+
+
+class ProcessedChatBatches:
+    """Conversations about images their processor lays out one by one (each keeps its own size): each image is
+    processed once, on first use, and each conversation encoded for its own image (``tasks.chat.images_encoder``);
+    a batch holds the images' ``pixel_values`` concatenated (Qwen2-VL: flattened patches) with their
+    ``image_grid_thw``. The tower trains or not by its ``requires_grad``; nothing is cached from it."""
+
+    def __init__(
+        self,
+        records: list[Record],
+        paths: list[str],
+        model: ImageModel,
+        messages: Callable[[Record, random.Random], Messages],
+        seed: int,
+        max_length: int,
+    ) -> None:
+        if model.tokenizer is None or model.image_processor is None:
+            raise InputError("this model trains with its tokenizer and image processor (load it from its directory)")
+        self.records, self.paths, self.model, self.messages, self.seed = records, paths, model, messages, seed
+        self.max_length = min(max_length, model.config.decoder.max_positions)
+        self.draws = Draws(lambda epoch: epoch_order(len(records), seed, epoch))
+        self._inputs: dict[int, dict[str, torch.Tensor]] = {}
+
+    def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
+        return len(self.records) // (micro_batch * world_size)
+
+    def _image(self, item: int) -> dict[str, torch.Tensor]:
+        if item not in self._inputs:
+            inputs = image_inputs(self.model, [load_image(self.paths[item])])
+            self._inputs[item] = {name: value.cpu() for name, value in inputs.items()}
+        return self._inputs[item]
+
+    def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
+        rows, images = [], []
+        for item in self.draws.items(epoch, index, micro_batch, rank, world_size):
+            inputs = self._image(item)
+            rng = random.Random(f"{self.seed}/{epoch}/{item}")
+            encoded = images_encoder(self.model, inputs, [0]).encode(
+                self.messages(self.records[item], rng), max_length=self.max_length
+            )
+            rows.append((encoded.input_ids, encoded.labels))
+            images.append(inputs)
+        ids, labels = pad_right(rows, self.model.tokenizer.pad_id)  # type: ignore[union-attr]
+        grids = [inputs["image_grid_thw"] for inputs in images if "image_grid_thw" in inputs]
+        pixels = torch.cat([inputs["pixel_values"] for inputs in images])
+        return ChatBatch(ids, labels, pixels=pixels, image_grid_thw=torch.cat(grids) if grids else None)
 
 
 def vlm_evaluation(

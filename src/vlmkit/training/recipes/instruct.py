@@ -20,8 +20,9 @@ from vlmkit.config.base import option
 from vlmkit.data.pages import page_lines, page_text
 from vlmkit.data.records import Record
 from vlmkit.errors import ConfigError, InputError
-from vlmkit.models import Qwen2VLModel, VisionLanguageModel
+from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import OCR_PROMPT, with_page_text
+from vlmkit.tasks.chat import takes_images
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
@@ -39,7 +40,6 @@ from vlmkit.training.recipes.grounding import (
     grounding_messages,
     load_mask_codec,
 )
-from vlmkit.training.recipes.qwen2_vl import prepare_qwen2_vl
 
 LORA_TARGETS = ["qkv", "out", "gate_up", "down"]
 
@@ -103,11 +103,12 @@ class InstructRecipe(ConversationRecipe):
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)
         model = from_pretrained(self.init_from)
-        if isinstance(model, Qwen2VLModel):
-            qwen, batches = prepare_qwen2_vl(model, self, LORA_TARGETS)  # images at their own sizes
-            return Prepared(qwen, NextTokenObjective(), batches)
-        if not isinstance(model, VisionLanguageModel):
+        if not takes_images(model):
             raise InputError(f"{self.init_from}: --from needs a VLM (e.g. the output of `vlmkit train align`)")
+        if not isinstance(model, VisionLanguageModel):  # grounding and reading turns grow a VLM's own vocabulary
+            for name in ("grounding_share", "ocr_share"):
+                if getattr(self, name):
+                    raise ConfigError(f"instruct.{name}: not supported for a {type(model).__name__}")
         model.vision.requires_grad_(self.train_vision)
         if self.lora_rank:
             model.decoder.requires_grad_(False)
