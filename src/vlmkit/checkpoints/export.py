@@ -1,8 +1,9 @@
 """vlmkit models written as Hugging Face directories that transformers loads with its own classes.
 
 A decoder becomes a ``LlamaForCausalLM`` directory, a LLaVA-shaped vision-language model (a CLIP
-ViT, the two-layer MLP projector, a Llama decoder) a ``LlavaForConditionalGeneration`` one and an image-splitting
-one (Idefics3 / SmolVLM) an ``Idefics3ForConditionalGeneration`` one, so a
+ViT, the two-layer MLP projector, a Llama decoder) a ``LlavaForConditionalGeneration`` one, an image-splitting
+one (Idefics3 / SmolVLM) an ``Idefics3ForConditionalGeneration`` one and a Qwen2-VL (2.5-VL) a
+``Qwen2VLForConditionalGeneration`` (``Qwen2_5_VLForConditionalGeneration``) one, so a
 model trained or fine-tuned in vlmkit goes anywhere transformers goes. There is one key map per family:
 the weights are the load map (``llama.decoder_rules``, ``llava.llava_rules``) run backwards
 (``keymap.invert_rules``). A config is written only if reading it back through the same converters
@@ -32,7 +33,11 @@ from vlmkit.checkpoints.idefics3 import vlm_config_from_hf as idefics3_config_fr
 from vlmkit.checkpoints.keymap import Rule, invert_rules
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules
 from vlmkit.checkpoints.llava import llava_rules, vlm_config_from_hf
+from vlmkit.checkpoints.qwen2_vl import conv_patch_weights, qwen2_vl_rules
+from vlmkit.checkpoints.qwen2_vl import hf_config as hf_qwen2_vl_config
+from vlmkit.checkpoints.qwen2_vl import vlm_config_from_hf as qwen2_vl_config_from_hf
 from vlmkit.config import ConfigBase, DecoderConfig, VisionConfig, VlmConfig
+from vlmkit.config.qwen2_vl import Qwen2VLConfig
 from vlmkit.errors import ConfigError
 from vlmkit.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vlmkit.processing.chat import ChatTemplate, template_named
@@ -54,6 +59,7 @@ _IDEFICS3_KEYS = (
     f"model.{PROJECTION}",
     "lm_head.weight",
 )
+_QWEN2_VL_KEYS = ("visual.patch_embed.proj.weight", "model.embed_tokens.weight", "lm_head.weight")
 
 
 def hf_decoder_config(config: DecoderConfig) -> dict[str, Any]:
@@ -233,20 +239,30 @@ def export_hf(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
         _check_round_trip(config, dataclasses.replace(back, chat_template=config.chat_template), "LLaVA")
         rules, _ = llava_rules(config, _LLAVA_KEYS, "export")
         decoder, prefix, named = config.decoder, "decoder.", config.chat_template
+    elif isinstance(config, Qwen2VLConfig):
+        hf = hf_qwen2_vl_config(config, hf_decoder_config(config.decoder))
+        back = qwen2_vl_config_from_hf(hf, "export")
+        _check_round_trip(config, dataclasses.replace(back, chat_template=config.chat_template), "Qwen2-VL")
+        rules, _ = qwen2_vl_rules(config, _QWEN2_VL_KEYS, "export")
+        decoder, prefix, named = config.decoder, "decoder.", "vlmkit"
     elif isinstance(config, DecoderConfig):
         hf = {"architectures": ["LlamaForCausalLM"], **hf_decoder_config(config)}
         _check_round_trip(config, decoder_config_from_hf(hf, "export"), "Llama")
         rules, decoder, prefix, named = decoder_rules(config), config, "", "vlmkit"
     else:
         raise ConfigError(
-            f"a {type(model).__name__} cannot be exported as transformers (decoders and LLaVA-shaped VLMs)"
+            f"a {type(model).__name__} cannot be exported as transformers (decoders, LLaVA-shaped VLMs, Qwen2-VL)"
         )
     state = {key: value.detach().to("cpu") for key, value in model.state_dict().items()}
-    tensors = invert_rules(rules, state, _split_sizes(decoder, prefix))
+    tensors = invert_rules([r for r in rules if r.op != "reshape"], state, _split_sizes(decoder, prefix))
+    if isinstance(config, Qwen2VLConfig):
+        tensors.update(conv_patch_weights(rules, config.vision, state))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "model.safetensors", safetensors_bytes(tensors, metadata={"format": "pt"}))
     _write_tokenizer(model, decoder, named, out)
     processor = getattr(model, "image_processor", None)
+    if isinstance(config, Qwen2VLConfig) and processor is not None:
+        atomic_write_json(out / "preprocessor_config.json", processor.to_hf_config())
     if isinstance(config, VlmConfig) and processor is not None:
         atomic_write_json(out / "preprocessor_config.json", processor.to_hf_config())
         if config.image_splitting:

@@ -183,3 +183,65 @@ def qwen2_vl_rules(config: Qwen2VLConfig, keys: Iterable[str], where: str) -> tu
     head = heads[0].removesuffix("weight") if heads else "lm_head."
     rules = [*vision_rules(config.vision, "vision.", vision), *decoder_rules(config.decoder, "decoder.", body, head)]
     return rules, ignored_key(config.decoder, head)
+
+
+def hf_config(config: Qwen2VLConfig, text: dict[str, Any]) -> dict[str, Any]:
+    """The transformers ``config.json`` of ``config`` (``vlm_config_from_hf``'s inverse), around ``text``, the decoder's
+    fields as ``export.hf_decoder_config`` writes them; the caller checks that it reads back the same."""
+    vision = config.vision
+    shared = {
+        "depth": vision.layers,
+        "num_heads": vision.heads,
+        "hidden_act": next(name for name, ours in HF_ACTIVATIONS.items() if ours == vision.act),
+        "patch_size": vision.patch_size,
+        "temporal_patch_size": vision.temporal_patch_size,
+        "in_channels": vision.in_channels,
+        "spatial_merge_size": vision.merge_size,
+    }
+    if vision.norm == "rms":
+        model_type, architecture = "qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration"
+        tower = {
+            "hidden_size": vision.width,
+            "out_hidden_size": vision.out_width,
+            "intermediate_size": vision.mlp_dim,
+            "window_size": vision.window_size,
+            "fullatt_block_indexes": list(vision.full_attention_blocks),
+            "tokens_per_second": _number(config.tokens_per_second),
+        }
+    else:
+        model_type, architecture = "qwen2_vl", "Qwen2VLForConditionalGeneration"
+        tower = {
+            "embed_dim": vision.width,
+            "hidden_size": vision.out_width,
+            "mlp_ratio": vision.mlp_dim // vision.width,
+        }
+    text = {key: value for key, value in text.items() if key not in ("model_type", "attention_bias", "mlp_bias")}
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": list(config.mrope_section)}
+    return {
+        "model_type": model_type,
+        "architectures": [architecture],
+        "vision_config": {**shared, **tower},
+        "text_config": text,
+        "image_token_id": config.image_token_id,
+        "video_token_id": config.video_token_id,
+        "vision_start_token_id": config.vision_start_token_id,
+        "vision_end_token_id": config.vision_end_token_id,
+        "tie_word_embeddings": config.decoder.tie_embeddings,
+    }
+
+
+def conv_patch_weights(rules: list[Rule], config: QwenVisionConfig, state: dict[str, Any]) -> dict[str, Any]:
+    """The tower's patch matrices of ``state`` as transformers' Conv3d weights (out, C, T, P, P): the ``reshape``
+    rules of ``rules`` run backwards, which ``keymap.invert_rules`` cannot do without the shape."""
+    shape = (config.in_channels, config.temporal_patch_size, config.patch_size, config.patch_size)
+    weights = {}
+    for rule in rules:
+        if rule.op == "reshape":
+            weight = state[rule.target]
+            weights[rule.sources[0]] = weight.reshape(weight.shape[0], *shape).contiguous()
+    return weights
+
+
+def _number(value: float) -> int | float:
+    """A whole number as an int: transformers' strict config fields (``tokens_per_second``) refuse 2.0."""
+    return int(value) if float(value).is_integer() else value

@@ -157,6 +157,31 @@ class QwenImageProcessor:
         """JSON-ready settings for vlmkit's ``preprocessor.json`` (``merge_size`` marks the kind)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    def to_hf_config(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` transformers' ``Qwen2VLImageProcessor`` reads (``from_hf_config``'s
+        inverse). Its video processor reads the same file, so video bounds other than the image ones are refused."""
+        if (self.video_min_pixels, self.video_max_pixels) != (self.min_pixels, self.max_pixels):
+            raise ConfigError(
+                "image processor: video pixel bounds other than the image ones have no place in a "
+                "preprocessor_config.json (transformers' video processor reads the image bounds from it)"
+            )
+        return {
+            "image_processor_type": "Qwen2VLImageProcessor",
+            "processor_class": "Qwen2VLProcessor",
+            "do_resize": True,
+            "do_rescale": True,
+            "do_normalize": True,
+            "do_convert_rgb": True,
+            "resample": 3,
+            "size": {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+            "patch_size": self.patch_size,
+            "temporal_patch_size": self.temporal_patch_size,
+            "merge_size": self.merge_size,
+            "rescale_factor": self.rescale_factor,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+        }
+
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> QwenImageProcessor:
         known = {f.name for f in dataclasses.fields(cls)}
