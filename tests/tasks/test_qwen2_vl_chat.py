@@ -99,3 +99,20 @@ def test_a_text_only_turn_continues_after_the_image(family):
     ]
     expected, tokens = _transformers_answer(hf, processor, messages, pictures[:1])
     assert tokens > 2 and second == expected
+
+
+def test_a_cache_rewound_past_an_image_starts_again(family):
+    """A turn whose conversation differs from the cached ids before an image (a template that re-renders earlier
+    turns) cannot keep positions shifted for that image: the chat prefills afresh, and answers the same."""
+    hf, processor, ours, pictures = family
+    config = GenerationConfig(max_new_tokens=TOKENS)
+    chat = Chat(ours, pictures[0], config=config)
+    first = chat.send(FIRST)
+    chat._cached[3] = -1  # as if the conversation now rendered otherwise after "<|im_start|>user\n"
+    second = chat.send(SECOND, image=pictures[1])
+    messages = [
+        {"role": "user", "content": content_parts(with_image(FIRST))},
+        {"role": "assistant", "content": [{"type": "text", "text": first}]},
+        {"role": "user", "content": content_parts(with_image(SECOND))},
+    ]
+    assert second == _transformers_answer(hf, processor, messages, pictures)[0]

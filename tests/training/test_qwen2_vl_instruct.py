@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 import vlmkit
 from qwen2_vl_kit import hf_qwen2_vl, save_tiny_processor
@@ -18,7 +19,9 @@ from vlmkit.cli import main
 from vlmkit.data.records import RecordDataset
 from vlmkit.models import Qwen2VLModel
 from vlmkit.models.generation import GenerationConfig
+from vlmkit.processing.jinja_chat import content_parts
 from vlmkit.tasks.chat import ask
+from vlmkit.training.recipes.chat import ProcessedChatBatches
 
 
 def _qwen2_vl(directory):
@@ -55,3 +58,27 @@ def test_vlmkit_only_tasks_are_refused(shapes_dataset, tmp_path, capsys):
     argv += ["--out", str(tmp_path / "run"), "--steps", "1", "--grounding-share", "0.5"]
     assert main(argv) == 2
     assert "grounding_share: not supported for a Qwen2VLModel" in capsys.readouterr().err
+
+
+def test_a_batch_is_what_transformers_processor_gives(shapes_dataset, tmp_path):
+    """Each row's ids are the processor's for its own image (pad tokens for its grid), its labels the answer and the
+    end of turn, and the batch's patches and grids are the processor's, image after image."""
+    source = _qwen2_vl(tmp_path / "qwen2_vl")
+    processor = save_tiny_processor(tmp_path / "again")
+    model = vlmkit.load(source)
+    dataset = RecordDataset(shapes_dataset / "train")
+    records = dataset.records[:2]
+    paths = [str(dataset.image_path(record)) for record in records]
+    chat = [{"role": "user", "content": "<image>\nwhat is this ?"}, {"role": "assistant", "content": "a red star"}]
+    batches = ProcessedChatBatches(records, paths, model, lambda record, rng: chat, seed=0, max_length=512)
+    batch = batches.batch(0, 0, 2, 0, 1)
+    order = batches.draws.items(0, 0, 2, 0, 1)
+    images = [Image.open(paths[item]).convert("RGB") for item in order]
+    messages = [{"role": m["role"], "content": content_parts(m["content"])} for m in chat]
+    text = processor.apply_chat_template(messages, tokenize=False)
+    expected = processor(text=[text, text], images=images, return_tensors="pt", padding=True, padding_side="right")
+    assert torch.equal(batch.input_ids, expected["input_ids"])
+    assert torch.allclose(batch.pixels, expected["pixel_values"], atol=1e-5)
+    assert torch.equal(batch.image_grid_thw, expected["image_grid_thw"])
+    answer = processor.tokenizer("a red star<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert [token for token in batch.labels[0].tolist() if token != -100][: len(answer)] == answer
