@@ -38,7 +38,7 @@ def family(request, tmp_path_factory):
 def _transformers_answer(hf, processor, messages: list[dict], images: list[Image.Image]) -> tuple[str, int]:
     """The greedy answer's text and its token count (before the end of turn)."""
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    inputs = processor(text=[text], images=images, return_tensors="pt")
+    inputs = processor(text=[text], images=images or None, return_tensors="pt")
     with torch.no_grad():
         out = hf.generate(**inputs, max_new_tokens=TOKENS, do_sample=False)[0, inputs["input_ids"].shape[1] :]
     out = out.tolist()
@@ -116,3 +116,19 @@ def test_a_cache_rewound_past_an_image_starts_again(family):
         {"role": "user", "content": content_parts(with_image(SECOND))},
     ]
     assert second == _transformers_answer(hf, processor, messages, pictures)[0]
+
+
+def test_a_chat_without_an_image_takes_one_later(family):
+    """Turn one is text alone (``ask`` without an image too), turn two brings the first image."""
+    hf, processor, ours, pictures = family
+    config = GenerationConfig(max_new_tokens=TOKENS)
+    chat = Chat(ours, config=config)
+    first = chat.send(FIRST)
+    messages = [{"role": "user", "content": content_parts(FIRST)}]
+    assert first == ask(ours, None, FIRST, config) == _transformers_answer(hf, processor, messages, [])[0]
+    second = chat.send(SECOND, image=pictures[1])
+    messages += [
+        {"role": "assistant", "content": [{"type": "text", "text": first}]},
+        {"role": "user", "content": content_parts(with_image(SECOND))},
+    ]
+    assert second == _transformers_answer(hf, processor, messages, pictures[1:])[0]
