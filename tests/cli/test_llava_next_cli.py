@@ -17,7 +17,8 @@ from vlmkit.errors import InputError
 from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import CAPTION_PROMPT, with_image
 from vlmkit.tasks.caption import caption
-from vlmkit.tasks.chat import ask, chat_encoder, image_inputs
+from vlmkit.tasks.chat import ask, chat_encoder
+from vlmkit.tasks.image_prompts import image_inputs
 
 QUESTION = "what is this ?"
 

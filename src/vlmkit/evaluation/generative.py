@@ -31,7 +31,8 @@ from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import CAPTION_PROMPT, IGNORE_INDEX, pad_right, with_image
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.locations import has_location_tokens
-from vlmkit.tasks.chat import answer_images, chat_encoder, pixels_of
+from vlmkit.tasks.chat import answer_images, chat_encoder
+from vlmkit.tasks.image_prompts import pixels_of
 
 
 def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:

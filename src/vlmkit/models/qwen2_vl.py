@@ -61,7 +61,7 @@ class Qwen2VLModel(nn.Module):
         """Refused: an image's pad tokens follow its ``image_grid_thw``, known once the processor has run."""
         raise InputError(
             "a Qwen2-VL image keeps its own resolution: its pad tokens follow its image_grid_thw, so it is laid out "
-            "from its processed inputs (vlmkit.tasks.chat.image_layouts_of)"
+            "from its processed inputs (vlmkit.tasks.image_prompts.image_layouts_of)"
         )
 
     def encode_images(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> torch.Tensor:

@@ -27,17 +27,8 @@ from vlmkit.models.generation import Decoding, GenerationConfig, TextStream, eos
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.serving.batching import Batcher, Job
 from vlmkit.serving.metrics import Metrics
-from vlmkit.tasks.chat import (
-    Model,
-    chat_encoder,
-    decoder_of,
-    image_inputs,
-    images_encoder,
-    lays_out_by_size,
-    start,
-    takes_images,
-    with_template_stops,
-)
+from vlmkit.tasks.chat import chat_encoder, decoder_of, images_encoder, takes_images, with_template_stops
+from vlmkit.tasks.image_prompts import Model, image_inputs, lays_out_by_size, start
 
 
 @dataclass(frozen=True)
@@ -182,8 +173,8 @@ class ChatService:
     def _prepare(
         self, jobs: list[Job[ChatPayload]], max_new_tokens: int
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, KVCache | None]:
-        """The batch's prompts as ``Decoding`` takes them (``tasks.chat.start``: a model whose positions follow its
-        images has prefilled all but their last column into the returned cache)."""
+        """The batch's prompts as ``Decoding`` takes them (``tasks.image_prompts.start``: a model whose positions
+        follow its images has prefilled all but their last column into the returned cache)."""
         images = [image for job in jobs for image in job.payload.images]
         inputs = image_inputs(self.model, images) if images else {}
         ids, mask, embeds, cache = start(self.model, [job.payload.prompt for job in jobs], inputs, max_new_tokens)

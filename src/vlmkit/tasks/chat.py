@@ -4,10 +4,9 @@ Works with a ``VisionLanguageModel`` or a ``Qwen2VLModel`` (images optional) or 
 loaded by ``vlmkit.load`` (tokenizer and, for images, image processor attached). ``Chat`` encodes each image
 once and keeps the decoder's KV cache between turns, so a new turn only prefills its own tokens.
 
-An image becomes the ids its processor lays out for it (``image_layouts_of``: a fixed count, a tiled image's count
-for its size, a split image's tiles, a Qwen2-VL image's pad tokens for its grid). A model whose rotary positions
-follow its images (Qwen2-VL's M-RoPE: a ``prefill`` method) writes its prompts into the cache itself, all but the
-last token; the shared generation loop continues from there (``start``).
+Each image becomes the ids its processor lays out for it and its tokens, computed once (``tasks.image_prompts``:
+what images and a prompt become as a model's inputs); a model whose positions follow its images (Qwen2-VL) prefills
+its own prompts there (``image_prompts.start``) and the shared generation loop continues.
 """
 
 from __future__ import annotations
@@ -21,19 +20,25 @@ from typing import Any
 import torch
 
 from vlmkit.errors import InputError
-from vlmkit.models import Decoder, Qwen2VLModel, VisionLanguageModel
-from vlmkit.models.generation import GenerationConfig, generate_text, pad_left, stream_text
+from vlmkit.models import Decoder, VisionLanguageModel
+from vlmkit.models.generation import GenerationConfig, generate_text, stream_text
 from vlmkit.nn.kv_cache import KVCache
 from vlmkit.processing.chat import IMAGE_TOKEN, ChatEncoder, ChatTemplate, template_named, with_image
-from vlmkit.processing.image_splitting import SplitImagePreprocessor, image_prompt_ids
 from vlmkit.processing.images import ImageSource
 from vlmkit.processing.jinja_chat import JinjaChatEncoder, JinjaChatTemplate
-from vlmkit.processing.text import TextTokenizer
-
-ImageModel = VisionLanguageModel | Qwen2VLModel
-Model = ImageModel | Decoder
-IMAGE_MODELS = (VisionLanguageModel, Qwen2VLModel)
-IMAGE_ARGUMENTS = ("image_sizes", "image_grid_thw", "pixel_attention_mask")  # what encode_images takes besides pixels
+from vlmkit.tasks.image_prompts import (
+    IMAGE_MODELS,
+    ImageModel,
+    Model,
+    encode_images,
+    image_ids_of,
+    image_inputs,
+    image_layouts_of,
+    size_of,
+    start,
+    tokenizer_of,
+    unsplit_layout,
+)
 
 
 def check_generative(model: object) -> None:
@@ -51,13 +56,6 @@ def takes_images(model: object) -> bool:
 
 def decoder_of(model: Model) -> Decoder:
     return model.decoder if isinstance(model, IMAGE_MODELS) else model
-
-
-def _tokenizer(model: Model) -> TextTokenizer:
-    tokenizer = model.tokenizer
-    if tokenizer is None:
-        raise InputError("this model has no tokenizer; load it with vlmkit.load() from a directory that has one")
-    return tokenizer
 
 
 def template_of(model: Model) -> ChatTemplate:
@@ -85,9 +83,9 @@ def chat_encoder(
     ids from ``image_layouts`` instead (``image_layouts_of``).
     """
     check_generative(model)
-    tokenizer = _tokenizer(model)
+    tokenizer = tokenizer_of(model)
     if images and not image_layouts and isinstance(model, VisionLanguageModel) and model.config.image_splitting:
-        image_layouts = _unsplit_layout(model)
+        image_layouts = unsplit_layout(model)
     image_token_id, tokens_per_image = (
         (model.config.image_token_id, model.image_tokens(image_size) if images and not image_layouts else 0)
         if isinstance(model, IMAGE_MODELS)
@@ -110,93 +108,6 @@ def with_template_stops(model: Model, config: GenerationConfig | None) -> Genera
     return dataclasses.replace(config, stop=template_of(model).stop)
 
 
-def image_inputs(model: Model, images: Sequence[ImageSource]) -> dict[str, torch.Tensor]:
-    """The image processor's outputs by their Hugging Face names, ``pixel_values`` on the model's device, and what
-    ``encode_images`` needs with them: ``image_sizes`` (LLaVA-NeXT's tiling), ``image_grid_thw`` (Qwen2-VL)."""
-    if not isinstance(model, IMAGE_MODELS):
-        raise InputError(f"{type(model).__name__} is a text-only model; it cannot take images")
-    if model.image_processor is None:
-        raise InputError("this model has no image processor; load it with vlmkit.load() or set model.image_processor")
-    outputs = model.image_processor(list(images))
-    outputs = outputs if isinstance(outputs, dict) else {"pixel_values": outputs}
-    outputs["pixel_values"] = outputs["pixel_values"].to(model.device, model.dtype)
-    return outputs
-
-
-def pixels_of(model: Model, images: Sequence[ImageSource]) -> torch.Tensor:
-    return image_inputs(model, images)["pixel_values"]
-
-
-def _size_of(inputs: dict[str, torch.Tensor], index: int = 0) -> tuple[int, int] | None:
-    """Image ``index``'s (height, width) when the processor reports sizes."""
-    sizes = inputs.get("image_sizes")
-    return None if sizes is None else (int(sizes[index, 0]), int(sizes[index, 1]))
-
-
-def image_layouts_of(model: Model, inputs: dict[str, torch.Tensor], index: int = 0) -> list[list[int]]:
-    """Image ``index``'s prompt ids when the processor splits images (it reports ``rows`` and ``cols``) or keeps
-    their resolution (``image_grid_thw``: the pad token once per merged patch, what replaces the one a Qwen chat
-    template writes between ``<|vision_start|>`` and ``<|vision_end|>``), else none."""
-    if "image_grid_thw" in inputs:
-        tokens = model.image_processor.tokens(inputs["image_grid_thw"][index].tolist())  # type: ignore[union-attr]
-        return [[model.config.image_token_id] * tokens]  # type: ignore[union-attr]
-    if "rows" not in inputs:
-        return []
-    rows, cols = int(inputs["rows"][index]), int(inputs["cols"][index])
-    return [image_prompt_ids(_tokenizer(model), rows, cols, model.config.tokens_per_image)]  # type: ignore[union-attr]
-
-
-def _unsplit_layout(model: VisionLanguageModel) -> list[list[int]]:
-    """Every image's one layout when the processor does not split images (none otherwise: it varies)."""
-    processor = model.image_processor
-    if not isinstance(processor, SplitImagePreprocessor) or processor.splitting:
-        return []
-    return [image_prompt_ids(_tokenizer(model), 0, 0, model.config.tokens_per_image)]
-
-
-def lays_out_by_size(model: object) -> bool:
-    """Whether an image's prompt tokens depend on the image (LLaVA-NeXT's tiling, Idefics3's splitting, Qwen2-VL's
-    own resolution), so a conversation's prompt can only be encoded once its images are processed
-    (``images_encoder``)."""
-    if isinstance(model, Qwen2VLModel):
-        return True
-    return isinstance(model, VisionLanguageModel) and bool(
-        model.config.image_grid_pinpoints or model.config.image_splitting
-    )
-
-
-def image_ids_of(model: ImageModel, inputs: dict[str, torch.Tensor], index: int = 0) -> list[int]:
-    """The ids image ``index`` of ``inputs`` takes in a prompt: its layout, else its count of image tokens."""
-    layouts = image_layouts_of(model, inputs, index)
-    return layouts[0] if layouts else [model.config.image_token_id] * model.image_tokens(_size_of(inputs, index))
-
-
-def encode_images(model: ImageModel, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Every image's tokens in prompt order, ``(tokens, decoder width)``: what replaces its image tokens."""
-    extra = {name: inputs[name] for name in IMAGE_ARGUMENTS if name in inputs}
-    with torch.inference_mode():
-        features = model.encode_images(inputs["pixel_values"], **extra)
-    return features.reshape(-1, features.shape[-1])
-
-
-def start(
-    model: Model, prompts: Sequence[Sequence[int]], inputs: dict[str, torch.Tensor], max_new_tokens: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, KVCache | None]:
-    """Left-padded prompts as a ``Decoding`` takes them: ids, mask, input embeddings (the images spliced in), and the
-    cache to continue, which a model whose positions follow its images (``prefill``) has filled with all but the
-    last column (then the ids and mask are that column's)."""
-    prefill = getattr(model, "prefill", None)
-    if prefill is not None:
-        ids, mask = pad_left(prompts, model.config.decoder.pad_token_id)  # type: ignore[union-attr]
-        cache = model.decoder.new_cache(ids.shape[0], ids.shape[1] + max_new_tokens)  # type: ignore[union-attr]
-        ids, mask = prefill(ids.to(model.device), mask.to(model.device), cache, **inputs)
-        return ids, mask, None, cache
-    if isinstance(model, VisionLanguageModel):
-        return (*model.prepare(prompts, inputs.get("pixel_values"), inputs.get("image_sizes")), None)
-    ids, mask = pad_left(prompts, model.config.pad_token_id)
-    return ids.to(model.device), mask.to(model.device), None, None
-
-
 def images_encoder(
     model: Model, inputs: dict[str, torch.Tensor], rows: Sequence[int]
 ) -> ChatEncoder | JinjaChatEncoder:
@@ -205,10 +116,10 @@ def images_encoder(
     if not rows:
         return chat_encoder(model, images=False)
     layouts = [layout for row in rows for layout in image_layouts_of(model, inputs, row)]
-    sizes = {_size_of(inputs, row) for row in rows}
+    sizes = {size_of(inputs, row) for row in rows}
     if layouts or len(sizes) == 1:
         return chat_encoder(model, next(iter(sizes)), image_layouts=layouts)
-    counts = [[model.config.image_token_id] * model.image_tokens(_size_of(inputs, row)) for row in rows]  # type: ignore[union-attr]
+    counts = [[model.config.image_token_id] * model.image_tokens(size_of(inputs, row)) for row in rows]  # type: ignore[union-attr]
     return chat_encoder(model, image_layouts=counts)
 
 
@@ -227,7 +138,7 @@ def _respond(
     model: Model, prompts: Sequence[Sequence[int]], inputs: dict[str, torch.Tensor], config: GenerationConfig | None
 ) -> list[str]:
     config = with_template_stops(model, config)
-    tokenizer = _tokenizer(model)
+    tokenizer = tokenizer_of(model)
     if isinstance(model, IMAGE_MODELS):
         ids, mask, embeds, cache = start(model, prompts, inputs, config.max_new_tokens)
         options = {"attention_mask": mask, "inputs_embeds": embeds, "cache": cache}
@@ -251,13 +162,13 @@ def answer_images(
     if len(texts) != len(images):
         raise InputError(f"answer_images: {len(texts)} texts for {len(images)} images; expected one each")
     answers: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        inputs = image_inputs(model, list(images[start : start + batch_size]))
+    for first in range(0, len(texts), batch_size):
+        inputs = image_inputs(model, list(images[first : first + batch_size]))
         prompts = [
-            chat_encoder(model, _size_of(inputs, row), image_layouts=image_layouts_of(model, inputs, row))
+            chat_encoder(model, size_of(inputs, row), image_layouts=image_layouts_of(model, inputs, row))
             .encode([{"role": "user", "content": with_image(text)}], add_generation_prompt=True)
             .input_ids
-            for row, text in enumerate(texts[start : start + batch_size])
+            for row, text in enumerate(texts[first : first + batch_size])
         ]
         answers += _respond(model, prompts, inputs, config)
     return answers
@@ -269,7 +180,7 @@ def ask(model: Model, image: ImageSource | None, question: str, config: Generati
     text = question if image is None else with_image(question)
     inputs = {} if image is None else image_inputs(model, [image])
     layouts = image_layouts_of(model, inputs)
-    prompt = chat_encoder(model, _size_of(inputs), images=image is not None, image_layouts=layouts).encode(
+    prompt = chat_encoder(model, size_of(inputs), images=image is not None, image_layouts=layouts).encode(
         [{"role": "user", "content": text}], add_generation_prompt=True
     )
     return _respond(model, [prompt.input_ids], inputs, config)[0]
@@ -354,7 +265,7 @@ class Chat:
             for piece in stream_text(
                 decoder,
                 span,
-                _tokenizer(self.model),
+                tokenizer_of(self.model),
                 self.config,
                 inputs_embeds=embeds,
                 cache=self._cache,
