@@ -52,10 +52,23 @@ class ImageTextBatch(Batch):
 @dataclass
 class ChatBatch(Batch):
     """Token sequences with next-token labels (-100 where no loss is taken), and the images they show:
-    pixels for a tower that trains, or a frozen tower's cached tokens, or neither for text alone."""
+    pixels for a tower that trains, or a frozen tower's cached tokens, or neither for text alone.
+
+    Images their processor lays out one by one come as the processor gives a batch of them, with what the
+    model reads beside the pixels by its Hugging Face name (``image_arguments``), so an objective passes them
+    on without knowing the family.
+    """
 
     input_ids: torch.Tensor  # (B, T)
     labels: torch.Tensor  # (B, T)
-    pixels: torch.Tensor | None = None  # (B, 3, H, W) float32, normalised
+    pixels: torch.Tensor | None = None  # (B, 3, H, W) float32, normalised; or the processor's pixel_values
     vision_tokens: torch.Tensor | None = None  # (B, N, D) the tower's output, before the projector
-    image_grid_thw: torch.Tensor | None = None  # (B, 3) Qwen2-VL: pixels are the images' flattened patches
+    image_sizes: torch.Tensor | None = None  # (N, 2) LLaVA-NeXT: pixels are (N, 1 + most tiles, 3, S, S)
+    image_grid_thw: torch.Tensor | None = None  # (N, 3) Qwen2-VL: pixels are the images' flattened patches
+    pixel_attention_mask: torch.Tensor | None = None  # (N, most crops, S, S) Idefics3: pixels (N, crops, 3, S, S)
+
+    @property
+    def image_arguments(self) -> dict[str, torch.Tensor]:
+        """What the model reads beside the pixels, by its Hugging Face name (nothing for fixed-size images)."""
+        names = ("image_sizes", "image_grid_thw", "pixel_attention_mask")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}

@@ -46,17 +46,15 @@ class ContrastiveObjective(Objective):
 
 
 class NextTokenObjective(Objective):
-    """Mean cross-entropy of the labelled tokens; the images come as pixels, cached tower tokens, or
-    not at all (a text-only decoder)."""
+    """Mean cross-entropy of the labelled tokens; the images come as pixels (with what the model reads beside
+    them, by the Hugging Face names: ``ChatBatch.image_arguments``), cached tower tokens, or not at all (a
+    text-only decoder)."""
 
     def forward(self, model: nn.Module, batch: ChatBatch) -> ObjectiveOutput:
-        if batch.image_grid_thw is not None:  # Qwen2-VL: patches and their grids, by the Hugging Face names
-            grids = {"pixel_values": batch.pixels, "image_grid_thw": batch.image_grid_thw}
-            return ObjectiveOutput(model(batch.input_ids, labels=batch.labels, return_logits=False, **grids).loss)
         if batch.pixels is None and batch.vision_tokens is None:
             logits = model(batch.input_ids, segments=answer_blocks(batch.labels))  # blocks: for a prefix-LM only
             return ObjectiveOutput(causal_lm_loss(logits, batch.labels))
-        out = model(
-            batch.input_ids, batch.pixels, labels=batch.labels, vision_tokens=batch.vision_tokens, return_logits=False
-        )
-        return ObjectiveOutput(out.loss)
+        images = {"pixel_values": batch.pixels, **batch.image_arguments}
+        if batch.vision_tokens is not None:
+            images["vision_tokens"] = batch.vision_tokens
+        return ObjectiveOutput(model(batch.input_ids, labels=batch.labels, return_logits=False, **images).loss)

@@ -2,10 +2,11 @@
 built from them, and the held-out evaluation of a VLM.
 
 One training item is one record with one conversation, drawn from (seed, epoch, item), so a resumed
-run sees the same data. Images come through the one data path (``data.sources``); while the vision
-tower is frozen, its tokens are computed once per image and reused (``training.vision_cache``). Images that
-keep their own size (Qwen2-VL's processor has no fixed-size ``normalize``) are processed one by one instead,
-each conversation laid out for its own image (``ProcessedChatBatches``).
+run sees the same data. Images come through the one data path (``data.sources``) when each is one fixed-size
+crop; while the vision tower is frozen, its tokens are computed once per image and reused
+(``training.vision_cache``). Images whose processor lays them out one by one (Qwen2-VL keeps their own size,
+LLaVA-NeXT tiles them, Idefics3 splits them) are processed per batch instead, each conversation laid out for its
+own image (``ProcessedChatBatches``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
-from vlmkit.processing.images import load_image
-from vlmkit.tasks.chat import ImageModel, chat_encoder, image_inputs, images_encoder
+from vlmkit.tasks.chat import chat_encoder, images_encoder
+from vlmkit.tasks.image_prompts import IMAGE_ARGUMENTS, ImageModel, image_inputs, joined_inputs
 from vlmkit.training.batches import ChatBatch
 from vlmkit.training.curriculum import CURRICULA, ObjectCurriculum
 from vlmkit.training.recipes.base import Recipe
@@ -105,12 +106,12 @@ class ChatRecipe(Recipe):
 
     def image_chat_batches(self, model: ImageModel, train_vision: bool) -> ChatBatches | ProcessedChatBatches:
         """Batches of this recipe's conversations about the data's images, for ``model``."""
-        if not hasattr(model.image_processor, "normalize"):  # images at their own sizes, processed one by one
+        if not one_crop_per_image(model):
             records, paths, locations = scan_records(self.data, self.keep)
             if locations or not records:
                 raise InputError(f"{self.data}: this model trains on a dataset folder with records to train on")
             if self.curriculum:
-                raise ConfigError("curriculum: not supported for a model whose images keep their own size")
+                raise ConfigError("curriculum: not supported for a model whose images are laid out one by one")
             return ProcessedChatBatches(records, paths, model, self.messages, self.train.seed, self.max_length)
         # A frozen tower's tokens are computed for every image at once (and cached), so auto means memory there.
         mode = "memory" if self.data_mode == "auto" and not train_vision else self.data_mode
@@ -219,11 +220,20 @@ class ChatBatches:
         return ChatBatch(ids, labels, pixels=model.image_processor.normalize(self.images.pixels(items)))  # type: ignore[union-attr]
 
 
+def one_crop_per_image(model: ImageModel) -> bool:
+    """Whether ``model``'s processor makes every image one fixed-size crop, which the data path keeps (and a frozen
+    tower's tokens can be cached for): not when it keeps the image's own size (Qwen2-VL: no fixed-size
+    ``normalize``), tiles it (LLaVA-NeXT) or splits it (Idefics3 with ``do_image_splitting``)."""
+    processor = model.image_processor
+    return hasattr(processor, "normalize") and not getattr(processor, "splitting", False)
+
+
 class ProcessedChatBatches:
-    """Conversations about images their processor lays out one by one (each keeps its own size): each image is
-    processed once, on first use, and each conversation encoded for its own image (``tasks.chat.images_encoder``);
-    a batch holds the images' ``pixel_values`` concatenated (Qwen2-VL: flattened patches) with their
-    ``image_grid_thw``. The tower trains or not by its ``requires_grad``; nothing is cached from it."""
+    """Conversations about images their processor lays out one by one: each image is processed when its record is
+    drawn and each conversation encoded for its own image (``tasks.chat.images_encoder``: Qwen2-VL's pad tokens for
+    its grid, LLaVA-NeXT's tiles for its size, Idefics3's split tiles); a batch holds the images' inputs as the
+    processor gives a batch of them (``tasks.image_prompts.joined_inputs``), by their Hugging Face names. The tower
+    trains or not by its ``requires_grad``; nothing is cached from it, so memory stays one batch's images."""
 
     def __init__(
         self,
@@ -239,21 +249,14 @@ class ProcessedChatBatches:
         self.records, self.paths, self.model, self.messages, self.seed = records, paths, model, messages, seed
         self.max_length = min(max_length, model.config.decoder.max_positions)
         self.draws = Draws(lambda epoch: epoch_order(len(records), seed, epoch))
-        self._inputs: dict[int, dict[str, torch.Tensor]] = {}
 
     def batches_per_epoch(self, micro_batch: int, world_size: int) -> int:
         return len(self.records) // (micro_batch * world_size)
 
-    def _image(self, item: int) -> dict[str, torch.Tensor]:
-        if item not in self._inputs:
-            inputs = image_inputs(self.model, [load_image(self.paths[item])])
-            self._inputs[item] = {name: value.cpu() for name, value in inputs.items()}
-        return self._inputs[item]
-
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
         rows, images = [], []
         for item in self.draws.items(epoch, index, micro_batch, rank, world_size):
-            inputs = self._image(item)
+            inputs = {name: value.cpu() for name, value in image_inputs(self.model, [self.paths[item]]).items()}
             rng = random.Random(f"{self.seed}/{epoch}/{item}")
             encoded = images_encoder(self.model, inputs, [0]).encode(
                 self.messages(self.records[item], rng), max_length=self.max_length
@@ -261,9 +264,9 @@ class ProcessedChatBatches:
             rows.append((encoded.input_ids, encoded.labels))
             images.append(inputs)
         ids, labels = pad_right(rows, self.model.tokenizer.pad_id)  # type: ignore[union-attr]
-        grids = [inputs["image_grid_thw"] for inputs in images if "image_grid_thw" in inputs]
-        pixels = torch.cat([inputs["pixel_values"] for inputs in images])
-        return ChatBatch(ids, labels, pixels=pixels, image_grid_thw=torch.cat(grids) if grids else None)
+        joined = joined_inputs(images)
+        extra = {name: joined[name] for name in IMAGE_ARGUMENTS if name in joined}
+        return ChatBatch(ids, labels, pixels=joined["pixel_values"], **extra)
 
 
 def vlm_evaluation(
