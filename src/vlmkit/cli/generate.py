@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 from vlmkit.cli import VLM, HelpFormatter, add_device_option, load_model
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from vlmkit.models import VisionLanguageModel
     from vlmkit.models.generation import GenerationConfig
     from vlmkit.tasks.chat import Chat
 
 CHAT_COMMANDS = {
+    "/image PATH": "show the image at PATH with the next turn",
     "/help": "list these commands",
-    "/reset": "forget the conversation (keep the image)",
+    "/reset": "forget the conversation (keep the chat's first image)",
     "/quit": "end the chat (or Ctrl-D)",
 }
 
@@ -72,9 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ask.set_defaults(handler=run_ask)
 
     chat = subparsers.add_parser(
-        "chat", help="interactive chat about an image (/help, /reset, /quit)", formatter_class=HelpFormatter
+        "chat", help="interactive chat about images (/image PATH, /help, /reset, /quit)", formatter_class=HelpFormatter
     )
-    chat.add_argument("image", help="image file")
+    chat.add_argument(
+        "image", nargs="?", default=None, help="image file shown in the first turn (any turn can bring one: /image)"
+    )
     chat.add_argument("--system", default=None, help="system prompt (default: none)")
     _generation_options(chat, 256)
     chat.set_defaults(handler=run_chat)
@@ -131,7 +136,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
 
 def chat_help() -> str:
-    return "\n".join(f"  {name:<7} {what}" for name, what in CHAT_COMMANDS.items())
+    return "\n".join(f"  {name:<11} {what}" for name, what in CHAT_COMMANDS.items())
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -143,7 +148,8 @@ def run_chat(args: argparse.Namespace) -> int:
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (line editing and history for input())
-        print(f"chatting about {args.image}; /help lists the commands, Ctrl-D ends")
+        about = f"about {args.image}" if args.image else "(no image yet: /image PATH shows one)"
+        print(f"chatting {about}; /help lists the commands, Ctrl-D ends")
     try:
         return _chat_loop(chat, interactive)
     except KeyboardInterrupt:
@@ -152,6 +158,7 @@ def run_chat(args: argparse.Namespace) -> int:
 
 
 def _chat_loop(chat: Chat, interactive: bool) -> int:
+    image: Image.Image | None = None  # shown with the next turn (/image)
     while True:
         try:
             line = input("> ") if interactive else sys.stdin.readline()
@@ -173,9 +180,30 @@ def _chat_loop(chat: Chat, interactive: bool) -> int:
             chat.reset()
             print("(conversation reset)")
             continue
+        if text == "/image" or text.startswith("/image "):
+            image = _image_command(text.removeprefix("/image").strip()) or image
+            continue
         if re.fullmatch(r"/[a-z]+", text):
             print(f"unknown command {text}; /help lists the commands")
             continue
-        for piece in chat.send(text, stream=True):
+        for piece in chat.send(text, stream=True, image=image):
             print(piece, end="", flush=True)
         print()
+        image = None
+
+
+def _image_command(path: str) -> Image.Image | None:
+    """The image ``/image PATH`` names, read now so a bad path is told at once and the chat goes on; None then."""
+    from vlmkit.errors import VlmkitError
+    from vlmkit.processing.images import load_image
+
+    if not path:
+        print("usage: /image PATH (the image is shown with the next turn)")
+        return None
+    try:
+        image = load_image(path)
+    except VlmkitError as error:
+        print(f"{error}; the chat goes on without it")
+        return None
+    print(f"({path} is shown with the next turn)")
+    return image
