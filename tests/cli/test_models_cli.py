@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from testkit import tiny_model
 from vlmkit.checkpoints import save_pretrained
@@ -41,3 +42,12 @@ def test_errors_are_one_line_with_exit_2(tmp_path, photo_files, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_export_help_names_every_family_it_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # the help's lines joined as one text
+    for name in ("LlamaForCausalLM", "LlavaForConditionalGeneration", "Idefics3ForConditionalGeneration"):
+        assert name in shown
+    assert "Qwen2VLForConditionalGeneration / Qwen2_5_VLForConditionalGeneration" in shown

@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     export.add_argument("model", help="model directory, hub id or vlmkit:NAME")
     export.add_argument(
-        "--format", choices=["hf"], default="hf", help="hf: LlamaForCausalLM / LlavaForConditionalGeneration"
+        "--format",
+        choices=["hf"],
+        default="hf",
+        help="hf: transformers' own class: LlamaForCausalLM (a decoder), LlavaForConditionalGeneration (a "
+        "LLaVA-shaped VLM), Idefics3ForConditionalGeneration (Idefics3 / SmolVLM), Qwen2VLForConditionalGeneration "
+        "/ Qwen2_5_VLForConditionalGeneration (Qwen2-VL / Qwen2.5-VL)",
     )
     export.add_argument("--out", required=True, type=Path, help="output directory")
     export.set_defaults(handler=run_export)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from vlmkit.models import Decoder, DualEncoder, VisionLanguageModel
+from vlmkit.models import Decoder, DualEncoder, Qwen2VLModel, VisionLanguageModel
 from vlmkit.serving.batching import Batcher, Job, QueueFull, WorkerClosed
 from vlmkit.serving.chat import ChatService
 from vlmkit.serving.encoder import EncoderService
@@ -48,7 +48,7 @@ class ServedModels:
 
     encoder: DualEncoder | None = None
     encoder_id: str = "encoder"
-    chat: VisionLanguageModel | Decoder | None = None
+    chat: VisionLanguageModel | Qwen2VLModel | Decoder | None = None
     chat_id: str = "chat"
     index: SearchStore | None = None
     index_encoder: DualEncoder | None = None
