@@ -11,7 +11,7 @@ names, ``config_from_json``). Import from ``vlmkit.config`` itself.
 
 from vlmkit.config.base import Activation, ConfigBase
 from vlmkit.config.conse import ConSEConfig
-from vlmkit.config.encoders import DualEncoderConfig, EfficientNetConfig, TextConfig, VisionConfig
+from vlmkit.config.encoders import DualEncoderConfig, EfficientNetConfig, ImagePoolConfig, TextConfig, VisionConfig
 from vlmkit.config.presets import clip_config, siglip_config, smollm2_135m_config, tiny_decoder_config, tiny_vlm_config
 from vlmkit.config.registry import ARCHITECTURES, architecture_of, config_from_json
 from vlmkit.config.vlm import DecoderConfig, ProjectorConfig, VlmConfig
@@ -24,6 +24,7 @@ __all__ = [
     "DecoderConfig",
     "DualEncoderConfig",
     "EfficientNetConfig",
+    "ImagePoolConfig",
     "ProjectorConfig",
     "TextConfig",
     "VisionConfig",

@@ -270,6 +270,36 @@ class EfficientNetConfig(ConfigBase):
 
 
 @dataclass
+class ImagePoolConfig(ConfigBase):
+    """The trainable head that turns a CNN's feature map into one image vector (``models.cnn_tower``).
+
+    The feature map's cells, projected to ``width`` and given learned positions, pass through ``layers``
+    transformer blocks and SigLIP's attention pooling (a probe token attends over them). Attention, not a
+    mean: in a scene of several objects, which cell holds the object a caption is about depends on the
+    image, and a global average would blend every object's shape and colour into one vector.
+    """
+
+    width: int = 256
+    heads: int = 4
+    layers: int = 1
+    mlp_ratio: int = 4
+    act: Activation = "gelu"
+    norm_eps: float = 1e-5
+
+    def validate(self, where: str) -> None:
+        _positive(where, width=self.width, heads=self.heads, mlp_ratio=self.mlp_ratio, norm_eps=self.norm_eps)
+        _at_least_zero(where, layers=self.layers)
+        _layers(where, layers=self.layers)
+        if self.width % self.heads:
+            raise ConfigError(f"{where}.width: {self.width} is not divisible by heads ({self.heads})")
+
+    def parameter_count(self, channels: int, cells: int) -> int:
+        w = self.width
+        block = 4 * w * w + 2 * w * w * self.mlp_ratio
+        return channels * w + cells * w + (self.layers + 1) * block
+
+
+@dataclass
 class DualEncoderConfig(ConfigBase):
     """A contrastive image-text model (CLIP or SigLIP).
 
@@ -277,12 +307,15 @@ class DualEncoderConfig(ConfigBase):
     ``exp(logit_scale) * cos + logit_bias``, read as independent probabilities (SigLIP).
     Projections map each tower's pooled vector to ``embed_dim``: ``"none"`` keeps the pooled vector
     as is (SigLIP's image tower), ``"linear"`` has no bias (CLIP), ``"linear_bias"`` has one (SigLIP's
-    text head).
+    text head). The image tower is a ViT, or a CNN (``EfficientNetConfig`` without a classifier) whose
+    feature map ``image_pool`` turns into the pooled vector: a pretrained ImageNet CNN sees shapes that a
+    ViT trained from scratch for minutes does not.
     """
 
-    vision: VisionConfig = field(default_factory=VisionConfig)
+    vision: VisionConfig | EfficientNetConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     embed_dim: int = 512
+    image_pool: ImagePoolConfig | None = None
     image_projection: Literal["none", "linear", "linear_bias"] = "linear"
     text_projection: Literal["none", "linear", "linear_bias"] = "linear"
     head: Literal["softmax", "sigmoid"] = "softmax"
@@ -292,12 +325,23 @@ class DualEncoderConfig(ConfigBase):
     def validate(self, where: str) -> None:
         _positive(where, embed_dim=self.embed_dim)
         _finite(where, logit_scale_init=self.logit_scale_init, logit_bias_init=self.logit_bias_init)
-        projections = self.embed_dim * (self.vision.width + self.text.width)
-        _size(
-            where, self.vision.parameter_count() + self.text.parameter_count() + projections, embed_dim=self.embed_dim
-        )
+        cnn = isinstance(self.vision, EfficientNetConfig)
+        if cnn != (self.image_pool is not None):
+            raise ConfigError(
+                f"{where}.image_pool: a CNN image tower needs one (its feature map has no pooled vector); a ViT pools "
+                "itself and takes none"
+            )
+        if cnn and self.vision.num_classes:  # type: ignore[union-attr]
+            raise ConfigError(f"{where}.vision.num_classes: a dual encoder's CNN has no classifier; expected 0")
+        projections = self.embed_dim * (self.image_width + self.text.width)
+        pool = 0
+        if self.image_pool is not None:
+            channels, side = self.vision.feature_shape(-1)  # type: ignore[union-attr]
+            pool = self.image_pool.parameter_count(channels, side * side)
+        parameters = self.vision.parameter_count() + pool + self.text.parameter_count() + projections
+        _size(where, parameters, embed_dim=self.embed_dim)
         for tower, projection, width in (
-            ("image", self.image_projection, self.vision.width),
+            ("image", self.image_projection, self.image_width),
             ("text", self.text_projection, self.text.width),
         ):
             if projection == "none" and width != self.embed_dim:
@@ -305,3 +349,8 @@ class DualEncoderConfig(ConfigBase):
                     f"{where}.{tower}_projection: 'none' needs the tower width ({width}) to "
                     f"equal embed_dim ({self.embed_dim})"
                 )
+
+    @property
+    def image_width(self) -> int:
+        """Width of the image tower's pooled vector: the ViT's, or the CNN's pooling head's."""
+        return self.image_pool.width if self.image_pool is not None else self.vision.width  # type: ignore[union-attr]

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlmkit.config import DualEncoderConfig
+from vlmkit.config import DualEncoderConfig, EfficientNetConfig
+from vlmkit.models.cnn_tower import CnnTower
 from vlmkit.models.text import TextTransformer
 from vlmkit.models.vision import VisionTransformer
 
@@ -35,20 +36,25 @@ class DualEncoder(nn.Module):
     """Image and text towers mapped into one embedding space.
 
     A loaded model also carries ``tokenizer`` and ``image_processor`` (set by ``from_pretrained``) so
-    that tasks can go from files and strings to embeddings; a bare model has them as None.
+    that tasks can go from files and strings to embeddings; a bare model has them as None. The image tower
+    is a ViT or a ``CnnTower`` (a CNN backbone and the head that pools its feature map), by config.
     """
 
     def __init__(self, config: DualEncoderConfig) -> None:
         super().__init__()
         self.config = config
-        self.vision = VisionTransformer(config.vision)
+        self.vision: VisionTransformer | CnnTower = (
+            CnnTower(config.vision, config.image_pool)  # type: ignore[arg-type]
+            if isinstance(config.vision, EfficientNetConfig)
+            else VisionTransformer(config.vision)
+        )
         self.text = TextTransformer(config.text)
-        self.image_projection = _projection(config.image_projection, config.vision.width, config.embed_dim)
+        self.image_projection = _projection(config.image_projection, config.image_width, config.embed_dim)
         self.text_projection = _projection(config.text_projection, config.text.width, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init))
         self.logit_bias = nn.Parameter(torch.tensor(config.logit_bias_init)) if config.head == "sigmoid" else None
         for projection, width in (
-            (self.image_projection, config.vision.width),
+            (self.image_projection, config.image_width),
             (self.text_projection, config.text.width),
         ):
             if isinstance(projection, nn.Linear):
@@ -61,10 +67,22 @@ class DualEncoder(nn.Module):
         return self.logit_scale.device
 
     def encode_image(
-        self, pixels: torch.Tensor, normalize: bool = True, patch_keep: torch.Tensor | None = None
+        self,
+        pixels: torch.Tensor | None,
+        normalize: bool = True,
+        patch_keep: torch.Tensor | None = None,
+        vision_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``patch_keep``: the patches a ViT tower sees (FLIP's patch dropping, in training only)."""
-        embeds = self.image_projection(self.vision(pixels, patch_keep))
+        """``patch_keep``: the patches a ViT tower sees (FLIP's patch dropping, in training only).
+        ``vision_tokens``: a CNN tower's backbone tokens (``CnnTower.tokens``), given in place of ``pixels``
+        when the backbone is frozen and its tokens cached."""
+        if vision_tokens is not None:
+            if not isinstance(self.vision, CnnTower):
+                raise ValueError("vision_tokens stand in for a CNN backbone's output; this tower is a ViT")
+            pooled = self.vision.pool(vision_tokens)
+        else:
+            pooled = self.vision(pixels, patch_keep)  # type: ignore[arg-type]
+        embeds = self.image_projection(pooled)
         return F.normalize(embeds, dim=-1) if normalize else embeds
 
     def encode_text(
@@ -84,12 +102,13 @@ class DualEncoder(nn.Module):
 
     def forward(
         self,
-        pixels: torch.Tensor,
+        pixels: torch.Tensor | None,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         patch_keep: torch.Tensor | None = None,
+        vision_tokens: torch.Tensor | None = None,
     ) -> DualEncoderOutput:
-        image_embeds = self.encode_image(pixels, patch_keep=patch_keep)
+        image_embeds = self.encode_image(pixels, patch_keep=patch_keep, vision_tokens=vision_tokens)
         text_embeds = self.encode_text(input_ids, attention_mask)
         logits = self.similarity(image_embeds, text_embeds)
         return DualEncoderOutput(image_embeds, text_embeds, logits, self.logit_scale, self.logit_bias)

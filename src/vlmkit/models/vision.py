@@ -20,12 +20,12 @@ from vlmkit.nn import MLP, Attention, TransformerStack
 class AttentionPoolingHead(nn.Module):
     """SigLIP's multihead attention pooling (MAP): a learned probe token attends over all tokens."""
 
-    def __init__(self, config: VisionConfig) -> None:
+    def __init__(self, width: int, heads: int, mlp_dim: int, act: str, norm_eps: float) -> None:
         super().__init__()
-        self.probe = nn.Parameter(torch.zeros(1, 1, config.width))
-        self.attn = Attention(config.width, config.heads)
-        self.norm = nn.LayerNorm(config.width, eps=config.norm_eps)
-        self.mlp = MLP(config.width, config.mlp_dim, config.act)
+        self.probe = nn.Parameter(torch.zeros(1, 1, width))
+        self.attn = Attention(width, heads)
+        self.norm = nn.LayerNorm(width, eps=norm_eps)
+        self.mlp = MLP(width, mlp_dim, act)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         pooled = self.attn(self.probe.expand(tokens.shape[0], -1, -1), context=tokens)
@@ -71,7 +71,11 @@ class VisionTransformer(nn.Module):
             config.layers, config.width, config.heads, config.mlp_dim, config.act, config.norm_eps
         )
         self.post_norm = nn.LayerNorm(config.width, eps=config.norm_eps)
-        self.head = AttentionPoolingHead(config) if config.pooling == "map" else None
+        self.head = (
+            AttentionPoolingHead(config.width, config.heads, config.mlp_dim, config.act, config.norm_eps)
+            if config.pooling == "map"
+            else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

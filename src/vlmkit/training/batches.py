@@ -34,19 +34,25 @@ class ImageTextBatch(Batch):
     per image (hard negatives). ``attention_mask`` is None for towers that read the padded sequence
     (SigLIP pads to a fixed length and pools the last token). ``word_targets`` are the caption-word
     loss's target distributions, when that loss is on. ``patch_keep`` names the patches the image tower
-    sees (FLIP's patch dropping), None for all.
+    sees (FLIP's patch dropping), None for all. ``vision_tokens`` stand in for ``pixels`` when a CNN
+    tower's frozen backbone was run once and cached (``training.vision_cache``).
     """
 
-    pixels: torch.Tensor  # (B, 3, H, W) float32, normalised
+    pixels: torch.Tensor | None  # (B, 3, H, W) float32, normalised
     input_ids: torch.Tensor  # (B or 2B, T)
     attention_mask: torch.Tensor | None = None
     word_targets: torch.Tensor | None = None  # (B, vocab)
     patch_keep: torch.Tensor | None = None  # (B, K) patch indices
+    vision_tokens: torch.Tensor | None = None  # (B, cells, channels) float16
+
+    @property
+    def images(self) -> int:
+        return len(self.pixels if self.pixels is not None else self.vision_tokens)  # type: ignore[arg-type]
 
     @property
     def hard_negatives(self) -> torch.Tensor | None:
         """The rows of text beyond one per image, or None."""
-        return None if self.input_ids.shape[0] == self.pixels.shape[0] else self.input_ids[self.pixels.shape[0] :]
+        return None if self.input_ids.shape[0] == self.images else self.input_ids[self.images :]
 
 
 @dataclass

@@ -27,8 +27,8 @@ class ContrastiveObjective(Objective):
         self.word_head, self.word_weight = word_head, word_weight
 
     def forward(self, model: nn.Module, batch: ImageTextBatch) -> ObjectiveOutput:
-        out = model(batch.pixels, batch.input_ids, batch.attention_mask, batch.patch_keep)
-        rows = batch.pixels.shape[0]
+        out = model(batch.pixels, batch.input_ids, batch.attention_mask, batch.patch_keep, batch.vision_tokens)
+        rows = batch.images
         texts = out.text_embeds[:rows]
         negatives = out.text_embeds[rows:] if batch.hard_negatives is not None else None
         if out.logit_bias is None:

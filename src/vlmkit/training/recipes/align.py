@@ -25,6 +25,7 @@ from vlmkit.config.vlm import token_grid
 from vlmkit.data.records import Record
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import Decoder, DualEncoder, MaskedAutoencoder, VisionLanguageModel
+from vlmkit.models.cnn_tower import CnnTower
 from vlmkit.models.conse import ConSEModel
 from vlmkit.models.efficientnet import without_classifier
 from vlmkit.models.vlm import VisionTower
@@ -41,7 +42,8 @@ def vision_tower(source: str) -> tuple[VisionTower, ImagePreprocessor]:
     path = Path(source)
     model = from_pretrained(path / "model" if (path / "model" / "config.json").exists() else path)
     if isinstance(model, DualEncoder):
-        return model.vision, model.image_processor  # type: ignore[return-value]
+        tower = model.vision.backbone if isinstance(model.vision, CnnTower) else model.vision
+        return tower, model.image_processor  # type: ignore[return-value]
     if isinstance(model, MaskedAutoencoder):
         return model.encoder, model.image_processor  # type: ignore[return-value]
     if isinstance(model, ConSEModel):

@@ -3,7 +3,9 @@
 From scratch, the recipe trains a byte-level BPE tokenizer on the training captions and builds the
 model from a named preset; from ``init_from`` it keeps the loaded model's tokenizer and image
 processor. ``vision_from`` starts the image tower from another run's (a ``train mae`` or ``train clip``
-model), keeping its shape and preprocessing. ``mask_ratio`` is FLIP: each training image shows its ViT a
+model), keeping its shape and preprocessing; or, from ``vlmkit:conse-effnet-minilm`` (or a CLIP built so), takes
+that ImageNet CNN as a frozen backbone whose tokens are computed once and cached, and trains only the head that
+pools them (``models.cnn_tower``) with the text tower. ``mask_ratio`` is FLIP: each training image shows its ViT a
 random subset of its patches (drawn per (seed, epoch, index), so resume is exact); evaluation sees them
 all. ``lock_image`` is LiT (a frozen image tower, projection included); ``lock_text`` freezes
 the text side. ``siglip`` is the same recipe with the sigmoid head and SigLIP's preprocessing.
@@ -19,16 +21,25 @@ from typing import ClassVar, Literal
 import torch
 
 from vlmkit.checkpoints import from_pretrained
-from vlmkit.config import DualEncoderConfig, VisionConfig, clip_config, siglip_config
+from vlmkit.config import (
+    DualEncoderConfig,
+    EfficientNetConfig,
+    ImagePoolConfig,
+    VisionConfig,
+    clip_config,
+    siglip_config,
+)
 from vlmkit.config.base import option
 from vlmkit.data.records import Record
 from vlmkit.data.sampling import Draws
 from vlmkit.data.shapesworld.generate import vocabulary
 from vlmkit.data.shapesworld.language import LABEL_PARTS, ZERO_SHOT_TEMPLATE, interchangeable_words
-from vlmkit.data.sources import ImageRecords, open_images
+from vlmkit.data.sources import ImageRecords, PreloadedImages, open_images
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.zero_shot import retrieval_recall, zero_shot_accuracy
 from vlmkit.models import DualEncoder, VisionTransformer
+from vlmkit.models.cnn_tower import CnnTower
+from vlmkit.models.efficientnet import EfficientNet
 from vlmkit.models.vision import random_patch_keep
 from vlmkit.processing.images import ImagePreprocessor
 from vlmkit.processing.text import TextTokenizer, train_bpe_tokenizer
@@ -39,6 +50,7 @@ from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import ContrastiveObjective
 from vlmkit.training.recipes.align import vision_tower
 from vlmkit.training.recipes.base import Recipe
+from vlmkit.training.vision_cache import frozen_vision_tokens
 
 # Tower shapes by preset; image size and vocabulary come from the data.
 PRESETS: dict[str, dict[str, int]] = {
@@ -52,11 +64,15 @@ def _has_captions(record: Record) -> bool:
     return bool(record.captions)
 
 
-def vit_tower(source: str) -> tuple[VisionTransformer, ImagePreprocessor]:
-    """The ViT image tower of a run or model (``align.vision_tower``), for a dual encoder to start from."""
+ImageTower = VisionTransformer | EfficientNet
+
+
+def image_tower(source: str) -> tuple[ImageTower, ImagePreprocessor]:
+    """The image tower of a run or model (``align.vision_tower``) for a dual encoder to start from: a ViT, or a
+    CNN that becomes the frozen backbone of a ``CnnTower``."""
     tower, processor = vision_tower(source)
-    if not isinstance(tower, VisionTransformer):
-        raise InputError(f"{source}: --vision-from needs a ViT tower (a `train mae` or `train clip` run), not a CNN")
+    if not isinstance(tower, ImageTower):
+        raise InputError(f"{source}: --vision-from needs a ViT or an EfficientNet tower, got {type(tower).__name__}")
     return tower, processor
 
 
@@ -72,7 +88,9 @@ class ClipRecipe(Recipe):
     image_size: int = option(64, "image side in pixels, from scratch")
     init_from: str | None = option(None, "pretrained model directory or hub id to fine-tune", flag="--from")
     vision_from: str | None = option(
-        None, "start the image tower from a `train mae` or `train clip` run (its shape replaces the preset's)"
+        None,
+        "start the image tower from a `train mae` or `train clip` run (its shape replaces the preset's), or take "
+        "vlmkit:conse-effnet-minilm's ImageNet CNN as a frozen backbone under a trained pooling head",
     )
     mask_ratio: float = option(0.0, "FLIP: share of image patches dropped per image in training (eval sees all)")
     lock_image: bool = option(False, "freeze the image tower (LiT)")
@@ -100,7 +118,7 @@ class ClipRecipe(Recipe):
     def prepare(self) -> Prepared:
         torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
         pretrained = self._pretrained()
-        tower = vit_tower(self.vision_from) if self.vision_from else None
+        tower = image_tower(self.vision_from) if self.vision_from else None
         processor = pretrained.image_processor if pretrained else tower[1] if tower else self.image_processor()
         images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
         captions = [c for r in images.records for c in r.captions or []]
@@ -140,10 +158,11 @@ class ClipRecipe(Recipe):
         return (ImagePreprocessor.siglip if self.sigmoid else ImagePreprocessor.clip)(self.image_size)
 
     def new_model(
-        self, captions: list[str], processor: ImagePreprocessor, image_tower: VisionTransformer | None = None
+        self, captions: list[str], processor: ImagePreprocessor, image_tower: ImageTower | None = None
     ) -> DualEncoder:
         """A model of the preset's shape, with a BPE tokenizer trained on ``captions``; with ``image_tower``,
-        the image tower is a copy of that one (shape and weights)."""
+        the image tower is a copy of that one (shape and weights), or, for a CNN, the backbone of a
+        ``CnnTower`` whose pooling head has the preset's width."""
         tokenizer = train_bpe_tokenizer(captions, self.vocab_size, max_length=64, pad_to_max_length=self.sigmoid)
         longest = int(tokenizer(captions[:2000]).attention_mask.sum(1).max()) if captions else 16
         context = min(64, longest + 8)
@@ -169,19 +188,27 @@ class ClipRecipe(Recipe):
             )
         config.vision.conv_stem = self.conv_stem
         config.vision.conv_stem_norm = self.conv_stem_norm
-        if image_tower is not None:
+        if isinstance(image_tower, EfficientNet):
+            config.vision = EfficientNetConfig.from_dict(image_tower.config.to_dict())
+            config.image_pool = ImagePoolConfig(width=p["width"], heads=p["heads"])
+        elif image_tower is not None:
             config.vision = VisionConfig.from_dict(image_tower.config.to_dict())
         config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
         config.text.pad_token_id = tokenizer.pad_id
         DualEncoderConfig.from_dict(config.to_dict())  # validate
         model = DualEncoder(config)
         if image_tower is not None:
-            model.vision.load_state_dict(image_tower.state_dict())
+            target = model.vision.backbone if isinstance(model.vision, CnnTower) else model.vision
+            target.load_state_dict(image_tower.state_dict())
         model.tokenizer = tokenizer
         model.image_processor = processor
         return model
 
     def _lock(self, model: DualEncoder) -> None:
+        """LiT's locks; and a CNN backbone is always frozen: it is the pretrained part a CNN tower borrows (its
+        tokens are cached), and a few thousand synthetic images would only wear its ImageNet features down."""
+        if isinstance(model.vision, CnnTower):
+            model.vision.backbone.requires_grad_(False)
         for locked, modules in (
             (self.lock_image, (model.vision, model.image_projection)),
             (self.lock_text, (model.text, model.text_projection, model.text.token_embedding)),
@@ -213,7 +240,8 @@ class SiglipRecipe(ClipRecipe):
 
 
 class ContrastiveBatches:
-    """A random caption per image per epoch (plus, with a ``swapper``, a false twin of it)."""
+    """A random caption per image per epoch (plus, with a ``swapper``, a false twin of it). A CNN tower's images
+    come as its frozen backbone's tokens, computed for every image on first use and cached on disk."""
 
     def __init__(
         self,
@@ -225,6 +253,16 @@ class ContrastiveBatches:
         mask_ratio: float = 0.0,
     ) -> None:
         self.images, self.seed, self.swapper, self.mask_ratio = images, seed, swapper, mask_ratio
+        self.model = model
+        self.vision_tokens: torch.Tensor | None = None
+        if isinstance(model.vision, CnnTower):
+            if mask_ratio:
+                raise ConfigError("mask_ratio: patch dropping (FLIP) needs a ViT image tower; this one is a CNN")
+            if not isinstance(images, PreloadedImages):
+                raise ConfigError(
+                    "data_mode: a CNN backbone's tokens are computed for all images at once, which needs "
+                    "data_mode 'memory'"
+                )
         self.patches = model.config.vision.grid**2
         self.captions = [list(r.captions or []) for r in images.records]
         self.tokenizer: TextTokenizer = model.tokenizer  # type: ignore[assignment]
@@ -245,8 +283,16 @@ class ContrastiveBatches:
             swapped = [self.swapper(text, rng) for text, rng in zip(texts, rngs, strict=True)]
             texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
         tokens = self.tokenizer(texts)
+        pixels, vision_tokens = None, None
+        if isinstance(self.model.vision, CnnTower):
+            if self.vision_tokens is None:
+                self.vision_tokens = frozen_vision_tokens(self.model, self.images.all_pixels)  # type: ignore[attr-defined]
+            vision_tokens = self.vision_tokens[items]
+        else:
+            pixels = self.processor.normalize(self.images.pixels(items))
         return ImageTextBatch(
-            pixels=self.processor.normalize(self.images.pixels(items)),
+            pixels=pixels,
+            vision_tokens=vision_tokens,
             input_ids=tokens.input_ids,
             attention_mask=tokens.attention_mask if self.causal else None,
             word_targets=self.word_targets.rows(items) if self.word_targets is not None else None,
@@ -282,7 +328,18 @@ class ImageTextSplit:
 
 
 def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Image embeddings of preloaded uint8 ``pixels``; through the token cache for a CNN tower, whose frozen
+    backbone would otherwise run over the same held-out images at every evaluation."""
     processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
+    if isinstance(model.vision, CnnTower):
+        tokens = frozen_vision_tokens(model, pixels)
+        with torch.inference_mode():
+            return torch.cat(
+                [
+                    model.encode_image(None, vision_tokens=tokens[i : i + batch_size].to(model.device)).float().cpu()
+                    for i in range(0, len(tokens), batch_size)
+                ]
+            )
     with torch.inference_mode():
         return torch.cat(
             [

@@ -68,7 +68,7 @@ class DistillBatches:
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> DistillBatch:
         batch = self.inner.batch(epoch, index, micro_batch, rank, world_size)
         items = self.inner.draws.items(epoch, index, micro_batch, rank, world_size)
-        rows = batch.pixels.shape[0]
+        rows = batch.images
         # The captions as the student read them (truncation included), decoded rather than drawn again, so
         # they are the batch's own whatever way the contrastive batches choose them.
         texts = tuple(self.inner.tokenizer.decode(ids) for ids in batch.input_ids[:rows]) if self.with_texts else ()
@@ -126,7 +126,7 @@ class DistillObjective(Objective):
 
         contrastive = self.contrastive(forward_once, batch)
         out = outputs[0]
-        rows = batch.pixels.shape[0]
+        rows = batch.images
         images, texts = out.image_embeds, out.text_embeds[:rows]
         terms: dict[str, torch.Tensor] = {}
         if self.weights["contrastive"]:

@@ -1,0 +1,59 @@
+"""A CNN image tower for a dual encoder: a convolutional backbone, then a trainable attention-pooling head.
+
+This is the hybrid tower of the ViT paper (Dosovitskiy et al., 2021: a CNN feature map as the token grid of
+a transformer) ending in SigLIP's attention pooling. It exists because a ViT trained from scratch for a few
+CPU minutes stays blind to shape, while an ImageNet CNN already sees it: a dual encoder borrows the
+pretrained ``backbone`` (kept frozen by the recipes, so its tokens can be cached) and trains only the head
+that reads its feature map. ``tokens`` is the part a cache may stand in for; ``pool`` the part that trains.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vlmkit.config import EfficientNetConfig, ImagePoolConfig
+from vlmkit.models.efficientnet import EfficientNet
+from vlmkit.models.vision import AttentionPoolingHead
+from vlmkit.nn import TransformerStack
+
+
+class FeatureMapPool(nn.Module):
+    """Feature-map cells ``(B, cells, channels)`` to one vector ``(B, width)``: normalised and projected,
+    given learned positions, mixed by a few transformer blocks, then pooled by a probe token's attention."""
+
+    def __init__(self, config: ImagePoolConfig, channels: int, cells: int) -> None:
+        super().__init__()
+        mlp_dim = config.width * config.mlp_ratio
+        self.input_norm = nn.LayerNorm(channels, eps=config.norm_eps)
+        self.proj = nn.Linear(channels, config.width)
+        self.position = nn.Parameter(torch.randn(1, cells, config.width) * config.width**-0.5)
+        self.blocks = TransformerStack(config.layers, config.width, config.heads, mlp_dim, config.act, config.norm_eps)
+        self.norm = nn.LayerNorm(config.width, eps=config.norm_eps)
+        self.head = AttentionPoolingHead(config.width, config.heads, mlp_dim, config.act, config.norm_eps)
+        nn.init.normal_(self.head.probe, std=config.width**-0.5)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.input_norm(tokens.to(self.proj.weight.dtype))) + self.position
+        return self.head(self.norm(self.blocks(x)))  # type: ignore[arg-type]
+
+
+class CnnTower(nn.Module):
+    """``forward(pixels)`` is the pooled vector, as a ``VisionTransformer``'s is."""
+
+    def __init__(self, backbone: EfficientNetConfig, pool: ImagePoolConfig) -> None:
+        super().__init__()
+        self.config = backbone
+        self.backbone = EfficientNet(backbone)
+        channels, side = backbone.feature_shape(-1)
+        self.pool = FeatureMapPool(pool, channels, side * side)
+
+    def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map, one token per cell in row-major order: ``(B, cells, channels)``,
+        the same tokens a VLM reads from this CNN (``VisionLanguageModel.vision_tokens``)."""
+        return self.backbone.feature_map(pixels).flatten(2).transpose(1, 2)
+
+    def forward(self, pixels: torch.Tensor, patch_keep: torch.Tensor | None = None) -> torch.Tensor:
+        if patch_keep is not None:
+            raise ValueError("patch dropping (FLIP) needs a ViT tower; a CNN reads whole images")
+        return self.pool(self.tokens(pixels))
