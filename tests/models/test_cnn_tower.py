@@ -76,3 +76,19 @@ def test_a_vit_takes_no_pool() -> None:
 
 def _plain(value):
     return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def test_cell_colours_reach_the_embedding_through_the_pixels() -> None:
+    """With ``cell_colours`` the head reads each cell's mean colour: the same backbone tokens with the image's
+    colours changed embed differently, and tokens without their pixels are refused."""
+    config = DualEncoderConfig(
+        vision=BACKBONE, text=TEXT, embed_dim=24, image_pool=ImagePoolConfig(width=32, heads=4, cell_colours=True)
+    )
+    model, pixels = DualEncoder(config.checked()).eval(), torch.randn(2, 3, 32, 32)
+    tokens = model.vision.tokens(pixels)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_image(pixels, vision_tokens=tokens), model.encode_image(pixels))
+        recoloured = model.encode_image(pixels.flip(1), vision_tokens=tokens)  # RGB -> BGR, same tokens
+    assert not torch.allclose(recoloured, model.encode_image(pixels, vision_tokens=tokens), atol=1e-4)
+    with pytest.raises(ValueError, match="reads each cell's colour"):
+        model.encode_image(None, vision_tokens=tokens)

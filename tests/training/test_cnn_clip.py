@@ -23,19 +23,25 @@ def conse_dir(tmp_path):
     return save_pretrained(tiny_conse(with_tokenizer=True), tmp_path / "conse")
 
 
-def _recipe(shapes_dataset, source, steps=6) -> ClipRecipe:
+def _recipe(shapes_dataset, source, steps=6, **settings) -> ClipRecipe:
     train = TrainConfig(steps=steps, batch_size=16, lr=3e-3, warmup_steps=1, log_every=1, eval_every=steps)
     return ClipRecipe(
-        data=str(shapes_dataset / "train"), vision_from=str(source), vocab_size=300, eval_images=8, train=train
+        data=str(shapes_dataset / "train"),
+        vision_from=str(source),
+        vocab_size=300,
+        eval_images=8,
+        train=train,
+        **settings,
     )
 
 
-def test_the_backbone_stays_frozen_while_the_head_learns(shapes_dataset, conse_dir, tmp_path):
+@pytest.mark.parametrize("cell_colours", [False, True])
+def test_the_backbone_stays_frozen_while_the_head_learns(shapes_dataset, conse_dir, tmp_path, cell_colours):
     source = from_pretrained(conse_dir)
-    recipe = _recipe(shapes_dataset, conse_dir, steps=30)
+    recipe = _recipe(shapes_dataset, conse_dir, steps=30, cell_colours=cell_colours)
     result = run(recipe, tmp_path / "run", device="cpu")
     tower = result.model.vision
-    assert isinstance(tower, CnnTower)
+    assert isinstance(tower, CnnTower) and tower.pool.reads_pixels == cell_colours
     for name, value in tower.backbone.state_dict().items():  # BatchNorm statistics included
         torch.testing.assert_close(value, source.vision.state_dict()[name], rtol=0, atol=0)
     losses = [

@@ -277,6 +277,10 @@ class ImagePoolConfig(ConfigBase):
     transformer blocks and SigLIP's attention pooling (a probe token attends over them). Attention, not a
     mean: in a scene of several objects, which cell holds the object a caption is about depends on the
     image, and a global average would blend every object's shape and colour into one vector.
+
+    ``cell_colours`` adds each cell's mean colour (the input pixels averaged over the cell) to its token: an
+    ImageNet CNN's last feature map keeps shape but loses much of colour (on ShapesWorld a linear probe of
+    EfficientNet-Lite0's features names the subject's shape 80% of the time, its colour 57%).
     """
 
     width: int = 256
@@ -285,6 +289,7 @@ class ImagePoolConfig(ConfigBase):
     mlp_ratio: int = 4
     act: Activation = "gelu"
     norm_eps: float = 1e-5
+    cell_colours: bool = False
 
     def validate(self, where: str) -> None:
         _positive(where, width=self.width, heads=self.heads, mlp_ratio=self.mlp_ratio, norm_eps=self.norm_eps)
@@ -296,7 +301,7 @@ class ImagePoolConfig(ConfigBase):
     def parameter_count(self, channels: int, cells: int) -> int:
         w = self.width
         block = 4 * w * w + 2 * w * w * self.mlp_ratio
-        return channels * w + cells * w + (self.layers + 1) * block
+        return channels * w + cells * w + 3 * w * self.cell_colours + (self.layers + 1) * block
 
 
 @dataclass

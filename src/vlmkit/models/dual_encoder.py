@@ -74,12 +74,12 @@ class DualEncoder(nn.Module):
         vision_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``patch_keep``: the patches a ViT tower sees (FLIP's patch dropping, in training only).
-        ``vision_tokens``: a CNN tower's backbone tokens (``CnnTower.tokens``), given in place of ``pixels``
-        when the backbone is frozen and its tokens cached."""
+        ``vision_tokens``: a CNN tower's backbone tokens (``CnnTower.tokens``), given in place of running the
+        backbone when it is frozen and its tokens cached (the pixels then only for a head with cell colours)."""
         if vision_tokens is not None:
             if not isinstance(self.vision, CnnTower):
                 raise ValueError("vision_tokens stand in for a CNN backbone's output; this tower is a ViT")
-            pooled = self.vision.pool(vision_tokens)
+            pooled = self.vision.pool(vision_tokens, pixels)
         else:
             pooled = self.vision(pixels, patch_keep)  # type: ignore[arg-type]
         embeds = self.image_projection(pooled)

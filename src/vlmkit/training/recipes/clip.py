@@ -92,6 +92,9 @@ class ClipRecipe(Recipe):
         "start the image tower from a `train mae` or `train clip` run (its shape replaces the preset's), or take "
         "vlmkit:conse-effnet-minilm's ImageNet CNN as a frozen backbone under a trained pooling head",
     )
+    cell_colours: bool = option(
+        False, "with a CNN from --vision-from: the pooling head also reads each feature-map cell's mean colour"
+    )
     mask_ratio: float = option(0.0, "FLIP: share of image patches dropped per image in training (eval sees all)")
     lock_image: bool = option(False, "freeze the image tower (LiT)")
     lock_text: bool = option(False, "freeze the text tower")
@@ -190,7 +193,7 @@ class ClipRecipe(Recipe):
         config.vision.conv_stem_norm = self.conv_stem_norm
         if isinstance(image_tower, EfficientNet):
             config.vision = EfficientNetConfig.from_dict(image_tower.config.to_dict())
-            config.image_pool = ImagePoolConfig(width=p["width"], heads=p["heads"])
+            config.image_pool = ImagePoolConfig(width=p["width"], heads=p["heads"], cell_colours=self.cell_colours)
         elif image_tower is not None:
             config.vision = VisionConfig.from_dict(image_tower.config.to_dict())
         config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
@@ -284,11 +287,12 @@ class ContrastiveBatches:
             texts += [s if s is not None else texts[(k + 1) % len(items)] for k, s in enumerate(swapped)]
         tokens = self.tokenizer(texts)
         pixels, vision_tokens = None, None
-        if isinstance(self.model.vision, CnnTower):
+        tower = self.model.vision
+        if isinstance(tower, CnnTower):
             if self.vision_tokens is None:
                 self.vision_tokens = frozen_vision_tokens(self.model, self.images.all_pixels)  # type: ignore[attr-defined]
             vision_tokens = self.vision_tokens[items]
-        else:
+        if not isinstance(tower, CnnTower) or tower.pool.reads_pixels:
             pixels = self.processor.normalize(self.images.pixels(items))
         return ImageTextBatch(
             pixels=pixels,
@@ -333,10 +337,16 @@ def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 25
     processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
     if isinstance(model.vision, CnnTower):
         tokens = frozen_vision_tokens(model, pixels)
+        colours = model.vision.pool.reads_pixels
         with torch.inference_mode():
             return torch.cat(
                 [
-                    model.encode_image(None, vision_tokens=tokens[i : i + batch_size].to(model.device)).float().cpu()
+                    model.encode_image(
+                        processor.normalize(pixels[i : i + batch_size]).to(model.device) if colours else None,
+                        vision_tokens=tokens[i : i + batch_size].to(model.device),
+                    )
+                    .float()
+                    .cpu()
                     for i in range(0, len(tokens), batch_size)
                 ]
             )
