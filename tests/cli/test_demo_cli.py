@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vlmkit.cli import main
 
 
-def test_demo_runs_and_draws_its_pictures(tmp_path, capsys):
+@pytest.mark.parametrize("tower", [[], ["--imagenet-cnn"]])
+def test_demo_runs_and_draws_its_pictures(tmp_path, capsys, tower):
     out = tmp_path / "demo"
     argv = [
         "demo",
@@ -21,6 +24,7 @@ def test_demo_runs_and_draws_its_pictures(tmp_path, capsys):
         "16",
         "--vlm-steps",
         "2",
+        *tower,
     ]
     assert main(argv) == 0
     for picture in ("retrieval.png", "zero_shot.png", "vlm_answers.png"):
@@ -28,5 +32,6 @@ def test_demo_runs_and_draws_its_pictures(tmp_path, capsys):
     for stage in ("clip", "lm", "align", "instruct"):  # every run leaves its record and its curves
         assert (out / f"{stage}_run" / "run.json").exists() and (out / f"{stage}_run" / "metrics.png").exists()
     printed = capsys.readouterr().out
+    assert ("on a frozen ImageNet CNN" in printed) == bool(tower)
     assert "zero-shot top-1 over" in printed and "VQA accuracy" in printed  # a summary, not raw metrics
     assert "{" not in printed.split("what the CLIP learned")[1].split("\n==")[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from testkit import tiny_conse
+from testkit import TINY_EFFNET, tiny_conse
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.cli import main
 from vlmkit.models.cnn_tower import CnnTower
@@ -53,22 +53,30 @@ def test_the_backbone_stays_frozen_while_the_head_learns(shapes_dataset, conse_d
     assert "zero_shot_top1" in result.metrics and "t2i_R@1" in result.metrics
 
 
-def test_its_tokens_are_the_vlm_s_tokens_of_the_same_cnn(shapes_dataset, conse_dir, tmp_path):
-    """One cache file for a CLIP's frozen CNN and a VLM's built on the same weights and preprocessing."""
+@pytest.mark.parametrize("level", [-1, 2])
+def test_its_tokens_are_the_vlm_s_tokens_of_the_same_cnn(shapes_dataset, conse_dir, tmp_path, level):
+    """One cache file for a CLIP's frozen CNN and a VLM's built on the same weights, preprocessing and feature
+    map; another map is another file."""
     from vlmkit.config import ProjectorConfig, VlmConfig
     from vlmkit.models import VisionLanguageModel
 
-    clip = run(_recipe(shapes_dataset, conse_dir, steps=2), tmp_path / "run", device="cpu").model
+    clip = run(_recipe(shapes_dataset, conse_dir, steps=2, vision_layer=level), tmp_path / "run", device="cpu").model
+    assert clip.vision.pool.position.shape[1] == TINY_EFFNET.feature_shape(level)[1] ** 2
     backbone, processor = vision_tower(str(tmp_path / "run"))  # what `train align --vision-from RUN` reads
     assert isinstance(backbone, EfficientNet) and processor == clip.image_processor
     decoder = VlmConfig().decoder.__class__(vocab_size=64, width=32, layers=1, heads=4, kv_heads=4, mlp_dim=64)
     vlm = VisionLanguageModel(
-        VlmConfig(vision=backbone.config, decoder=decoder, projector=ProjectorConfig(vision_layer=-1), image_token_id=3)
+        VlmConfig(
+            vision=backbone.config, decoder=decoder, projector=ProjectorConfig(vision_layer=level), image_token_id=3
+        )
     )
     vlm.vision.load_state_dict(backbone.state_dict())
     vlm.image_processor = processor
     pixels = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     assert tokens_key(vlm, pixels) == tokens_key(clip, pixels)
+    vlm.config.projector.vision_layer = -1 - level  # the other map
+    assert tokens_key(vlm, pixels) != tokens_key(clip, pixels)
+    vlm.config.projector.vision_layer = level
     normalized = processor.normalize(pixels)
     with torch.no_grad():
         torch.testing.assert_close(vlm.eval().vision_tokens(normalized), clip.eval().vision.tokens(normalized))

@@ -278,6 +278,8 @@ class ImagePoolConfig(ConfigBase):
     mean: in a scene of several objects, which cell holds the object a caption is about depends on the
     image, and a global average would blend every object's shape and colour into one vector.
 
+    ``feature_level`` picks the map (``EfficientNetConfig.feature_shape``'s levels; -1 the head's): an earlier,
+    finer map keeps each object's colour and shape in the cells it covers, which the head's 7x7 map blurs.
     ``cell_colours`` adds each cell's mean colour (the input pixels averaged over the cell) to its token: an
     ImageNet CNN's last feature map keeps shape but loses much of colour (on ShapesWorld a linear probe of
     EfficientNet-Lite0's features names the subject's shape 80% of the time, its colour 57%).
@@ -289,6 +291,7 @@ class ImagePoolConfig(ConfigBase):
     mlp_ratio: int = 4
     act: Activation = "gelu"
     norm_eps: float = 1e-5
+    feature_level: int = -1
     cell_colours: bool = False
 
     def validate(self, where: str) -> None:
@@ -341,7 +344,7 @@ class DualEncoderConfig(ConfigBase):
         projections = self.embed_dim * (self.image_width + self.text.width)
         pool = 0
         if self.image_pool is not None:
-            channels, side = self.vision.feature_shape(-1)  # type: ignore[union-attr]
+            channels, side = self.vision.feature_shape(self.image_pool.feature_level)  # type: ignore[union-attr]
             pool = self.image_pool.parameter_count(channels, side * side)
         parameters = self.vision.parameter_count() + pool + self.text.parameter_count() + projections
         _size(where, parameters, embed_dim=self.embed_dim)

@@ -60,13 +60,14 @@ class CnnTower(nn.Module):
         super().__init__()
         self.config = backbone
         self.backbone = EfficientNet(backbone)
-        channels, side = backbone.feature_shape(-1)
+        self.level = pool.feature_level
+        channels, side = backbone.feature_shape(self.level)
         self.pool = FeatureMapPool(pool, channels, side * side)
 
     def tokens(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The backbone's last feature map, one token per cell in row-major order: ``(B, cells, channels)``,
-        the same tokens a VLM reads from this CNN (``VisionLanguageModel.vision_tokens``)."""
-        return self.backbone.feature_map(pixels).flatten(2).transpose(1, 2)
+        """The backbone's feature map at the head's level, one token per cell in row-major order:
+        ``(B, cells, channels)``, the tokens a VLM reads from this CNN at that level (``vision_tokens``)."""
+        return self.backbone.feature_map(pixels, self.level).flatten(2).transpose(1, 2)
 
     def forward(self, pixels: torch.Tensor, patch_keep: torch.Tensor | None = None) -> torch.Tensor:
         if patch_keep is not None:

@@ -53,7 +53,7 @@ def _frozen_part(model: VisionLanguageModel | DualEncoder) -> tuple[torch.nn.Mod
     if isinstance(model, DualEncoder):
         if not isinstance(model.vision, CnnTower):
             raise ValueError("only a CNN tower's tokens are cached for a dual encoder (a ViT trains whole)")
-        return model.vision.backbone, ["feature_map", -1], model.vision.tokens
+        return model.vision.backbone, ["feature_map", model.vision.level], model.vision.tokens
     projector = model.config.projector
     if isinstance(model.vision, EfficientNet):
         return model.vision, ["feature_map", projector.vision_layer], model.vision_tokens

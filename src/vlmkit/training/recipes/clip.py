@@ -92,6 +92,9 @@ class ClipRecipe(Recipe):
         "start the image tower from a `train mae` or `train clip` run (its shape replaces the preset's), or take "
         "vlmkit:conse-effnet-minilm's ImageNet CNN as a frozen backbone under a trained pooling head",
     )
+    vision_layer: int = option(
+        -1, "with a CNN from --vision-from: the feature map its pooling head reads (-1: the head's; 5: stage 5's 14x14)"
+    )
     cell_colours: bool = option(
         False, "with a CNN from --vision-from: the pooling head also reads each feature-map cell's mean colour"
     )
@@ -193,7 +196,9 @@ class ClipRecipe(Recipe):
         config.vision.conv_stem_norm = self.conv_stem_norm
         if isinstance(image_tower, EfficientNet):
             config.vision = EfficientNetConfig.from_dict(image_tower.config.to_dict())
-            config.image_pool = ImagePoolConfig(width=p["width"], heads=p["heads"], cell_colours=self.cell_colours)
+            config.image_pool = ImagePoolConfig(
+                width=p["width"], heads=p["heads"], feature_level=self.vision_layer, cell_colours=self.cell_colours
+            )
         elif image_tower is not None:
             config.vision = VisionConfig.from_dict(image_tower.config.to_dict())
         config.text.eos_token_id = tokenizer.eos_id  # type: ignore[assignment]
