@@ -109,3 +109,14 @@ def eval_json(line: str) -> dict:
     import json
 
     return json.loads(line)
+
+
+def test_cnn_head_options_without_a_cnn_are_one_line(shapes_dataset, tmp_path, capsys):
+    code = main(
+        [
+            *("train", "clip", "--data", str(shapes_dataset / "train"), "--cell-colours"),
+            *("--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "8"),
+        ]
+    )
+    assert code == 2
+    assert "needs --vision-from a CNN" in capsys.readouterr().err

@@ -125,6 +125,11 @@ class ClipRecipe(Recipe):
         torch.manual_seed(self.train.seed)  # the initial weights are part of what the seed reproduces
         pretrained = self._pretrained()
         tower = image_tower(self.vision_from) if self.vision_from else None
+        if not (tower and isinstance(tower[0], EfficientNet)) and (self.cell_colours or self.vision_layer != -1):
+            raise ConfigError(
+                "cell_colours, vision_layer: set the pooling head of a CNN tower, which needs --vision-from a CNN "
+                "(e.g. vlmkit:conse-effnet-minilm)"
+            )
         processor = pretrained.image_processor if pretrained else tower[1] if tower else self.image_processor()
         images = open_images(self.data, processor, _has_captions, mode=self.data_mode, buffer=self.shuffle_buffer)  # type: ignore[arg-type]
         captions = [c for r in images.records for c in r.captions or []]
