@@ -174,6 +174,35 @@ def race(
     return batch * new_tokens / times["ours"], batch * new_tokens / times["hf"], same
 
 
+def family_row(
+    decoder: torch.nn.Module,
+    run_ours: Callable[[], list[list[int]]],
+    hf: torch.nn.Module,
+    hf_inputs: dict[str, torch.Tensor],
+    new_tokens: int,
+    repeats: int,
+    bandwidth: float,
+    clock: Clock,
+) -> str:
+    """One row of a family benchmark's table: ``race``'s rates, their ratio, the identical share, and at batch 1
+    the share of ``decoder``'s memory-bandwidth bound."""
+    ours_rate, hf_rate, same = race(run_ours, hf, hf_inputs, new_tokens, repeats, clock)
+    batch = hf_inputs["input_ids"].shape[0]
+    bound = f"{100 * decoder_bytes(decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
+    return f"{batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x {same:6.2f} {bound}"
+
+
+def family_table(row: Callable[[int], str], batches: str, label: str = "") -> None:
+    """The family benchmarks' table: a header, then ``row(batch)`` per batch size with the seconds it took;
+    ``label`` prefixes every line as a first column."""
+    first = f"{'model':8} " if label else ""
+    print(f"{first}{'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
+    for batch in map(int, batches.split(",")):
+        start = time.perf_counter()
+        prefix = f"{label:8} " if label else ""
+        print(f"{prefix}{row(batch)}   ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
 def bench(
     name: str,
     hf: torch.nn.Module,

@@ -16,12 +16,11 @@ bound of its decoder (as in ``generate.py``).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import transformers
 
-from generate import decoder_bytes, family_race_arguments, family_race_setup, llama_config, load_pair, race
+from generate import family_race_arguments, family_race_setup, family_row, family_table, llama_config, load_pair
 from vlmkit.models.generation import GenerationConfig, pad_left
 
 IMAGE, VIDEO, START, END = 8000, 8001, 8002, 8003
@@ -65,9 +64,7 @@ def bench(hf, ours, batch: int, new_tokens: int, repeats: int, bandwidth: float,
 
     hf_inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels, "image_grid_thw": grids}
     hf_inputs["mm_token_type_ids"] = types
-    ours_rate, hf_rate, same = race(run_ours, hf, hf_inputs, new_tokens, repeats, clock)
-    bound = f"{100 * decoder_bytes(ours.decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
-    return f"{batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x {same:6.2f} {bound}"
+    return family_row(ours.decoder, run_ours, hf, hf_inputs, new_tokens, repeats, bandwidth, clock)
 
 
 def main() -> None:
@@ -81,13 +78,9 @@ def main() -> None:
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {args.family}: ~{PROMPT} text tokens + one {SIDE} px image, "
         f"{args.new_tokens} new tokens, float32; {args.clock} clock"
     )
-    print(f"{'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
     hf = qwen(args.family)
     ours = load_pair(hf)
-    for batch in map(int, args.batches.split(",")):
-        start = time.perf_counter()
-        line = bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock)
-        print(f"{line}   ({time.perf_counter() - start:.0f} s)", flush=True)
+    family_table(lambda batch: bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock), args.batches)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
 
 import torch
 import transformers
 
-from generate import decoder_bytes, family_race_arguments, family_race_setup, llama_config, load_pair, race
+from generate import family_race_arguments, family_race_setup, family_row, family_table, llama_config, load_pair
 from vlmkit.models.generation import GenerationConfig, pad_left
 from vlmkit.processing.image_splitting import image_prompt
 
@@ -64,9 +63,7 @@ def bench(hf, ours, batch: int, new_tokens: int, repeats: int, bandwidth: float,
         return ours.generate(rows, pixels, config)
 
     hf_inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
-    ours_rate, hf_rate, same = race(run_ours, hf, hf_inputs, new_tokens, repeats, clock)
-    bound = f"{100 * decoder_bytes(ours.decoder) * ours_rate / bandwidth:5.1f}%" if batch == 1 else "     -"
-    return f"smolvlm  {batch:5} {ours_rate:10.1f} {hf_rate:10.1f} {ours_rate / hf_rate:6.2f}x {same:6.2f} {bound}"
+    return family_row(ours.decoder, run_ours, hf, hf_inputs, new_tokens, repeats, bandwidth, clock)
 
 
 def main() -> None:
@@ -79,13 +76,11 @@ def main() -> None:
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {PROMPT} text tokens + one image of {1 + ROWS * COLS} "
         f"crops, {args.new_tokens} new tokens, float32; {args.clock} clock"
     )
-    print(f"{'model':8} {'batch':>5} {'vlmkit/s':>10} {'hf/s':>10} {'ratio':>7} {'same':>6} {'%bw':>6}")
     hf = smolvlm()
     ours = load_pair(hf)
-    for batch in map(int, args.batches.split(",")):
-        start = time.perf_counter()
-        line = bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock)
-        print(f"{line}   ({time.perf_counter() - start:.0f} s)", flush=True)
+    family_table(
+        lambda batch: bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock), args.batches, "smolvlm"
+    )
 
 
 if __name__ == "__main__":
