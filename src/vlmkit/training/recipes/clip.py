@@ -302,7 +302,7 @@ class ContrastiveBatches:
             if self.vision_tokens is None:
                 self.vision_tokens = frozen_vision_tokens(self.model, self.images.all_pixels)  # type: ignore[attr-defined]
             vision_tokens = self.vision_tokens[items]
-        if not isinstance(tower, CnnTower) or tower.pool.reads_pixels:
+        if needs_pixels(self.model):
             pixels = self.processor.normalize(self.images.pixels(items))
         return ImageTextBatch(
             pixels=pixels,
@@ -341,32 +341,27 @@ class ImageTextSplit:
         return cls(images.pixels(range(len(records))), [list(r.captions or []) for r in records], labels)
 
 
+def needs_pixels(model: DualEncoder) -> bool:
+    """Whether encoding an image needs its pixels even with its backbone's tokens cached: a ViT trains whole, and a
+    CNN tower's head with ``cell_colours`` reads each cell's colour from them."""
+    return not isinstance(model.vision, CnnTower) or model.vision.pool.reads_pixels
+
+
 def encode_pixels(model: DualEncoder, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Image embeddings of preloaded uint8 ``pixels``; through the token cache for a CNN tower, whose frozen
     backbone would otherwise run over the same held-out images at every evaluation."""
     processor: ImagePreprocessor = model.image_processor  # type: ignore[assignment]
-    if isinstance(model.vision, CnnTower):
-        tokens = frozen_vision_tokens(model, pixels)
-        colours = model.vision.pool.reads_pixels
-        with torch.inference_mode():
-            return torch.cat(
-                [
-                    model.encode_image(
-                        processor.normalize(pixels[i : i + batch_size]).to(model.device) if colours else None,
-                        vision_tokens=tokens[i : i + batch_size].to(model.device),
-                    )
-                    .float()
-                    .cpu()
-                    for i in range(0, len(tokens), batch_size)
-                ]
-            )
+    tokens = frozen_vision_tokens(model, pixels) if isinstance(model.vision, CnnTower) else None
+    with_pixels = needs_pixels(model)
+
+    def chunk(start: int) -> torch.Tensor:
+        rows = slice(start, start + batch_size)
+        images = processor.normalize(pixels[rows]).to(model.device) if with_pixels else None
+        cached = tokens[rows].to(model.device) if tokens is not None else None
+        return model.encode_image(images, vision_tokens=cached).float().cpu()
+
     with torch.inference_mode():
-        return torch.cat(
-            [
-                model.encode_image(processor.normalize(pixels[i : i + batch_size]).to(model.device)).float().cpu()
-                for i in range(0, len(pixels), batch_size)
-            ]
-        )
+        return torch.cat([chunk(start) for start in range(0, len(pixels), batch_size)])
 
 
 def evaluate_split(
