@@ -17,9 +17,10 @@ PINPOINTS = [[32, 64], [64, 32], [64, 64]]
 
 
 def hf_llava_next(
-    strategy: str = "default", layer: int = -2, tower: str = "clip"
+    strategy: str = "default", layer: int = -2, tower: str = "clip", tie: bool = False, text_tie: bool = False
 ) -> transformers.LlavaNextForConditionalGeneration:
-    """``tower`` "clip" (a class token, read with strategy "default") or "siglip" (none, read with "full")."""
+    """``tower`` "clip" (a class token, read with strategy "default") or "siglip" (none, read with "full");
+    ``tie`` and ``text_tie`` are the top-level and the text config's ``tie_word_embeddings``."""
     shape = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4, image_size=32)
     vision = (transformers.CLIPVisionConfig if tower == "clip" else transformers.SiglipVisionConfig)(
         **shape, patch_size=8
@@ -36,6 +37,7 @@ def hf_llava_next(
         pad_token_id=PAD,
         bos_token_id=BOS,
         eos_token_id=EOS,
+        tie_word_embeddings=text_tie,
     )
     config = transformers.LlavaNextConfig(
         vision_config=vision,
@@ -44,6 +46,7 @@ def hf_llava_next(
         image_grid_pinpoints=PINPOINTS,
         vision_feature_select_strategy=strategy,
         vision_feature_layer=layer,
+        tie_word_embeddings=tie,
     )
     return perturb(transformers.LlavaNextForConditionalGeneration(config).eval(), scale=0.3)
 

@@ -147,6 +147,23 @@ def test_siglip_tower_read_in_full(tmp_path):
         torch.testing.assert_close(ours(**inputs).logits[real], hf(**inputs).logits[real], atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize(("tie", "text_tie"), [(False, True), (True, False)])
+def test_head_tied_as_transformers_ties_it(tmp_path, tie, text_tie):
+    """transformers 5 follows the top-level ``tie_word_embeddings`` for LLaVA-NeXT: a tied text config under
+    an untied top level keeps a separate head (LlavaConfig would tie it)."""
+    torch.manual_seed(2)
+    hf = hf_llava_next(tie=tie, text_tie=text_tie)
+    head, embed = hf.get_output_embeddings().weight, hf.get_input_embeddings().weight
+    assert (head.data_ptr() == embed.data_ptr()) == tie
+    hf.save_pretrained(tmp_path)
+    processor = save_tiny_processor(tmp_path)
+    ours = vlmkit.load(tmp_path)
+    assert ours.config.decoder.tie_embeddings == tie
+    inputs = processor(text=TEXTS[:1], images=_images(SIZES[2:3]), return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**inputs).logits, hf(**inputs).logits, atol=TOL, rtol=0)
+
+
 def _rewrite(directory, name: str, change) -> None:
     path = directory / name
     data = json.loads(path.read_text())

@@ -22,8 +22,20 @@ from vlmkit.errors import CheckpointError
 MODEL_TYPES = ("llava",)
 
 
-def vlm_config_from_hf(hf: dict[str, Any], where: str) -> VlmConfig:
-    """Convert a Hugging Face LLaVA ``config.json``."""
+def tied_head(hf: dict[str, Any], text_field_counts: bool) -> bool:
+    """Whether the decoder's head is its embedding matrix, as transformers 5 decides it.
+
+    transformers 5 reads the top-level ``tie_word_embeddings``. Configs written before v5 kept the
+    field in ``text_config``, so ``LlavaConfig`` (and ``Qwen2VLConfig``) also tie when the text
+    config's field is true (``text_field_counts``); ``LlavaNextConfig`` does not, and its top-level
+    default (false) keeps a separate head whatever the text config says.
+    """
+    text = hf.get("text_config") or {}
+    return bool(hf.get("tie_word_embeddings") or (text_field_counts and text.get("tie_word_embeddings")))
+
+
+def vlm_config_from_hf(hf: dict[str, Any], where: str, text_tie_counts: bool = True) -> VlmConfig:
+    """Convert a Hugging Face LLaVA ``config.json`` (``text_tie_counts``: see ``tied_head``)."""
     layer = hf.get("vision_feature_layer", -2)
     if not isinstance(layer, int):
         raise CheckpointError(f"{where}: vision_feature_layer {layer!r}: only a single layer is supported")
@@ -35,7 +47,7 @@ def vlm_config_from_hf(hf: dict[str, Any], where: str) -> VlmConfig:
         raise CheckpointError(f"{where}: projector_hidden_act {act!r} is not supported ({sorted(HF_ACTIVATIONS)})")
     text = dict(hf.get("text_config") or {})
     text.setdefault("model_type", "llama")
-    text["tie_word_embeddings"] = bool(hf.get("tie_word_embeddings") or text.get("tie_word_embeddings"))
+    text["tie_word_embeddings"] = tied_head(hf, text_tie_counts)
     image_token = hf.get("image_token_index", hf.get("image_token_id", 32000))
     return VlmConfig(
         vision=vision_config_from_hf(hf.get("vision_config") or {}, f"{where}: vision_config"),

@@ -37,7 +37,7 @@ DEFAULT_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008
 
 def vlm_config_from_hf(hf: dict[str, Any], where: str) -> VlmConfig:
     """Convert a Hugging Face LLaVA-NeXT ``config.json``."""
-    config = llava_config_from_hf(hf, where)
+    config = llava_config_from_hf(hf, where, text_tie_counts=False)
     vision = config.vision
     assert isinstance(vision, VisionConfig)  # llava's converter builds a ViT
     strategy = hf.get("vision_feature_select_strategy", "default")
