@@ -149,6 +149,15 @@ def family_race_setup(args: argparse.Namespace) -> tuple[Clock, float]:
     return clock, copy_bandwidth("cpu", clock)
 
 
+def family_header(args: argparse.Namespace, bandwidth: float, workload: str) -> str:
+    """The first line every one-family race prints: versions, threads, bandwidth, ``workload`` and the settings."""
+    return (
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
+        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {workload}, {args.new_tokens} new tokens, float32; "
+        f"{args.clock} clock"
+    )
+
+
 def race(
     run_ours: Callable[[], list[list[int]]],
     hf: torch.nn.Module,

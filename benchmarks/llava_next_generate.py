@@ -20,7 +20,15 @@ import argparse
 import torch
 import transformers
 
-from generate import family_race_arguments, family_race_setup, family_row, family_table, llava_config, load_pair
+from generate import (
+    family_header,
+    family_race_arguments,
+    family_race_setup,
+    family_row,
+    family_table,
+    llava_config,
+    load_pair,
+)
 from vlmkit.models.generation import GenerationConfig, pad_left
 from vlmkit.processing.anyres import expand_image_tokens
 
@@ -70,11 +78,8 @@ def main() -> None:
     clock, bandwidth = family_race_setup(args)
     hf = llava_next()
     ours = load_pair(hf)
-    print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {PROMPT} text tokens + one {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} "
-        f"image ({ours.image_tokens(IMAGE_SIZE)} tokens), {args.new_tokens} new tokens, float32; {args.clock} clock"
-    )
+    image = f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} image ({ours.image_tokens(IMAGE_SIZE)} tokens)"
+    print(family_header(args, bandwidth, f"{PROMPT} text tokens + one {image}"))
     family_table(lambda batch: bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock), args.batches)
 
 

@@ -20,7 +20,15 @@ import argparse
 import torch
 import transformers
 
-from generate import family_race_arguments, family_race_setup, family_row, family_table, llama_config, load_pair
+from generate import (
+    family_header,
+    family_race_arguments,
+    family_race_setup,
+    family_row,
+    family_table,
+    llama_config,
+    load_pair,
+)
 from vlmkit.models.generation import GenerationConfig, pad_left
 
 IMAGE, VIDEO, START, END = 8000, 8001, 8002, 8003
@@ -73,11 +81,7 @@ def main() -> None:
     family_race_arguments(parser)
     args = parser.parse_args()
     clock, bandwidth = family_race_setup(args)
-    print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {args.family}: ~{PROMPT} text tokens + one {SIDE} px image, "
-        f"{args.new_tokens} new tokens, float32; {args.clock} clock"
-    )
+    print(family_header(args, bandwidth, f"{args.family}: ~{PROMPT} text tokens + one {SIDE} px image"))
     hf = qwen(args.family)
     ours = load_pair(hf)
     family_table(lambda batch: bench(hf, ours, batch, args.new_tokens, args.repeats, bandwidth, clock), args.batches)

@@ -19,7 +19,15 @@ import re
 import torch
 import transformers
 
-from generate import family_race_arguments, family_race_setup, family_row, family_table, llama_config, load_pair
+from generate import (
+    family_header,
+    family_race_arguments,
+    family_race_setup,
+    family_row,
+    family_table,
+    llama_config,
+    load_pair,
+)
 from vlmkit.models.generation import GenerationConfig, pad_left
 from vlmkit.processing.image_splitting import image_prompt
 
@@ -71,11 +79,7 @@ def main() -> None:
     family_race_arguments(parser)
     args = parser.parse_args()
     clock, bandwidth = family_race_setup(args)
-    print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; {PROMPT} text tokens + one image of {1 + ROWS * COLS} "
-        f"crops, {args.new_tokens} new tokens, float32; {args.clock} clock"
-    )
+    print(family_header(args, bandwidth, f"{PROMPT} text tokens + one image of {1 + ROWS * COLS} crops"))
     hf = smolvlm()
     ours = load_pair(hf)
     family_table(
