@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, as one script: the test suite with CUDA visible (the trainer picks CUDA
 # when it is there, and tests/models/test_cuda_parity.py compares GPU with CPU results), the speed
-# benchmarks on the GPU, and the ShapesWorld VLM pipeline at GPU scale (benchmarks/gpu_pipeline.sh).
+# benchmarks on the GPU, the ShapesWorld VLM pipeline at GPU scale (benchmarks/gpu_pipeline.sh), and grounding
+# on that pipeline's VLM (benchmarks/gpu_grounding.sh).
 #
 #   OUT=gpu_out bash benchmarks/gpu_check.sh            # PYTHON defaults to python3, logs go to $OUT
 #
@@ -12,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-gpu_out}
-TEST_S=${TEST_S:-150} BENCH_S=${BENCH_S:-120} PIPELINE_S=${PIPELINE_S:-200}
+TEST_S=${TEST_S:-150} BENCH_S=${BENCH_S:-120} PIPELINE_S=${PIPELINE_S:-200} GROUND_S=${GROUND_S:-240}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src:$PWD/tests PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore TQDM_DISABLE=1
 VLMKIT="$PYTHON -m vlmkit"
@@ -42,4 +43,6 @@ echo "benchmarks: $((SECONDS - bench_start)) s" >>"$OUT/summary.log"
 
 part pipeline "$PIPELINE_S" bash benchmarks/gpu_pipeline.sh
 cp /tmp/gpu_eval/report.md "$OUT/eval_vlm.md" 2>/dev/null
+part grounding "$GROUND_S" bash benchmarks/gpu_grounding.sh
+for split in test compositional; do cp "/tmp/gpu_ground_$split/report.md" "$OUT/eval_ground_$split.md" 2>/dev/null; done
 cat "$OUT/summary.log"

@@ -52,17 +52,23 @@ def test_detect_prints_boxes_draws_them_and_writes_json(model_dir, scene, tmp_pa
     assert "no object found; the model wrote: '<loc0001> nothing'" in capsys.readouterr().out
 
 
-def test_segment_decodes_masks_with_the_mask_tokenizer(model_dir, scene, tmp_path, capsys, monkeypatch):
-    codes = [127] * 16  # the whole box
-    script(monkeypatch, ground, lambda prompt: format_object("the red star", [8, 8, 24, 40], 64, 64, codes))
+@pytest.fixture
+def vae(monkeypatch):
+    """The mask tokenizer "vae": loading it gives the stand-in GridCodec; any other source loads as usual."""
     load = vlmkit.checkpoints.from_pretrained
     monkeypatch.setattr(
         vlmkit.checkpoints,
         "from_pretrained",
         lambda source, **kw: GridCodec() if source == "vae" else load(source, **kw),
     )
+    return "vae"
+
+
+def test_segment_decodes_masks_with_the_mask_tokenizer(model_dir, scene, tmp_path, capsys, monkeypatch, vae):
+    codes = [127] * 16  # the whole box
+    script(monkeypatch, ground, lambda prompt: format_object("the red star", [8, 8, 24, 40], 64, 64, codes))
     out = tmp_path / "masks.png"
-    argv = ["segment", scene, "the red star", "--model", model_dir, "--mask-tokenizer", "vae", "--out", str(out)]
+    argv = ["segment", scene, "the red star", "--model", model_dir, "--mask-tokenizer", vae, "--out", str(out)]
     assert main(argv) == 0
     assert "the red star  [8.0, 8.0, 24.0, 40.0]  mask 512 px" in capsys.readouterr().out
     picture = np.asarray(Image.open(out))
@@ -77,3 +83,17 @@ def test_models_that_cannot_ground_are_refused_in_one_line(tmp_path, scene, caps
     assert main(["detect", scene, "star", "--model", str(tmp_path / "plain")]) == 2
     err = capsys.readouterr().err
     assert "has no location tokens" in err and err.count("\n") == 1
+
+
+def test_eval_scores_masks_with_a_mask_tokenizer(model_dir, shapes_dataset, tmp_path, capsys, monkeypatch, vae):
+    codes = [127] * 16  # every mask fills its box
+    script(monkeypatch, ground, lambda prompt: format_object("the red star", [8, 8, 24, 40], 32, 32, codes))
+    argv = ["eval", "--model", model_dir, "--data", str(shapes_dataset / "val"), "--limit", "2", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "plain")]) == 0
+    assert "segmentation" not in json.loads(capsys.readouterr().out)["tasks"]
+    assert main([*argv, "--out", str(tmp_path / "masks"), "--mask-tokenizer", vae]) == 0
+    segmentation = json.loads(capsys.readouterr().out)["tasks"]["segmentation"]
+    assert segmentation["expressions"] > 0 and 0.0 <= segmentation["miou"] <= 1.0
+    assert main([*argv, "--mask-tokenizer", model_dir]) == 2
+    err = capsys.readouterr().err
+    assert "--mask-tokenizer needs a mask tokenizer" in err and err.count("\n") == 1

@@ -55,6 +55,18 @@ def test_eval_cli_prints_a_summary_and_json_on_request(shapes_dataset, tmp_path,
     assert json.loads(capsys.readouterr().out) == report  # nothing but the report, for scripts
 
 
+def test_eval_runs_only_the_tasks_asked_for(shapes_dataset, tmp_path, capsys):
+    model = tiny_model()
+    model.image_processor = type(model.image_processor).clip(32)
+    save_pretrained(model, tmp_path / "m")
+    argv = ["eval", "--model", str(tmp_path / "m"), "--data", str(shapes_dataset / "val"), "--limit", "4", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--tasks", "retrieval"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["tasks"]) == ["retrieval"]
+    assert main([*argv, "--out", str(tmp_path / "r"), "--tasks", "retrieval,vqa"]) == 2
+    err = capsys.readouterr().err
+    assert "tasks: vqa not among this model's tasks" in err and "zero_shot, retrieval" in err and err.count("\n") == 1
+
+
 def test_summary_table_keeps_headline_numbers_and_skips():
     report = {
         "model_type": "VisionLanguageModel",

@@ -12,7 +12,7 @@ from grounding_kit import GridCodec
 from tiny_vlm import tiny_vlm
 from vlmkit.checkpoints import from_pretrained, save_pretrained
 from vlmkit.data.grounding import grounding_turns, reading_order, record_size
-from vlmkit.data.records import Record, RecordDataset
+from vlmkit.data.records import ObjectAnnotation, Record, RecordDataset
 from vlmkit.errors import ConfigError
 from vlmkit.processing.locations import LOCATION_TOKENS, has_location_tokens, parse_objects
 from vlmkit.training.recipes import InstructRecipe
@@ -119,3 +119,22 @@ def test_an_unknown_location_init_is_refused(shapes_dataset, tmp_path):
     )
     with pytest.raises(ConfigError, match="location_init: expected one of mean, ordered"):
         recipe.prepare()
+
+
+def test_location_code_reaches_the_model_and_needs_grounding(shapes_dataset, tmp_path):
+    save_pretrained(tiny_vlm(), tmp_path / "vlm")
+    recipe = InstructRecipe(
+        data=str(shapes_dataset / "train"), init_from=str(tmp_path / "vlm"), grounding_share=1.0, location_code=True
+    )
+    model = recipe.prepare().model
+    assert model.config.location_code_token == model.tokenizer.tokenizer.token_to_id(LOCATION_TOKENS[0])
+    with pytest.raises(ConfigError, match="location_code"):
+        InstructRecipe(data="x", init_from="m", location_code=True).validate("instruct")
+
+
+def test_answers_list_objects_top_to_bottom_then_left_to_right():
+    def item(x0: float, y0: float) -> ObjectAnnotation:
+        return ObjectAnnotation("star", [x0, y0, x0 + 5, y0 + 5])
+
+    low_left, top_right, top_left = item(0, 20), item(30, 2), item(10, 2)
+    assert reading_order([low_left, top_right, top_left]) == [top_left, top_right, low_left]

@@ -41,6 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the full report as JSON (for scripts), not the summary"
     )
+    parser.add_argument(
+        "--tasks",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=[],
+        help="only these tasks, comma-separated (e.g. detection_all,referring); default: every task the model has",
+    )
+    parser.add_argument(
+        "--mask-tokenizer",
+        help="grounding VLMs: the mask tokenizer the model was trained with; adds segmentation (mIoU, cIoU)",
+    )
     t2i = parser.add_argument_group("text-to-image models (a ShapesWorld split as --data)")
     t2i.add_argument("--clip", help="dual encoder to measure CLIPScore with (default: no CLIPScore)")
     t2i.add_argument("--per-task", type=int, default=50, help="distinct GenEval prompts per task")
@@ -89,8 +99,21 @@ def run_eval(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.device, "eval", [DUAL_ENCODER, VLM, T2I])
         out = args.out or default_out(args.model, args.data)
         t2i = t2i_evaluation(args) if type(model).__name__ == "DiT" else None
+        codec = None
+        if args.mask_tokenizer:
+            from vlmkit.tasks.segment import load_mask_codec
+
+            codec = load_mask_codec(args.mask_tokenizer, device=str(model.device))
         report = evaluate(
-            model, args.data, out, limit=args.limit, batch_size=args.batch_size, label_key=args.label_key, t2i=t2i
+            model,
+            args.data,
+            out,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            label_key=args.label_key,
+            t2i=t2i,
+            mask_tokenizer=codec,
+            only=args.tasks,
         )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -61,14 +61,10 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from vlmkit.checkpoints import from_pretrained
-    from vlmkit.errors import InputError
-    from vlmkit.tasks.segment import segment
+    from vlmkit.tasks.segment import load_mask_codec, segment
 
     model = load_model(args.model, args.device, "segment", [VLM])
-    codec = from_pretrained(args.mask_tokenizer, device=str(model.device))
-    if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
-        raise InputError(f"{args.mask_tokenizer}: --mask-tokenizer needs a mask tokenizer (`vlmkit train mask-vae`)")
+    codec = load_mask_codec(args.mask_tokenizer, device=str(model.device))
     return _report(args, segment(model, args.image, args.labels, codec, args.max_new_tokens))
 
 

@@ -231,6 +231,14 @@ class VlmConfig(ConfigBase):
             ``vlmkit.processing.image_splitting``), ``pixel_values`` (B, crops, 3, S, S) with all-zero crops as
             padding, each crop ``tokens_per_image`` tokens; the processor lays those out between marker
             tokens, so the prompt's layout comes from it, not from ``image_tokens``.
+        location_code_token: the id of ``<loc0000>`` (the 1024 location tokens follow it in order) when each
+            image token carries a location code: the decoder's embeddings of the location tokens of its
+            grid cell's centre, row and column, are added to it (``models.location_code``). None: no code.
+            Needs one square grid of tokens per image (no tiling, splitting or class token).
+        frame_delta: "none", or how a sequence's images after its first reach the decoder when they are a
+            clip's frames: each cell's projected features minus those of the previous image ("previous") or of
+            the sequence's first ("first"), so static cells cancel (``models.frame_delta``). Needs a fixed
+            token count per image (no tiling or splitting).
     """
 
     vision: VisionConfig | EfficientNetConfig = field(default_factory=VisionConfig)
@@ -240,6 +248,8 @@ class VlmConfig(ConfigBase):
     chat_template: str = "vlmkit"
     image_grid_pinpoints: tuple[tuple[int, int], ...] = ()
     image_splitting: bool = False
+    location_code_token: int | None = None
+    frame_delta: Literal["none", "previous", "first"] = "none"
 
     @property
     def convolutional(self) -> bool:
@@ -293,6 +303,11 @@ class VlmConfig(ConfigBase):
             self._validate_anyres(where)
         if self.image_splitting and (not isinstance(self.vision, VisionConfig) or self.image_grid_pinpoints):
             raise ConfigError(f"{where}.image_splitting: needs a ViT tower and no image_grid_pinpoints")
+        self._validate_location_code(where)
+        if self.frame_delta not in ("none", "previous", "first"):
+            raise ConfigError(f"{where}.frame_delta: expected none, previous or first, got {self.frame_delta!r}")
+        if self.frame_delta != "none" and (self.image_grid_pinpoints or self.image_splitting):
+            raise ConfigError(f"{where}.frame_delta: needs a fixed token count per image (no tiling or splitting)")
         if not 0 <= self.image_token_id < self.decoder.vocab_size:
             raise ConfigError(
                 f"{where}.image_token_id: {self.image_token_id} is not below the decoder's vocab_size "
@@ -302,6 +317,23 @@ class VlmConfig(ConfigBase):
         projector = features * width + (width * width if self.projector.kind == "mlp" else 0)
         total = self.vision.parameter_count() + self.decoder.parameter_count() + projector
         _size(where, total, **{"projector input (vision width x pixel_shuffle^2)": features, "decoder.width": width})
+
+    def _validate_location_code(self, where: str) -> None:
+        from vlmkit.processing.locations import LOC_BINS  # a token-format fact; processing imports config
+
+        first = self.location_code_token
+        if first is None:
+            return
+        if self.image_grid_pinpoints or self.image_splitting or self.keeps_class_token:
+            raise ConfigError(
+                f"{where}.location_code_token: a location code needs one square token grid per image "
+                "(no image_grid_pinpoints, image_splitting or kept class token)"
+            )
+        if not 0 <= first <= self.decoder.vocab_size - LOC_BINS:
+            raise ConfigError(
+                f"{where}.location_code_token: {first} leaves no room for {LOC_BINS} location tokens below the "
+                f"decoder's vocab_size {self.decoder.vocab_size}"
+            )
 
     def _validate_anyres(self, where: str) -> None:
         """Tiling needs a ViT whose tile tokens form its patch grid (no class token kept, no shuffle) and

@@ -9,8 +9,11 @@ asked at inference exactly as it was taught:
   ShapesWorld, ``expression`` in RefCOCO-style records), written with the expression as its label;
 - ``segment``: ``segment EXPRESSION`` -> its box and 16 mask codes, when the record's masks were encoded.
 
-Objects in an answer go left to right (by box centre, then top to bottom): a fixed order is easier to
-learn than drawing order, and the metrics do not depend on it. Boxes are normalised by the stored
+Objects in an answer go in reading order, top to bottom by top edge, then left to right: a fixed order is
+easier to learn than drawing order, and the metrics do not depend on it. This one makes the first
+coordinate a model writes (the first object's y0) the top edge of the whole scene, which a decoder finds
+from the row-major order of the image tokens; left to right, it had to find the leftmost object first,
+and a convolutional tower's tokens carry no column (docs/results.md, Grounding). Boxes are normalised by the stored
 image's size, which a record gives in ``meta`` (``width``, ``height``: COCO) or in its RLE masks
 (``size``: ShapesWorld); a record with neither yields no grounding turn.
 """
@@ -54,7 +57,7 @@ def expressions(item: ObjectAnnotation) -> list[str]:
 
 
 def reading_order(objects: Sequence[ObjectAnnotation]) -> list[ObjectAnnotation]:
-    return sorted(objects, key=lambda o: ((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2))
+    return sorted(objects, key=lambda o: (o.box[1], o.box[0]))
 
 
 def grounding_turns(

@@ -33,6 +33,7 @@ from vlmkit.processing.images import ImageSource
 from vlmkit.processing.locations import has_location_tokens
 from vlmkit.tasks.chat import answer_images, chat_encoder
 from vlmkit.tasks.image_prompts import pixels_of
+from vlmkit.tasks.segment import MaskCodec
 
 
 def answer_all(model, prompts: Sequence[str], images: Sequence[Any], batch_size: int, max_new_tokens: int) -> list[str]:
@@ -85,7 +86,7 @@ def object_mentions(text: str, colors: Sequence[str], shapes: Sequence[str]) -> 
 
 
 def generative_tasks(
-    model, dataset: RecordDataset, records: list[Record], batch_size: int
+    model, dataset: RecordDataset, records: list[Record], batch_size: int, mask_tokenizer: MaskCodec | None = None
 ) -> dict[str, Callable[[], dict[str, Any]]]:
     def vqa() -> dict[str, Any]:
         items = [(r, qa) for r in records for qa in (r.qa or [])]
@@ -189,7 +190,7 @@ def generative_tasks(
     if has_location_tokens(model.tokenizer) and any(r.objects for r in records):  # boxes as <loc> tokens
         from vlmkit.evaluation.detection import grounding_tasks
 
-        tasks.update(grounding_tasks(model, dataset, records, batch_size))
+        tasks.update(grounding_tasks(model, dataset, records, batch_size, mask_tokenizer))
     return tasks
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from vlmkit.tasks.embed import embed_images
 
 if TYPE_CHECKING:
     from vlmkit.evaluation.t2i import T2IEvaluation
+    from vlmkit.tasks.segment import MaskCodec
 
 GENERIC_TEMPLATES = ("a photo of a {}.",)
 
@@ -123,8 +124,13 @@ def evaluate(
     batch_size: int = 64,
     label_key: str = "color_shape",
     t2i: T2IEvaluation | None = None,
+    mask_tokenizer: MaskCodec | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Run every supported task, write ``report.json`` and ``report.md``, and return the report.
+    """Run every supported task (or those named in ``only``), write ``report.json`` and ``report.md``, and
+    return the report.
+
+    A grounding VLM's masks are scored (segmentation mIoU, cIoU) when ``mask_tokenizer`` decodes its codes.
 
     A text-to-image model (DiT) gets GenEval, CLIPScore and a Frechet distance on a ShapesWorld split
     instead (``evaluation.t2i``; ``t2i`` says how, ``limit`` and the others do not apply)."""
@@ -150,6 +156,7 @@ def evaluate(
         "records": len(records),
         "batch_size": batch_size,
         "label_key": label_key,
+        "mask_tokenizer": model_fingerprint(mask_tokenizer) if isinstance(mask_tokenizer, nn.Module) else None,
     }
     cache = ResultCache(out_dir, key)
     if isinstance(model, (DualEncoder, ConSEModel)):
@@ -161,9 +168,13 @@ def evaluate(
     else:
         from vlmkit.evaluation.generative import generative_tasks
 
-        tasks = generative_tasks(model, dataset, records, batch_size)
+        tasks = generative_tasks(model, dataset, records, batch_size, mask_tokenizer)
+    unknown = sorted(set(only) - set(tasks))
+    if unknown:
+        raise InputError(f"tasks: {', '.join(unknown)} not among this model's tasks on {data} ({', '.join(tasks)})")
     model.eval()
-    results = {name: cache.get_or_run(name, run) for name, run in tasks.items()}
+    chosen = {name: run for name, run in tasks.items() if not only or name in only}
+    results = {name: cache.get_or_run(name, run) for name, run in chosen.items()}
     report = {"model_type": type(model).__name__, "data": str(data), "records": len(records), "tasks": results}
     write_report(out_dir, report)
     return report

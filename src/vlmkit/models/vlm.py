@@ -25,7 +25,9 @@ from vlmkit.config import ProjectorConfig, VlmConfig
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.models.decoder import Decoder, answer_blocks, answer_loss
 from vlmkit.models.efficientnet import EfficientNet
+from vlmkit.models.frame_delta import frame_deltas
 from vlmkit.models.generation import GenerationConfig, generate, pad_left
+from vlmkit.models.location_code import add_location_code
 from vlmkit.models.projector import Projector
 from vlmkit.models.vision import VisionTransformer
 from vlmkit.nn.kv_cache import KVCache
@@ -242,6 +244,14 @@ class VisionLanguageModel(nn.Module):
             )
         if image_features is None or not found:
             return embeds
+        if self.config.frame_delta != "none":  # a clip's later frames as what changed; one place for every path
+            each, shape = self.config.tokens_per_image, image_features.shape  # (N, T, D) or a chat's (N * T, D)
+            frames = image_features.reshape(-1, each, shape[-1])
+            image_features = frame_deltas(frames, slots.sum(1) // each, self.config.frame_delta).reshape(shape)
+        if self.config.location_code_token is not None:
+            image_features = add_location_code(
+                image_features, self.decoder.embed.weight, self.config.location_code_token, self.config.tokens_per_image
+            )
         return embeds.masked_scatter(slots[..., None], image_features.to(embeds.dtype))
 
     def forward(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from vlmkit.errors import InputError
 from vlmkit.models import VisionLanguageModel
@@ -36,6 +37,18 @@ class MaskCodec(Protocol):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``(N, 16)`` codes -> ``(N, 64, 64)`` mask probabilities."""
         ...
+
+
+def load_mask_codec(source: str, device: str | None = None) -> MaskCodec:
+    """The mask tokenizer at ``source`` (``vlmkit.load``-able), frozen, in eval mode."""
+    from vlmkit.checkpoints import from_pretrained
+
+    codec = from_pretrained(source, device=device)
+    if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
+        raise InputError(f"{source}: --mask-tokenizer needs a mask tokenizer (`vlmkit train mask-vae`)")
+    if isinstance(codec, nn.Module):
+        codec.eval().requires_grad_(False)
+    return codec  # type: ignore[return-value]
 
 
 def segment(

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from vlmkit.checkpoints import from_pretrained
 from vlmkit.data.grounding import grounding_turns
 from vlmkit.data.records import Record, RecordDataset
 from vlmkit.data.shapesworld.masks import rle_decode
@@ -36,10 +35,14 @@ LOCATION_INITS = ("mean", "ordered")
 bin value (``order_rows``: neighbouring bins share their start, so a near miss is partly right)."""
 
 
-def enable_grounding(model: VisionLanguageModel, seed: int, location_init: str = "mean") -> int:
+def enable_grounding(
+    model: VisionLanguageModel, seed: int, location_init: str = "mean", location_code: bool = False
+) -> int:
     """Give ``model`` the location and mask tokens (tokenizer and decoder rows); returns tokens added.
 
     Rows of tokens the model already had are left as they are, whatever ``location_init`` says.
+    ``location_code`` adds their embeddings to the image tokens (``models.location_code``), which needs the
+    1024 location tokens in order on consecutive ids (as vlmkit adds them, and as PaliGemma has them).
     """
     if model.tokenizer is None:
         raise InputError("--grounding-share: the VLM has no tokenizer to add location tokens to")
@@ -51,17 +54,12 @@ def enable_grounding(model: VisionLanguageModel, seed: int, location_init: str =
     bins = torch.tensor([model.tokenizer.tokenizer.token_to_id(name) for name in LOCATION_TOKENS])
     if location_init == "ordered" and bool((bins >= old).all()):
         order_rows(model.decoder, bins, old, seed)
+    if location_code:
+        if not torch.equal(bins - bins[0], torch.arange(len(bins))):
+            raise ConfigError("location_code: the tokenizer's <loc0000>..<loc1023> are not on consecutive ids")
+        model.config.location_code_token = int(bins[0])
+        model.config.validate("location_code")
     return added
-
-
-def load_mask_codec(source: str) -> MaskCodec:
-    """The mask tokenizer at ``source`` (``vlmkit.load``-able), frozen, in eval mode."""
-    codec = from_pretrained(source)
-    if not (hasattr(codec, "encode") and hasattr(codec, "decode")):
-        raise InputError(f"{source}: --mask-tokenizer needs a mask tokenizer (`vlmkit train mask-vae`)")
-    if isinstance(codec, nn.Module):
-        codec.eval().requires_grad_(False)
-    return codec  # type: ignore[return-value]
 
 
 class MaskCodes:

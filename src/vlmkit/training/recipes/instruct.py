@@ -23,6 +23,7 @@ from vlmkit.errors import ConfigError, InputError
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import OCR_PROMPT, with_page_text
 from vlmkit.tasks.chat import takes_images
+from vlmkit.tasks.segment import load_mask_codec
 from vlmkit.training.lora import apply_lora, merge_lora
 from vlmkit.training.objective import Prepared
 from vlmkit.training.objectives import NextTokenObjective
@@ -38,7 +39,6 @@ from vlmkit.training.recipes.grounding import (
     enable_grounding,
     grounding_evaluation,
     grounding_messages,
-    load_mask_codec,
 )
 
 LORA_TARGETS = ["qkv", "out", "gate_up", "down"]
@@ -69,6 +69,9 @@ class InstructRecipe(ConversationRecipe):
     location_init: str = option(
         "mean", "new <loc> rows start at the vocabulary's mean, or `ordered`: smooth in the bin value", research=True
     )
+    location_code: bool = option(
+        False, "add each image token's cell centre, as <loc> embeddings, to it (a pointer for boxes)", research=True
+    )
     mask_tokenizer: str = option("", "a mask tokenizer (`train mask-vae`): adds segmentation turns (<seg> codes)")
 
     def validate(self, where: str) -> None:
@@ -83,6 +86,8 @@ class InstructRecipe(ConversationRecipe):
             raise ConfigError(f"{where}.grounding_turns: must be >= 1, got {self.grounding_turns}")
         if self.mask_tokenizer and not self.grounding_share:
             raise ConfigError(f"{where}.mask_tokenizer: segmentation turns need a grounding_share above 0")
+        if self.location_code and not self.grounding_share:
+            raise ConfigError(f"{where}.location_code: the code is made of <loc> tokens, which need a grounding_share")
 
     def keep(self, record: Record) -> bool:
         return has_text(record) or bool(self.grounding_share and record.objects)
@@ -117,7 +122,7 @@ class InstructRecipe(ConversationRecipe):
         evaluate = vqa
         self._mask_codes = MaskCodes(load_mask_codec(self.mask_tokenizer) if self.mask_tokenizer else None)
         if self.grounding_share:
-            enable_grounding(model, self.train.seed, self.location_init)
+            enable_grounding(model, self.train.seed, self.location_init, self.location_code)
             # LoRA freezes the decoder, but the new tokens' rows must learn.
             model.decoder.embed.requires_grad_(True)
             if model.decoder.lm_head is not None:

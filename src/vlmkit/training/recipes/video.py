@@ -11,7 +11,8 @@ Per-frame cost is the model's ``tokens_per_image``. A CNN tower reads any input 
 gives frames fewer tokens by resizing them smaller (128 px: EfficientNet's head map is 4 x 4 = 16 tokens
 instead of 7 x 7 = 49 at 224), which keeps 8 frames and a conversation inside a small decoder's positions;
 the exported model carries the new size, so inference resizes alike. While the tower is frozen its tokens
-are computed once per frame and cached (``training.vision_cache``).
+are computed once per frame and cached (``training.vision_cache``). ``frame_delta`` sets the model's own
+``frame_delta`` (``models.frame_delta``: later frames as differences), so it too travels with the export.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -134,6 +135,9 @@ class VideoRecipe(ConversationRecipe):
 
     init_from: str = option("", "the image VLM to start from (`train align` or `train instruct`)", flag="--from")
     frame_size: int = option(0, "resize frames to this side for a CNN tower: fewer tokens per frame (0: the model's)")
+    frame_delta: Literal["keep", "none", "previous", "first"] = option(
+        "keep", "later frames as their change since the previous or the first frame (keep: the model's setting)"
+    )
     grounding_turns: int = option(2, "grounding turns (when does X happen? -> start to end) per conversation")
     caption_share: float = option(0.5, "share of training conversations that also ask for a caption", research=True)
     train_vision: bool = option(False, "unfreeze the vision tower")
@@ -159,6 +163,9 @@ class VideoRecipe(ConversationRecipe):
             raise InputError(f"{self.init_from}: --from needs a VLM with an image processor (e.g. `train align`'s)")
         if self.frame_size:
             resize_frames(model, self.frame_size)
+        if self.frame_delta != "keep":
+            model.config = dataclasses.replace(model.config, frame_delta=self.frame_delta)
+            model.config.validate("VideoRecipe.frame_delta")
         model.vision.requires_grad_(self.train_vision)
         records, times, pixels = clip_frames(self.data, model.image_processor)
         images = model.tokens_per_image * SAMPLING.frames
