@@ -106,6 +106,18 @@ def mask_scores(predicted: Sequence[np.ndarray | None], truth: Sequence[np.ndarr
 # ------------------------------------------------------------------------------------------ the protocol
 
 
+def referring_set(scenes: Sequence[Record]) -> list[tuple[int, int, str]]:
+    """The expressions the protocol asks, as (scene index, object index, expression): one per object,
+    rotating through its expressions so every phrasing is asked somewhere. Diagnostics that score the same
+    referents (``benchmarks/segment_given_box.py``) take them from here."""
+    return [
+        (i, j, exps[(i + j) % len(exps)])
+        for i, record in enumerate(scenes)
+        for j, o in enumerate(record.objects or [])
+        if (exps := expressions(o))
+    ]
+
+
 def grounding_tasks(
     model,
     dataset: RecordDataset,
@@ -117,13 +129,7 @@ def grounding_tasks(
     scenes = [r for r in records if r.objects]
     images = [dataset.image_path(r) for r in scenes]
     truth = [[(o.label, o.box) for o in r.objects or []] for r in scenes]
-    # One expression per object, rotating through its expressions so every phrasing is asked somewhere.
-    referents = [
-        (image, o, exps[(i + j) % len(exps)])
-        for i, (image, r) in enumerate(zip(images, scenes, strict=True))
-        for j, o in enumerate(r.objects or [])
-        if (exps := expressions(o))
-    ]
+    referents = [(images[i], (scenes[i].objects or [])[j], text) for i, j, text in referring_set(scenes)]
 
     def scored(prompts: list[str], budget: int) -> list[Grounding]:
         return [g for _, g in ground_many(model, images, prompts, budget, batch_size)]
