@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
+from grounding_kit import GridCodec
 from testkit import tiny_model
 from tiny_vlm import tiny_chat_tokenizer, tiny_decoder_config
 from vlmkit.checkpoints import save_pretrained
@@ -65,6 +67,26 @@ def test_eval_runs_only_the_tasks_asked_for(shapes_dataset, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "r"), "--tasks", "retrieval,vqa"]) == 2
     err = capsys.readouterr().err
     assert "tasks: vqa not among this model's tasks" in err and "zero_shot, retrieval" in err and err.count("\n") == 1
+
+
+def test_options_a_model_would_ignore_are_refused_in_one_line(shapes_dataset, tmp_path, capsys):
+    model = tiny_model()
+    model.image_processor = type(model.image_processor).clip(32)
+    save_pretrained(model, tmp_path / "m")
+    argv = ["eval", "--model", str(tmp_path / "m"), "--data", str(shapes_dataset / "val"), "--limit", "4"]
+    with pytest.raises(SystemExit) as stopped:  # an empty list would silently mean every task
+        main([*argv, "--tasks", " , "])
+    assert stopped.value.code == 2
+    assert "--tasks: expected task names" in capsys.readouterr().err
+    with pytest.raises(InputError, match="mask_tokenizer: only a grounding VLM"):
+        runner.evaluate(model, shapes_dataset / "val", tmp_path / "r", limit=4, mask_tokenizer=GridCodec())
+
+
+def test_the_cache_key_follows_the_config_as_well_as_the_weights():
+    model = tiny_model()
+    before = runner.model_fingerprint(model)
+    model.config = dataclasses.replace(model.config, logit_scale_init=model.config.logit_scale_init + 1)
+    assert runner.model_fingerprint(model) != before
 
 
 def test_summary_table_keeps_headline_numbers_and_skips():

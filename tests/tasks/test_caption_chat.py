@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from vlmkit.models.generation import GenerationConfig
 from vlmkit.processing.chat import CAPTION_PROMPT
 from vlmkit.tasks.caption import caption
 from vlmkit.tasks.chat import Chat, ask, chat_encoder, respond
+from vlmkit.tasks.image_prompts import image_inputs
 
 GREEDY = GenerationConfig(max_new_tokens=8)
 
@@ -57,6 +60,29 @@ def test_chat_turns_reuse_the_cache_and_match_a_fresh_prompt(model, photo_files)
     assert second == respond(model, [full], [photo_files[0]], GREEDY)[0]
     chat.reset()
     assert chat.history == [] and chat.send("what colour is it?") == first
+
+
+def test_a_frame_delta_chat_gives_a_later_turns_image_as_its_change(model, photo_files):
+    """A turn that adds an image re-embeds the earlier ones, so the decoder gets B - A as in training, not raw B."""
+    model.config = dataclasses.replace(model.config, frame_delta="previous")
+    chat = Chat(model, photo_files[0], config=GREEDY)
+    chat.send("what colour is it?")
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    embed = model.embed
+
+    def spy(ids, features=None):
+        out = embed(ids, features)
+        calls.append((ids, out))
+        return out
+
+    model.embed = spy
+    chat.send("and now?", image=photo_files[1])
+    ids, embedded = calls[0]
+    slots = ids[0] == model.config.image_token_id
+    assert int(slots.sum()) == 2 * model.tokens_per_image  # both pictures embedded together
+    projected = model.encode_images(image_inputs(model, photo_files[:2])["pixel_values"])
+    later = embedded[0, slots][model.tokens_per_image :]
+    torch.testing.assert_close(later, projected[1] - projected[0])
 
 
 def test_image_count_errors(model, photo_files):

@@ -23,6 +23,7 @@ from typing import Any
 from vlmkit.checkpoints.hf_activations import HF_ACTIVATIONS
 from vlmkit.checkpoints.keymap import Rule, block_rules, copy, key_prefix, reshape
 from vlmkit.checkpoints.llama import decoder_config_from_hf, decoder_rules, ignored_key
+from vlmkit.checkpoints.llava import tied_head
 from vlmkit.config.qwen2_vl import Qwen2VLConfig, QwenVisionConfig
 from vlmkit.errors import CheckpointError
 
@@ -132,7 +133,7 @@ def _text(hf: dict[str, Any], where: str) -> tuple[dict[str, Any], tuple[int, ..
         rope["rope_type"] = "default"
     rope.setdefault("rope_theta", text.pop("rope_theta", 1000000.0))
     text.update(model_type="qwen2", rope_parameters=rope)
-    text["tie_word_embeddings"] = bool(hf.get("tie_word_embeddings") or text.get("tie_word_embeddings"))
+    text["tie_word_embeddings"] = tied_head(hf, text_field_counts=True)
     return text, sections
 
 

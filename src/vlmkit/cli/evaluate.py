@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from vlmkit.evaluation.t2i import T2IEvaluation
 
 
+def task_names(text: str) -> list[str]:
+    """``--tasks a,b`` as names; an empty list is refused, since it would silently mean every task."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected task names separated by commas, got {text!r}")
+    return names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -43,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tasks",
-        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        type=task_names,
         default=[],
         help="only these tasks, comma-separated (e.g. detection_all,referring); default: every task the model has",
     )

@@ -38,8 +38,12 @@ GENERIC_TEMPLATES = ("a photo of a {}.",)
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A short hash of the weights: cached results are reused only for the very same model."""
+    """A short hash of the weights and the config: cached results are reused only for the very same model (a
+    config setting such as ``frame_delta`` changes the outputs of the same weights)."""
     digest = hashlib.sha256()
+    config = getattr(model, "config", None)
+    if hasattr(config, "to_dict"):
+        digest.update(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -139,6 +143,8 @@ def evaluate(
 
         if limit:
             raise InputError("limit: a text-to-image model is evaluated on a number of prompts per task instead")
+        if only or mask_tokenizer is not None:
+            raise InputError("tasks, mask_tokenizer: not for a text-to-image model (it runs GenEval, CLIPScore, FD)")
         return evaluate_t2i(model, data, out_dir, t2i)
     if not isinstance(model, (DualEncoder, ConSEModel, VisionLanguageModel)):
         raise InputError(
@@ -156,9 +162,7 @@ def evaluate(
         "records": len(records),
         "batch_size": batch_size,
         "label_key": label_key,
-        "mask_tokenizer": model_fingerprint(mask_tokenizer) if isinstance(mask_tokenizer, nn.Module) else None,
     }
-    cache = ResultCache(out_dir, key)
     if isinstance(model, (DualEncoder, ConSEModel)):
         tasks = dual_encoder_tasks(model, dataset, records, label_key, batch_size)
     elif any("video" in r.extra for r in records):  # a clip folder: questions, moments, captions of videos
@@ -172,9 +176,19 @@ def evaluate(
     unknown = sorted(set(only) - set(tasks))
     if unknown:
         raise InputError(f"tasks: {', '.join(unknown)} not among this model's tasks on {data} ({', '.join(tasks)})")
+    extra: dict[str, dict[str, Any]] = {}
+    if mask_tokenizer is not None:
+        if "segmentation" not in tasks:
+            raise InputError(
+                f"mask_tokenizer: only a grounding VLM with mask tokens, on objects with masks, uses one ({data})"
+            )
+        codec = model_fingerprint(mask_tokenizer) if isinstance(mask_tokenizer, nn.Module) else repr(mask_tokenizer)
+        extra["segmentation"] = {"mask_tokenizer": codec}
     model.eval()
     chosen = {name: run for name, run in tasks.items() if not only or name in only}
-    results = {name: cache.get_or_run(name, run) for name, run in chosen.items()}
+    results = {
+        name: ResultCache(out_dir, key | extra.get(name, {})).get_or_run(name, run) for name, run in chosen.items()
+    }
     report = {"model_type": type(model).__name__, "data": str(data), "records": len(records), "tasks": results}
     write_report(out_dir, report)
     return report

@@ -10,8 +10,10 @@ changed colour stands out.
 
 The difference is taken on the projected features (decoder space), in ``VisionLanguageModel.embed``: the one
 step that training (cached tower tokens -> projector), generation (pixels -> ``encode_images``) and a chat's
-pictures encoded one at a time all go through, so every path gives the decoder the same inputs. There static
-cells become exactly zero, where before the projector they would become the projector's output for zero.
+pictures all go through (a chat turn that adds a picture re-embeds the earlier ones, ``tasks.chat``), so every
+path gives the decoder the same inputs. A cell whose tokens do not change becomes exactly zero, where before the
+projector it would become the projector's output for zero. In a real clip few cells are that still: lossy video
+coding and a tower whose few cells each see much of the frame make most differences small, not zero.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ location tokens of that cell's centre, one attention head that attends to an obj
 value already raises that object's location logits: the decoder gets a pointer instead of learning, from
 its few steps, where a token is (a convolutional tower's tokens carry no column at all). The code has no
 parameters of its own, so it trains with the location rows themselves.
+
+Rows and columns index the same 1024 rows, so the code is symmetric: cell (r, c) and its mirror (c, r) carry
+the same code, and a copied code raises the y and the x bin of a cell alike. The decoder must tell them apart
+from the token's place in the sequence (which gives the row); docs/results.md (Grounding) measures where it
+fails to.
 """
 
 from __future__ import annotations

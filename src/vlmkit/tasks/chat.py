@@ -254,6 +254,8 @@ class Chat:
         image_token = getattr(self.model.config, "image_token_id", None)
         if self._cache is not None and self._cache.shifted and image_token in self._cached[reuse:]:
             self._cache = None  # its positions were shifted for an image it would forget: start again
+        if self._cache is not None and _differences_images(self.model) and image_token in ids[reuse:]:
+            self._cache = None if image_token in ids[:reuse] else self._cache  # a new image's delta needs the earlier
         if self._cache is None:
             self._cache, self._cached, reuse = decoder.new_cache(1, len(ids) + self.config.max_new_tokens), [], 0
         self._cache.trim(reuse)
@@ -296,6 +298,12 @@ class Chat:
         grids = torch.cat([p.grid for p in shown]) if shown else None  # type: ignore[misc]
         prefill(span_ids, None, self._cache, image_features=features, image_grid_thw=grids)
         return span[-1:], None
+
+
+def _differences_images(model: Any) -> bool:
+    """Whether ``model`` turns a sequence's later images into differences from earlier ones
+    (``VlmConfig.frame_delta``): a turn that adds one must re-embed the images before it, as training did."""
+    return getattr(getattr(model, "config", None), "frame_delta", "none") != "none"
 
 
 def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:

@@ -12,7 +12,7 @@ gives frames fewer tokens by resizing them smaller (128 px: EfficientNet's head 
 instead of 7 x 7 = 49 at 224), which keeps 8 frames and a conversation inside a small decoder's positions;
 the exported model carries the new size, so inference resizes alike. While the tower is frozen its tokens
 are computed once per frame and cached (``training.vision_cache``). ``frame_delta`` sets the model's own
-``frame_delta`` (``models.frame_delta``: later frames as differences), so it too travels with the export.
+``frame_delta`` (``models.frame_delta``: later frames as differences), so it too is kept in the saved model.
 """
 
 from __future__ import annotations
