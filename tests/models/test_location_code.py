@@ -36,6 +36,18 @@ def test_the_code_is_the_sum_of_the_two_rows():
         add_location_code(torch.randn(6, 3), embedding, 10, 4)
 
 
+def test_a_column_scale_tells_a_cell_from_its_mirror():
+    embedding = torch.randn(10 + LOC_BINS, 3)
+    zeros = torch.zeros(1, 9, 3)
+    for scale, mirrors_equal in ((1.0, True), (0.5, False)):
+        code = add_location_code(zeros, embedding, 10, 9, column_scale=scale)[0]  # 3x3 grid, row-major
+        assert torch.allclose(code[1], code[3]) == mirrors_equal  # cells (0, 1) and (1, 0)
+    rows, columns = cell_centre_tokens(10, 3)
+    torch.testing.assert_close(
+        add_location_code(zeros, embedding, 10, 9, column_scale=0.5)[0], embedding[rows] + 0.5 * embedding[columns]
+    )
+
+
 def _coded_model():
     model = grounding_vlm()
     first = model.tokenizer.tokenizer.token_to_id(LOCATION_TOKENS[0])
@@ -84,3 +96,6 @@ def test_configs_that_cannot_carry_a_code_are_refused():
         dataclasses.replace(config, location_code_token=config.decoder.vocab_size - 10).validate("vlm")
     with pytest.raises(ConfigError, match="square token grid"):
         dataclasses.replace(config, image_splitting=True, location_code_token=first).validate("vlm")
+    for scale in (0.0, float("nan")):
+        with pytest.raises(ConfigError, match="location_code_column_scale"):
+            dataclasses.replace(config, location_code_column_scale=scale).validate("vlm")

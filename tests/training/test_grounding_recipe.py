@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -128,6 +129,12 @@ def test_location_code_reaches_the_model_and_needs_grounding(shapes_dataset, tmp
     )
     model = recipe.prepare().model
     assert model.config.location_code_token == model.tokenizer.tokenizer.token_to_id(LOCATION_TOKENS[0])
+    assert model.config.location_code_column_scale == 1.0
+    scaled = dataclasses.replace(recipe, location_code_column_scale=0.5).prepare().model
+    assert scaled.config.location_code_column_scale == 0.5
+    save_pretrained(scaled, tmp_path / "scaled")
+    with pytest.raises(ConfigError, match=r"the model's code has 0\.5"):  # continuing keeps the model's own code
+        dataclasses.replace(recipe, init_from=str(tmp_path / "scaled")).prepare()
     with pytest.raises(ConfigError, match="location_code"):
         InstructRecipe(data="x", init_from="m", location_code=True).validate("instruct")
 

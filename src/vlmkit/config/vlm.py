@@ -3,6 +3,7 @@ tower by a projector."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -235,6 +236,8 @@ class VlmConfig(ConfigBase):
             image token carries a location code: the decoder's embeddings of the location tokens of its
             grid cell's centre, row and column, are added to it (``models.location_code``). None: no code.
             Needs one square grid of tokens per image (no tiling, splitting or class token).
+        location_code_column_scale: the weight of the column's embedding in that code. At 1 the code of cell
+            (r, c) equals that of its mirror (c, r); another value tells them apart.
         frame_delta: "none", or how a sequence's images after its first reach the decoder when they are a
             clip's frames: each cell's projected features minus those of the previous image ("previous") or of
             the sequence's first ("first"), so static cells cancel (``models.frame_delta``). Needs a fixed
@@ -249,6 +252,7 @@ class VlmConfig(ConfigBase):
     image_grid_pinpoints: tuple[tuple[int, int], ...] = ()
     image_splitting: bool = False
     location_code_token: int | None = None
+    location_code_column_scale: float = 1.0
     frame_delta: Literal["none", "previous", "first"] = "none"
 
     @property
@@ -321,6 +325,9 @@ class VlmConfig(ConfigBase):
     def _validate_location_code(self, where: str) -> None:
         from vlmkit.processing.locations import LOC_BINS  # a token-format fact; processing imports config
 
+        scale = self.location_code_column_scale
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ConfigError(f"{where}.location_code_column_scale: expected a finite number above 0, got {scale!r}")
         first = self.location_code_token
         if first is None:
             return

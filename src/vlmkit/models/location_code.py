@@ -9,8 +9,8 @@ parameters of its own, so it trains with the location rows themselves.
 
 Rows and columns index the same 1024 rows, so the code is symmetric: cell (r, c) and its mirror (c, r) carry
 the same code, and a copied code raises the y and the x bin of a cell alike. The decoder must tell them apart
-from the token's place in the sequence (which gives the row); docs/results.md (Grounding) measures where it
-fails to.
+from the token's place in the sequence (which gives the row), unless ``VlmConfig.location_code_column_scale``
+weighs the column's part differently.
 """
 
 from __future__ import annotations
@@ -28,16 +28,21 @@ def cell_centre_tokens(first_token: int, grid: int) -> tuple[torch.Tensor, torch
 
 
 def add_location_code(
-    features: torch.Tensor, embedding: torch.Tensor, first_token: int, tokens_per_image: int
+    features: torch.Tensor,
+    embedding: torch.Tensor,
+    first_token: int,
+    tokens_per_image: int,
+    column_scale: float = 1.0,
 ) -> torch.Tensor:
-    """``features`` plus ``embedding[row's centre] + embedding[column's centre]`` per token: images of
-    ``tokens_per_image`` (grid^2) tokens each, as (N, grid^2, D) or concatenated (N * grid^2, D) as a chat
-    gives them."""
+    """``features`` plus ``embedding[row's centre] + column_scale * embedding[column's centre]`` per token:
+    images of ``tokens_per_image`` (grid^2) tokens each, as (N, grid^2, D) or concatenated (N * grid^2, D) as a
+    chat gives them."""
     grid = round(tokens_per_image**0.5)
     if grid * grid != tokens_per_image or features.shape[:-1].numel() % tokens_per_image:
         raise InputError(
             f"a location code needs square grids of {tokens_per_image} image tokens, got {tuple(features.shape)}"
         )
     rows, columns = cell_centre_tokens(first_token, grid)
-    code = (embedding[rows.to(embedding.device)] + embedding[columns.to(embedding.device)]).to(features.dtype)
+    row_code, column_code = embedding[rows.to(embedding.device)], embedding[columns.to(embedding.device)]
+    code = (row_code + column_scale * column_code).to(features.dtype)
     return (features.reshape(-1, tokens_per_image, features.shape[-1]) + code).reshape(features.shape)

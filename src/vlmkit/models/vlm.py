@@ -250,7 +250,11 @@ class VisionLanguageModel(nn.Module):
             image_features = frame_deltas(frames, slots.sum(1) // each, self.config.frame_delta).reshape(shape)
         if self.config.location_code_token is not None:
             image_features = add_location_code(
-                image_features, self.decoder.embed.weight, self.config.location_code_token, self.config.tokens_per_image
+                image_features,
+                self.decoder.embed.weight,
+                self.config.location_code_token,
+                self.config.tokens_per_image,
+                self.config.location_code_column_scale,
             )
         return embeds.masked_scatter(slots[..., None], image_features.to(embeds.dtype))
 

@@ -36,13 +36,19 @@ bin value (``order_rows``: neighbouring bins share their start, so a near miss i
 
 
 def enable_grounding(
-    model: VisionLanguageModel, seed: int, location_init: str = "mean", location_code: bool = False
+    model: VisionLanguageModel,
+    seed: int,
+    location_init: str = "mean",
+    location_code: bool = False,
+    column_scale: float = 1.0,
 ) -> int:
     """Give ``model`` the location and mask tokens (tokenizer and decoder rows); returns tokens added.
 
     Rows of tokens the model already had are left as they are, whatever ``location_init`` says.
     ``location_code`` adds their embeddings to the image tokens (``models.location_code``), which needs the
-    1024 location tokens in order on consecutive ids (as vlmkit adds them, and as PaliGemma has them).
+    1024 location tokens in order on consecutive ids (as vlmkit adds them, and as PaliGemma has them), with
+    ``column_scale`` as its column weight; a model that has a code already keeps its weight, and another
+    ``column_scale`` is refused rather than silently changing what its image tokens carry.
     """
     if model.tokenizer is None:
         raise InputError("--grounding-share: the VLM has no tokenizer to add location tokens to")
@@ -57,7 +63,14 @@ def enable_grounding(
     if location_code:
         if not torch.equal(bins - bins[0], torch.arange(len(bins))):
             raise ConfigError("location_code: the tokenizer's <loc0000>..<loc1023> are not on consecutive ids")
+        had = model.config.location_code_token is not None
+        if had and model.config.location_code_column_scale != column_scale:
+            raise ConfigError(
+                f"location_code_column_scale: the model's code has {model.config.location_code_column_scale}, "
+                f"got {column_scale}; pass the model's own to continue it"
+            )
         model.config.location_code_token = int(bins[0])
+        model.config.location_code_column_scale = column_scale
         model.config.validate("location_code")
     return added
 

@@ -72,6 +72,9 @@ class InstructRecipe(ConversationRecipe):
     location_code: bool = option(
         False, "add each image token's cell centre, as <loc> embeddings, to it (a pointer for boxes)", research=True
     )
+    location_code_column_scale: float = option(
+        1.0, "weight of the column in the location code; 1 gives a cell and its mirror the same code", research=True
+    )
     mask_tokenizer: str = option("", "a mask tokenizer (`train mask-vae`): adds segmentation turns (<seg> codes)")
 
     def validate(self, where: str) -> None:
@@ -122,7 +125,9 @@ class InstructRecipe(ConversationRecipe):
         evaluate = vqa
         self._mask_codes = MaskCodes(load_mask_codec(self.mask_tokenizer) if self.mask_tokenizer else None)
         if self.grounding_share:
-            enable_grounding(model, self.train.seed, self.location_init, self.location_code)
+            enable_grounding(
+                model, self.train.seed, self.location_init, self.location_code, self.location_code_column_scale
+            )
             # LoRA freezes the decoder, but the new tokens' rows must learn.
             model.decoder.embed.requires_grad_(True)
             if model.decoder.lm_head is not None:
