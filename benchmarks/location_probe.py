@@ -36,13 +36,10 @@ from vlmkit.devices import resolve_device
 from vlmkit.errors import InputError
 from vlmkit.evaluation.detection import referring_set
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.chat import pad_right
 from vlmkit.processing.images import load_image
-from vlmkit.processing.locations import LOC_BINS, LOCATION_TOKENS, detect_prompt, format_object, format_objects
-from vlmkit.tasks.chat import images_encoder
+from vlmkit.processing.locations import LOC_BINS, detect_prompt, format_object, format_objects, location_token_ids
 from vlmkit.tasks.ground import check_grounding
-from vlmkit.tasks.image_prompts import IMAGE_ARGUMENTS, image_inputs, joined_inputs
-from vlmkit.training.recipes.chat import image_first
+from vlmkit.training.recipes.chat import image_first, processed_chat_batch
 
 KINDS = ("y0", "x0", "y1", "x1")  # PaliGemma's order of a box's four location tokens
 
@@ -104,29 +101,29 @@ def probes(dataset: RecordDataset, limit: int) -> tuple[list[Probe], list[Probe]
 
 def forced(model: VisionLanguageModel, items: Sequence[Probe], batch_size: int) -> list[list[Coordinate]]:
     """Each conversation's location tokens, predicted by one teacher-forced forward pass over prompt + answer."""
-    vocab = model.tokenizer.tokenizer  # type: ignore[union-attr]
-    location_ids = [vocab.token_to_id(name) for name in LOCATION_TOKENS]
+    location_ids = location_token_ids(model.tokenizer)  # type: ignore[arg-type]
     bin_of = {token: index for index, token in enumerate(location_ids)}
     columns = torch.tensor(location_ids, device=model.device)
     found: list[list[Coordinate]] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
-        rows, inputs = [], []
-        for item in batch:
-            image = image_inputs(model, [item.image])
-            messages = image_first(
-                [{"role": "user", "content": item.prompt}, {"role": "assistant", "content": item.answer}]
+        conversations = [
+            (
+                item.image,
+                image_first([{"role": "user", "content": item.prompt}, {"role": "assistant", "content": item.answer}]),
             )
-            encoded = images_encoder(model, image, [0]).encode(messages)
-            rows.append((encoded.input_ids, encoded.labels))
-            inputs.append(image)
-        ids, labels = pad_right(rows, model.tokenizer.pad_id)  # type: ignore[union-attr]
-        joined = joined_inputs(inputs)
-        extra = {name: joined[name] for name in IMAGE_ARGUMENTS if name in joined}
+            for item in batch
+        ]
+        forced_batch = processed_chat_batch(model, conversations)
+        labels = forced_batch.labels
+        extra = {name: value.to(model.device) for name, value in forced_batch.image_arguments.items()}
         with torch.inference_mode():
             # labels: a prefix-LM reads the prompt as one block and the answer causally, as in training
             output = model(
-                ids.to(model.device), labels=labels.to(model.device), pixel_values=joined["pixel_values"], **extra
+                forced_batch.input_ids.to(model.device),
+                labels=labels.to(model.device),
+                pixel_values=forced_batch.pixels.to(model.device),  # type: ignore[union-attr]
+                **extra,
             )
             predicted = output.logits[:, :-1].index_select(-1, columns).argmax(-1).cpu()  # position t predicts t + 1
         for row, item in enumerate(batch):

@@ -231,6 +231,11 @@ def has_location_tokens(tokenizer: TextTokenizer | None) -> bool:
     )
 
 
+def location_token_ids(tokenizer: TextTokenizer) -> list[int]:
+    """The ids of ``<loc0000>``..``<loc1023>`` in bin order (``has_location_tokens`` must hold)."""
+    return [tokenizer.tokenizer.token_to_id(name) for name in LOCATION_TOKENS]
+
+
 def has_segment_tokens(tokenizer: TextTokenizer | None) -> bool:
     vocab = tokenizer.tokenizer if tokenizer is not None else None
     return vocab is not None and all(vocab.token_to_id(n) is not None for n in (SEGMENT_TOKENS[0], SEGMENT_TOKENS[-1]))

@@ -254,8 +254,8 @@ class Chat:
         image_token = getattr(self.model.config, "image_token_id", None)
         if self._cache is not None and self._cache.shifted and image_token in self._cached[reuse:]:
             self._cache = None  # its positions were shifted for an image it would forget: start again
-        if self._cache is not None and _differences_images(self.model) and image_token in ids[reuse:]:
-            self._cache = None if image_token in ids[:reuse] else self._cache  # a new image's delta needs the earlier
+        if _differences_images(self.model) and image_token in ids[reuse:] and image_token in ids[:reuse]:
+            self._cache = None  # a new image's difference needs the earlier images: embed them together
         if self._cache is None:
             self._cache, self._cached, reuse = decoder.new_cache(1, len(ids) + self.config.max_new_tokens), [], 0
         self._cache.trim(reuse)

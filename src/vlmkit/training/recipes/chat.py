@@ -12,7 +12,7 @@ own image (``ProcessedChatBatches``).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +26,7 @@ from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.generative import generative_tasks
 from vlmkit.models import VisionLanguageModel
 from vlmkit.processing.chat import CAPTION_PROMPT, LETTERS, ChatEncoder, multiple_choice_prompt, pad_right, with_image
+from vlmkit.processing.images import ImageSource
 from vlmkit.tasks.chat import chat_encoder, images_encoder
 from vlmkit.tasks.image_prompts import IMAGE_ARGUMENTS, ImageModel, image_inputs, joined_inputs
 from vlmkit.training.batches import ChatBatch
@@ -254,19 +255,29 @@ class ProcessedChatBatches:
         return len(self.records) // (micro_batch * world_size)
 
     def batch(self, epoch: int, index: int, micro_batch: int, rank: int, world_size: int) -> ChatBatch:
-        rows, images = [], []
-        for item in self.draws.items(epoch, index, micro_batch, rank, world_size):
-            inputs = {name: value.cpu() for name, value in image_inputs(self.model, [self.paths[item]]).items()}
-            rng = random.Random(f"{self.seed}/{epoch}/{item}")
-            encoded = images_encoder(self.model, inputs, [0]).encode(
-                self.messages(self.records[item], rng), max_length=self.max_length
-            )
-            rows.append((encoded.input_ids, encoded.labels))
-            images.append(inputs)
-        ids, labels = pad_right(rows, self.model.tokenizer.pad_id)  # type: ignore[union-attr]
-        joined = joined_inputs(images)
-        extra = {name: joined[name] for name in IMAGE_ARGUMENTS if name in joined}
-        return ChatBatch(ids, labels, pixels=joined["pixel_values"], **extra)
+        conversations = [
+            (self.paths[item], self.messages(self.records[item], random.Random(f"{self.seed}/{epoch}/{item}")))
+            for item in self.draws.items(epoch, index, micro_batch, rank, world_size)
+        ]
+        return processed_chat_batch(self.model, conversations, self.max_length)
+
+
+def processed_chat_batch(
+    model: ImageModel, conversations: Sequence[tuple[ImageSource, Messages]], max_length: int | None = None
+) -> ChatBatch:
+    """One batch of conversations, each about its own image, as ``ProcessedChatBatches`` trains on them (and a
+    teacher-forced diagnostic scores them): each encoded for its image's layout, right-padded, the images' inputs
+    joined as the processor batches them."""
+    rows, images = [], []
+    for image, messages in conversations:
+        inputs = {name: value.cpu() for name, value in image_inputs(model, [image]).items()}
+        encoded = images_encoder(model, inputs, [0]).encode(messages, max_length=max_length)
+        rows.append((encoded.input_ids, encoded.labels))
+        images.append(inputs)
+    ids, labels = pad_right(rows, model.tokenizer.pad_id)  # type: ignore[union-attr]
+    joined = joined_inputs(images)
+    extra = {name: joined[name] for name in IMAGE_ARGUMENTS if name in joined}
+    return ChatBatch(ids, labels, pixels=joined["pixel_values"], **extra)
 
 
 def vlm_evaluation(

@@ -22,7 +22,7 @@ from vlmkit.data.shapesworld.masks import rle_decode
 from vlmkit.errors import ConfigError, InputError
 from vlmkit.evaluation.detection import grounding_tasks
 from vlmkit.models import VisionLanguageModel
-from vlmkit.processing.locations import LOCATION_TOKENS, add_location_tokens
+from vlmkit.processing.locations import add_location_tokens, location_token_ids
 from vlmkit.processing.masks import box_pixels, mask_crop
 from vlmkit.tasks.segment import MaskCodec
 from vlmkit.training.vocabulary import grow_vocabulary, order_rows
@@ -57,7 +57,7 @@ def enable_grounding(
     old = model.decoder.config.vocab_size
     add_location_tokens(model.tokenizer)
     added = grow_vocabulary(model.decoder, model.tokenizer.vocab_size, seed)
-    bins = torch.tensor([model.tokenizer.tokenizer.token_to_id(name) for name in LOCATION_TOKENS])
+    bins = torch.tensor(location_token_ids(model.tokenizer))
     if location_init == "ordered" and bool((bins >= old).all()):
         order_rows(model.decoder, bins, old, seed)
     if location_code:
